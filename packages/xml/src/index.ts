@@ -1,0 +1,11 @@
+export { Element, xml, serialize, escapeText, escapeAttr, isXmlText, type Attrs, type Node } from "./element.js";
+export { NS } from "./namespaces.js";
+export {
+  StreamError, errorElement, stanzaErrorReply, canBounce, stanzaErrorCondition,
+  type StreamErrorCondition, type StanzaErrorCondition, type StanzaErrorType, type StanzaErrorOptions,
+} from "./errors.js";
+export {
+  StreamParser, DEFAULT_LIMITS, type ParserLimits, type StreamHeader, type StreamParserHandlers, type StreamParserOptions,
+} from "./parser.js";
+export { parseElement } from "./fragment.js";
+export { streamHeader, streamFooter, type StreamHeaderOptions } from "./stream.js";
