@@ -1,0 +1,161 @@
+/**
+ * One XML stream over one socket: parsing in, batched writing out, and an
+ * orderly close with a stream error. Both sides of the component protocol,
+ * and later c2s, are built on it.
+ */
+import type { Socket } from "node:net";
+import { StreamError, StreamParser, streamFooter, type Element, type StreamHeader, type StreamParserOptions } from "@jabberfarm/xml";
+
+export interface XmlConnectionHandlers {
+  onStreamStart(header: StreamHeader): void;
+  onElement(el: Element, raw: string): void;
+  /** The stream ended: closed by the peer, by us, by an error, or the socket died. */
+  onClose(reason: CloseReason): void;
+}
+
+export interface CloseReason {
+  /** A stream error we sent, or one the peer sent us. */
+  error?: StreamError | undefined;
+  /** True when the error came from the peer. */
+  remote?: boolean;
+  /** A socket-level error message (ECONNRESET...). */
+  socketError?: string;
+}
+
+export interface XmlConnectionOptions extends StreamParserOptions {
+  /** Bytes queued for the socket above which `congested` turns true. */
+  highWaterMark?: number;
+}
+
+const DEFAULT_HWM = 1024 * 1024;
+// How long a closing stream waits for the peer's </stream:stream> before the socket is destroyed.
+const CLOSE_GRACE_MS = 2000;
+
+let nextId = 1;
+
+export class XmlConnection {
+  readonly id: string;
+  readonly socket: Socket;
+  readonly parser: StreamParser;
+  private readonly handlers: XmlConnectionHandlers;
+  private readonly hwm: number;
+  private out = "";
+  private flushScheduled = false;
+  private closing = false;
+  private closed = false;
+  private closeReason: CloseReason = {};
+
+  constructor(socket: Socket, handlers: XmlConnectionHandlers, opts: XmlConnectionOptions = {}) {
+    this.id = (nextId++).toString(36);
+    this.socket = socket;
+    this.handlers = handlers;
+    this.hwm = opts.highWaterMark ?? DEFAULT_HWM;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    this.parser = new StreamParser({
+      onStreamStart: (h) => handlers.onStreamStart(h),
+      onElement: (el, raw) => {
+        if (el.local === "error" && el.ns === "http://etherx.jabber.org/streams") {
+          this.peerError(el);
+          return;
+        }
+        handlers.onElement(el, raw);
+      },
+      onStreamEnd: () => this.close(),
+      onError: (err) => this.close(err),
+    }, opts);
+    socket.on("data", (chunk: Buffer) => {
+      if (!this.closed) this.parser.write(chunk);
+    });
+    socket.on("end", () => {
+      this.parser.end();
+      this.finish();
+    });
+    socket.on("error", (e: Error) => {
+      this.closeReason.socketError ??= e.message;
+      this.finish();
+    });
+    socket.on("close", () => this.finish());
+  }
+
+  get isOpen(): boolean {
+    return !this.closing && !this.closed;
+  }
+
+  /** True when the peer reads slower than we write; the caller should stop feeding it. */
+  get congested(): boolean {
+    return this.socket.writableLength + this.out.length > this.hwm;
+  }
+
+  /**
+   * Queue text for the socket. Everything queued during one turn of the event
+   * loop leaves in one write: a burst of stanzas from one socket read becomes
+   * one syscall per destination, not one per stanza.
+   */
+  send(text: string): void {
+    if (this.closed || this.closing) return;
+    this.out = this.out.length === 0 ? text : this.out + text;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.out.length === 0 || this.socket.destroyed) return;
+    const text = this.out;
+    this.out = "";
+    this.socket.write(text);
+  };
+
+  /** Calls `fn` once the socket's queue has emptied. */
+  onceDrained(fn: () => void): void {
+    if (!this.congested) fn();
+    else this.socket.once("drain", fn);
+  }
+
+  /**
+   * Ends the stream: optional stream error, then the closing tag, then the
+   * socket once the peer has answered (or after a grace period).
+   */
+  close(error?: StreamError): void {
+    if (this.closing || this.closed) return;
+    this.closing = true;
+    if (error) this.closeReason.error ??= error;
+    if (!this.socket.destroyed) {
+      this.flush();
+      // A stream error before any header of ours would be unparseable; callers
+      // that may fail before replying send their header first (RFC 6120 §4.9.1.1).
+      this.socket.write((error ? error.toXml() : "") + streamFooter());
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    this.finish();
+  }
+
+  /** Drops the connection without a word (process shutdown, tests of crash paths). */
+  destroy(): void {
+    this.socket.destroy();
+    this.finish();
+  }
+
+  private peerError(el: Element): void {
+    let condition = "undefined-condition";
+    let text: string | undefined;
+    for (const c of el.getChildren()) {
+      if (c.local === "text") text = c.text();
+      else condition = c.local;
+    }
+    this.closeReason.error ??= new StreamError(condition as StreamError["condition"], text);
+    this.closeReason.remote = true;
+    this.close();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing = true;
+    this.handlers.onClose(this.closeReason);
+  }
+}

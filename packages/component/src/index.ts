@@ -1,0 +1,5 @@
+export { handshakeDigest, verifyHandshake } from "./handshake.js";
+export { XmlConnection, type XmlConnectionHandlers, type XmlConnectionOptions, type CloseReason } from "./connection.js";
+export { AcceptedComponent, type AcceptOptions, type AcceptedHandlers } from "./accept.js";
+export { RouterLink, FARM_COMPONENT_NS, type RouterAddress, type LinkOptions, type LinkHandlers } from "./link.js";
+export { Component, backoffDelay, type ComponentOptions, type BackoffOptions, type ComponentEvents } from "./pool.js";

@@ -1,0 +1,185 @@
+/**
+ * A component as the farm's processes use it: one link to every router in
+ * the list, each reconnecting on its own with exponential backoff and
+ * jitter. Stanzas leave through one live link at a time (sticky, so that
+ * stanzas between two entities keep their order, RFC 6120 §10.1) and move to
+ * another live link when that one dies.
+ */
+import { EventEmitter } from "node:events";
+import type { Element } from "@jabberfarm/xml";
+import type { CloseReason, XmlConnectionOptions } from "./connection.js";
+import { RouterLink, type RouterAddress } from "./link.js";
+
+export interface BackoffOptions {
+  /** First retry delay. */
+  initialMs: number;
+  /** Ceiling of the delay. */
+  maxMs: number;
+}
+
+export interface ComponentOptions extends XmlConnectionOptions {
+  name: string;
+  secret: string;
+  routers: RouterAddress[];
+  instance?: string;
+  backoff?: Partial<BackoffOptions>;
+  handshakeTimeoutMs?: number;
+}
+
+export interface ComponentEvents {
+  stanza: [el: Element, raw: string, via: RouterLink];
+  up: [link: RouterLink];
+  down: [link: RouterLink, reason: CloseReason];
+}
+
+/** Full jitter: a random delay between 0 and the exponential ceiling (so reconnect storms spread out). */
+export function backoffDelay(attempt: number, o: BackoffOptions, random: () => number = Math.random): number {
+  const ceiling = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.max(o.initialMs / 2, Math.floor(random() * ceiling));
+}
+
+interface Slot {
+  address: RouterAddress;
+  link: RouterLink | undefined;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class Component extends EventEmitter<ComponentEvents> {
+  private readonly opts: ComponentOptions;
+  private readonly backoff: BackoffOptions;
+  private readonly slots: Slot[];
+  private current: RouterLink | undefined;
+  private stopped = true;
+
+  constructor(opts: ComponentOptions) {
+    super();
+    if (opts.routers.length === 0) throw new Error("a component needs at least one router address");
+    this.opts = opts;
+    this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
+    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined }));
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** Links that have completed the handshake. */
+  get liveLinks(): RouterLink[] {
+    const out: RouterLink[] = [];
+    for (const s of this.slots) if (s.link?.isReady) out.push(s.link);
+    return out;
+  }
+
+  get isUp(): boolean {
+    return this.pick() !== undefined;
+  }
+
+  /** True when the link in use has more queued than its high-water mark. */
+  get congested(): boolean {
+    return this.current?.congested ?? false;
+  }
+
+  /** Starts every link; resolves once one of them is ready (or rejects after `timeoutMs`). */
+  start(timeoutMs = 10_000): Promise<void> {
+    this.stopped = false;
+    for (const s of this.slots) this.connect(s);
+    return this.waitUntilUp(timeoutMs);
+  }
+
+  waitUntilUp(timeoutMs = 10_000): Promise<void> {
+    if (this.isUp) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("up", onUp);
+        reject(new Error(`component '${this.opts.name}': no router answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onUp = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once("up", onUp);
+    });
+  }
+
+  /** Sends through the link in use; false when no router is reachable now. */
+  send(stanza: Element | string): boolean {
+    const link = this.pick();
+    if (!link) return false;
+    link.send(typeof stanza === "string" ? stanza : stanza.toString());
+    return true;
+  }
+
+  /** Calls `fn` once the link in use has room again. */
+  onceDrained(fn: () => void): void {
+    const link = this.pick();
+    if (link) link.onceDrained(fn);
+    else fn();
+  }
+
+  /** Closes every link and stops reconnecting. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const waits: Promise<void>[] = [];
+    for (const s of this.slots) {
+      clearTimeout(s.timer);
+      const link = s.link;
+      if (link?.isReady) waits.push(new Promise((resolve) => {
+        this.on("down", function onDown(this: Component, l: RouterLink) {
+          if (l === link) {
+            this.off("down", onDown);
+            resolve();
+          }
+        });
+      }));
+      link?.close();
+    }
+    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, 2500).unref())]);
+  }
+
+  /** Drops every socket at once, as a crash would. For tests. */
+  crash(): void {
+    this.stopped = true;
+    for (const s of this.slots) {
+      clearTimeout(s.timer);
+      s.link?.destroy();
+    }
+  }
+
+  private pick(): RouterLink | undefined {
+    if (this.current?.isReady) return this.current;
+    this.current = this.slots.find((s) => s.link?.isReady)?.link;
+    return this.current;
+  }
+
+  private connect(slot: Slot): void {
+    if (this.stopped) return;
+    const link = new RouterLink(slot.address, {
+      ...this.opts,
+      name: this.opts.name,
+      secret: this.opts.secret,
+    }, {
+      onReady: (l) => {
+        slot.attempt = 0;
+        this.emit("up", l);
+      },
+      onStanza: (l, el, raw) => this.emit("stanza", el, raw, l),
+      onDown: (l, reason) => {
+        if (slot.link !== l) return;
+        slot.link = undefined;
+        if (this.current === l) this.current = undefined;
+        this.emit("down", l, reason);
+        this.schedule(slot);
+      },
+    });
+    slot.link = link;
+    link.open();
+  }
+
+  private schedule(slot: Slot): void {
+    if (this.stopped) return;
+    const delay = backoffDelay(slot.attempt++, this.backoff);
+    // Not unref'd: a process whose only work is its router links must keep retrying.
+    slot.timer = setTimeout(() => this.connect(slot), delay);
+  }
+}
