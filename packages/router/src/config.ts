@@ -1,0 +1,37 @@
+import { z } from "zod";
+
+const componentEntry = z.object({
+  /** Shared secret for the XEP-0114 handshake. */
+  secret: z.string().min(8, "a secret of at least 8 characters"),
+  /**
+   * A farm process (c2s, sm, xdb) that speaks for users and so may send with
+   * any `from`. Others may only send from their own name or its subdomains.
+   */
+  trusted: z.boolean().default(false),
+}).strict();
+
+export const routerConfigSchema = z.object({
+  /** Address to listen on; loopback unless the farm spans machines. */
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(5347),
+  /**
+   * Domains this farm serves. A stanza to one of them (or a subdomain) that no
+   * component serves is answered service-unavailable; any other domain is
+   * foreign and gets remote-server-not-found.
+   */
+  domains: z.array(z.string().min(1)).default([]),
+  /** Component name (the stream header's `to`) → its secret and rights. */
+  components: z.record(z.string().min(1), componentEntry),
+  handshakeTimeoutMs: z.number().int().positive().default(10_000),
+  limits: z.object({
+    maxStanzaBytes: z.number().int().min(10_000).optional(),
+    maxDepth: z.number().int().min(2).optional(),
+    maxAttributes: z.number().int().min(4).optional(),
+    maxHeaderBytes: z.number().int().min(512).optional(),
+    /** Bytes queued for one component above which its senders are paused. */
+    highWaterMark: z.number().int().min(16 * 1024).optional(),
+  }).strict().default({}),
+}).strict();
+
+export type RouterConfigInput = z.input<typeof routerConfigSchema>;
+export type RouterConfig = z.output<typeof routerConfigSchema>;

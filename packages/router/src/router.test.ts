@@ -1,0 +1,421 @@
+import { after, afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Component } from "@jabberfarm/component";
+import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
+import { RawPeer, SECRETS, delay, startRouter } from "./testing.js";
+import type { Router } from "./router.js";
+
+function collect(c: Component): { els: Element[]; raws: string[]; next: (ms?: number) => Promise<Element> } {
+  const els: Element[] = [];
+  const raws: string[] = [];
+  let waiting: ((el: Element) => void) | undefined;
+  c.on("stanza", (el, raw) => {
+    els.push(el);
+    raws.push(raw);
+    const w = waiting;
+    waiting = undefined;
+    w?.(el);
+  });
+  let read = 0;
+  return {
+    els,
+    raws,
+    next: (ms = 3000) => {
+      if (read < els.length) return Promise.resolve(els[read++]!);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error("no stanza arrived")), ms);
+        waiting = (el) => {
+          clearTimeout(t);
+          read++;
+          resolve(el);
+        };
+      });
+    },
+  };
+}
+
+function component(name: keyof typeof SECRETS, ports: number[], instance?: string): Component {
+  return new Component({
+    name, secret: SECRETS[name], instance,
+    routers: ports.map((port) => ({ host: "127.0.0.1", port })),
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
+}
+
+describe("router: handshake", () => {
+  let router: Router;
+  let port: number;
+  after(async () => router.stop());
+
+  test("setup", async () => {
+    ({ router, port } = await startRouter());
+  });
+
+  test("a good handshake is answered with <handshake/> and the component enters the table", async () => {
+    const p = await RawPeer.connect(port);
+    await p.handshake("a.test", SECRETS["a.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    await delay(20);
+    assert.equal(router.table.candidates("a.test").length, 1);
+    p.close();
+    await delay(50);
+    assert.equal(router.table.candidates("a.test").length, 0, "a closed connection leaves the table at once");
+  });
+
+  test("the router's header carries a fresh stream id each time", async () => {
+    const p1 = await RawPeer.connect(port);
+    const p2 = await RawPeer.connect(port);
+    const id1 = await p1.handshake("a.test", SECRETS["a.test"]);
+    const id2 = await p2.handshake("a.test", SECRETS["a.test"]);
+    assert.notEqual(id1, id2);
+    assert.match(id1, /^[0-9a-f]{24}$/);
+    p1.close();
+    p2.close();
+  });
+
+  test("a wrong secret gets <not-authorized/> and the stream is closed", async () => {
+    const p = await RawPeer.connect(port);
+    await p.handshake("a.test", "not-the-secret");
+    await p.waitClosed();
+    assert.match(p.text, /<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    assert.match(p.text, /<\/stream:stream>$/);
+    assert.equal(router.table.candidates("a.test").length, 0);
+  });
+
+  test("an unknown component name gets <host-unknown/>", async () => {
+    const p = await RawPeer.connect(port);
+    p.write("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='nobody.test'>");
+    await p.waitClosed();
+    assert.match(p.text, /<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+
+  test("a stanza before the handshake gets <not-authorized/> and is not routed", async () => {
+    const b = await RawPeer.connect(port);
+    await b.handshake("b.test", SECRETS["b.test"]);
+    await b.until((t) => t.includes("<handshake/>"));
+    const p = await RawPeer.connect(port);
+    p.write("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>");
+    await p.until((t) => t.includes("id="));
+    p.write("<message from='x@a.test' to='y@b.test'><body>sneaky</body></message>");
+    await p.waitClosed();
+    assert.match(p.text, /<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    await delay(50);
+    assert.doesNotMatch(b.text, /sneaky/);
+    b.close();
+  });
+
+  test("the wrong stream namespace gets <invalid-namespace/>", async () => {
+    const p = await RawPeer.connect(port);
+    p.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>");
+    await p.waitClosed();
+    assert.match(p.text, /^<\?xml version='1.0'\?><stream:stream /, "the error follows a stream header of ours");
+    assert.match(p.text, /<invalid-namespace xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+
+  test("no handshake in time gets <connection-timeout/>", async () => {
+    const p = await RawPeer.connect(port);
+    p.write("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>");
+    await p.waitClosed(4000);
+    assert.match(p.text, /<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+
+  test("a DTD is refused with <restricted-xml/>", async () => {
+    const p = await RawPeer.connect(port);
+    p.write("<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>]><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>");
+    await p.waitClosed();
+    assert.match(p.text, /<restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+});
+
+describe("router: routing", () => {
+  let router: Router;
+  let port: number;
+  // Components live for one test: several with one name would share its users.
+  const cleanup: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0)) await f();
+  });
+  after(async () => router.stop());
+
+  test("setup", async () => {
+    ({ router, port } = await startRouter());
+  });
+
+  test("a stanza reaches the component serving its 'to' domain, byte for byte", async () => {
+    const a = component("a.test", [port]);
+    const b = component("b.test", [port]);
+    cleanup.push(() => a.stop(), () => b.stop());
+    await Promise.all([a.start(), b.start()]);
+    const inbox = collect(b);
+    const raw = `<message from='alice@a.test/r' to='bob@b.test' id="m1" xml:lang='en'><body>caf\u00e9 &amp; &#x263A; &lt;3</body><x xmlns='urn:x:y'/></message>`;
+    a.send(raw);
+    await inbox.next();
+    assert.equal(inbox.raws[0], raw, "forwarded without re-serialising");
+    // and the other way, to a full JID with a resource
+    const inboxA = collect(a);
+    b.send("<iq type='get' id='q1' from='bob@b.test/x' to='alice@a.test/r'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const iq = await inboxA.next();
+    assert.equal(iq.attrs.id, "q1");
+  });
+
+  test("a stanza to a local name nobody serves is answered service-unavailable with its payload", async () => {
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    const inbox = collect(a);
+    a.send("<message from='alice@a.test' to='carol@local.test' id='m2'><body>hello?</body></message>");
+    const err = await inbox.next();
+    assert.equal(err.attrs.type, "error");
+    assert.equal(err.attrs.id, "m2");
+    assert.equal(err.attrs.from, "carol@local.test");
+    assert.equal(err.attrs.to, "alice@a.test");
+    const full = parseElement(inbox.raws[0]!);
+    assert.equal(stanzaErrorCondition(full), "service-unavailable");
+    assert.equal(full.getChildText("body"), "hello?");
+    // a subdomain of a served domain is local too
+    a.send("<iq type='get' from='alice@a.test' to='pubsub.local.test' id='q2'/>");
+    await inbox.next();
+    assert.equal(stanzaErrorCondition(parseElement(inbox.raws[1]!)), "service-unavailable");
+  });
+
+  test("a stanza to a foreign domain is answered remote-server-not-found", async () => {
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    const inbox = collect(a);
+    a.send("<presence from='alice@a.test' to='dave@elsewhere.example'/>");
+    await inbox.next();
+    assert.equal(stanzaErrorCondition(parseElement(inbox.raws[0]!)), "remote-server-not-found");
+  });
+
+  test("an error stanza that cannot be delivered is dropped, never bounced back", async () => {
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    const inbox = collect(a);
+    a.send("<message type='error' from='alice@a.test' to='x@elsewhere.example'/>");
+    a.send("<message from='alice@a.test' to='alice@a.test' id='echo'/>");
+    const el = await inbox.next();
+    assert.equal(el.attrs.id, "echo", "the error stanza produced no reply");
+  });
+
+  test("a malformed 'to' is answered jid-malformed", async () => {
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    const inbox = collect(a);
+    a.send("<message from='alice@a.test' to='a@b@@c/'/>");
+    await inbox.next();
+    assert.equal(stanzaErrorCondition(parseElement(inbox.raws[0]!)), "jid-malformed");
+  });
+
+  test("an untrusted component that spoofs 'from' is cut off with <invalid-from/>; others carry on", async () => {
+    const b = component("b.test", [port]);
+    cleanup.push(() => b.stop());
+    await b.start();
+    const inbox = collect(b);
+    const p = await RawPeer.connect(port);
+    await p.handshake("ext.test", SECRETS["ext.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    p.write("<message from='svc.ext.test' to='bob@b.test' id='ok'/>");
+    assert.equal((await inbox.next()).attrs.id, "ok", "a subdomain of its own name is allowed");
+    p.write("<message from='admin@b.test' to='bob@b.test' id='spoof'/>");
+    await p.waitClosed();
+    assert.match(p.text, /<invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    a.send("<message from='alice@a.test' to='bob@b.test' id='after'/>");
+    assert.equal((await inbox.next()).attrs.id, "after");
+    assert.ok(!inbox.els.some((e) => e.attrs.id === "spoof"));
+  });
+
+  test("malformed XML ends only that component's stream", async () => {
+    const b = component("b.test", [port]);
+    cleanup.push(() => b.stop());
+    await b.start();
+    const inbox = collect(b);
+    const p = await RawPeer.connect(port);
+    await p.handshake("a.test", SECRETS["a.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    p.write("<message from='a@a.test' to='bob@b.test'><body>x</bod></message>");
+    await p.waitClosed();
+    assert.match(p.text, /<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    a.send("<message from='alice@a.test' to='bob@b.test' id='still'/>");
+    assert.equal((await inbox.next()).attrs.id, "still");
+  });
+
+  test("an oversized stanza gets <policy-violation/>", async () => {
+    const { router: small, port: smallPort } = await startRouter({ limits: { maxStanzaBytes: 10_000 } });
+    cleanup.push(() => small.stop());
+    const p = await RawPeer.connect(smallPort);
+    await p.handshake("a.test", SECRETS["a.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    p.write(`<message from='a@a.test' to='b@b.test'><body>${"x".repeat(20_000)}</body></message>`);
+    await p.waitClosed();
+    assert.match(p.text, /<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+
+  test("a component dying mid-stanza leaves the table at once; the router keeps serving", async () => {
+    const a = component("a.test", [port]);
+    cleanup.push(() => a.stop());
+    await a.start();
+    const inbox = collect(a);
+    const p = await RawPeer.connect(port);
+    await p.handshake("b.test", SECRETS["b.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    await delay(20);
+    assert.ok(router.table.candidates("b.test").length >= 1);
+    p.write("<message from='bob@b.test' to='alice@a.test'><body>half a st");
+    await delay(20);
+    const before = router.table.candidates("b.test").length;
+    p.socket.destroy();
+    await delay(50);
+    assert.equal(router.table.candidates("b.test").length, before - 1);
+    assert.equal(inbox.els.length, 0, "the truncated stanza was not forwarded");
+    a.send("<message from='alice@a.test' to='alice@a.test' id='alive'/>");
+    assert.equal((await inbox.next()).attrs.id, "alive");
+  });
+
+  test("a stream-level element from a component is refused with <unsupported-stanza-type/>", async () => {
+    const p = await RawPeer.connect(port);
+    await p.handshake("a.test", SECRETS["a.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    p.write("<stream:features/>");
+    await p.waitClosed();
+    assert.match(p.text, /<unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+});
+
+describe("router: several connections for one name", () => {
+  test("stanzas are spread by rendezvous hash of the bare 'to', stably, and the same on every router", async () => {
+    const r1 = await startRouter();
+    const r2 = await startRouter();
+    const ports = [r1.port, r2.port];
+    const sms = ["sm-1", "sm-2", "sm-3"].map((id) => component("sm", ports, id));
+    const a = component("a.test", [r1.port]);
+    const a2 = component("a.test", [r2.port]);
+    try {
+      await Promise.all([...sms.map((s) => s.start()), a.start(), a2.start()]);
+      // wait until every SM is linked to both routers
+      for (let i = 0; i < 50 && sms.some((s) => s.liveLinks.length < 2); i++) await delay(20);
+      const got = sms.map((s) => collect(s));
+      const users = Array.from({ length: 60 }, (_, i) => `user${i}@sm`);
+      for (const u of users) {
+        a.send(`<message from='x@a.test' to='${u}/phone' id='r1-${u}'/>`);
+        a2.send(`<message from='x@a.test' to='${u}' id='r2-${u}'/>`);
+      }
+      for (let i = 0; i < 100 && got.reduce((n, g) => n + g.els.length, 0) < 120; i++) await delay(20);
+      const owner = new Map<string, number>();
+      got.forEach((g, idx) => {
+        for (const el of g.els) {
+          const bare = el.attrs.to!.split("/")[0]!;
+          const prev = owner.get(bare);
+          assert.ok(prev === undefined || prev === idx, `${bare} reached two SMs`);
+          owner.set(bare, idx);
+        }
+      });
+      assert.equal(owner.size, 60, "every user was delivered");
+      const counts = got.map((g) => g.els.length);
+      assert.ok(counts.every((n) => n >= 10), `each SM owns a share: ${counts.join(",")}`);
+
+      // one SM leaves: only its users move
+      const gone = 2;
+      await sms[gone]!.stop();
+      await delay(50);
+      const after = sms.slice(0, 2).map((s) => collect(s));
+      for (const u of users) a.send(`<message from='x@a.test' to='${u}' id='again'/>`);
+      for (let i = 0; i < 100 && after.reduce((n, g) => n + g.els.length, 0) < 60; i++) await delay(20);
+      after.forEach((g, idx) => {
+        for (const el of g.els) {
+          const prev = owner.get(el.attrs.to!)!;
+          if (prev !== gone) assert.equal(prev, idx, `${el.attrs.to} moved although its SM is alive`);
+        }
+      });
+    } finally {
+      await Promise.all([...sms.map((s) => s.stop()), a.stop(), a2.stop()]);
+      await r1.router.stop();
+      await r2.router.stop();
+    }
+  });
+});
+
+describe("router: addressing one instance", () => {
+  test("'name/instance' reaches that process; an unknown instance falls back to the name's rule", async () => {
+    const r = await startRouter();
+    const sms = ["sm-1", "sm-2"].map((id) => component("sm", [r.port], id));
+    const a = component("a.test", [r.port]);
+    try {
+      await Promise.all([...sms.map((s) => s.start()), a.start()]);
+      const got = sms.map((s) => collect(s));
+      for (let i = 0; i < 20; i++) a.send(`<iq type='result' from='x@a.test' to='sm/sm-2' id='i${i}'/>`);
+      for (let i = 0; i < 50 && got[1]!.els.length < 20; i++) await delay(20);
+      assert.equal(got[1]!.els.length, 20);
+      assert.equal(got[0]!.els.length, 0);
+      a.send(`<iq type='result' from='x@a.test' to='sm/sm-9' id='lost'/>`);
+      for (let i = 0; i < 50 && got[0]!.els.length + got[1]!.els.length < 21; i++) await delay(20);
+      assert.equal(got[0]!.els.length + got[1]!.els.length, 21, "delivered to some instance, not dropped");
+    } finally {
+      await Promise.all([...sms.map((s) => s.stop()), a.stop()]);
+      await r.router.stop();
+    }
+  });
+});
+
+describe("router: failover between routers", () => {
+  test("with one of two routers killed, stanzas flow through the other", async () => {
+    const r1 = await startRouter();
+    const r2 = await startRouter();
+    const a = component("a.test", [r1.port, r2.port]);
+    const b = component("b.test", [r1.port, r2.port]);
+    try {
+      await Promise.all([a.start(), b.start()]);
+      for (let i = 0; i < 50 && (a.liveLinks.length < 2 || b.liveLinks.length < 2); i++) await delay(20);
+      const inbox = collect(b);
+      a.send("<message from='alice@a.test' to='bob@b.test' id='before'/>");
+      assert.equal((await inbox.next()).attrs.id, "before");
+      await r1.router.stop();
+      const killedAt = Date.now();
+      // send continuously; everything sent after the switch arrives
+      let n = 0;
+      while (Date.now() - killedAt < 2000) {
+        if (a.send(`<message from='alice@a.test' to='bob@b.test' id='after-${n}'/>`)) n++;
+        const last = inbox.els[inbox.els.length - 1];
+        if (last?.attrs.id?.startsWith("after-")) break;
+        await delay(10);
+      }
+      const first = inbox.els.find((e) => e.attrs.id?.startsWith("after-"));
+      assert.ok(first, "traffic resumed within 2 s of the router's death");
+      assert.ok(a.liveLinks.every((l) => l.router.port === r2.port));
+    } finally {
+      await a.stop();
+      await b.stop();
+      await r2.router.stop();
+    }
+  });
+
+  test("a component reconnects with backoff when its router comes back", async () => {
+    const r1 = await startRouter();
+    const port = r1.port;
+    const a = component("a.test", [port]);
+    try {
+      await a.start();
+      await r1.router.stop();
+      await delay(100);
+      assert.equal(a.isUp, false);
+      const again = await startRouter({ port });
+      try {
+        await a.waitUntilUp(3000);
+        assert.equal(a.isUp, true);
+      } finally {
+        await a.stop();
+        await again.router.stop();
+      }
+    } finally {
+      await a.stop();
+    }
+  });
+});

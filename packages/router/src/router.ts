@@ -1,0 +1,187 @@
+/**
+ * The router: accepts components (XEP-0114), keeps the table of who serves
+ * which name, and forwards each stanza's received text to the connection
+ * that serves its `to`. It never re-serialises a stanza it forwards; it
+ * parses only the top-level element (shallowly) to read `to` and `from`.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Logger } from "pino";
+import { AcceptedComponent, type CloseReason } from "@jabberfarm/component";
+import { Jid } from "@jabberfarm/jid";
+import {
+  NS, StreamError, canBounce, parseElement, stanzaErrorReply,
+  type Element, type StanzaErrorCondition,
+} from "@jabberfarm/xml";
+import { routerConfigSchema, type RouterConfig, type RouterConfigInput } from "./config.js";
+import { Route, RoutingTable, type RoutingRule } from "./routing-table.js";
+
+export interface RouterOptions {
+  logger: Logger;
+  /** Replace the routing rule per name; the default is rendezvous hashing on the bare `to`. */
+  ruleFor?: (name: string) => RoutingRule;
+}
+
+export class Router {
+  readonly config: RouterConfig;
+  readonly table: RoutingTable;
+  private readonly log: Logger;
+  private readonly server: Server;
+  private readonly pending = new Set<AcceptedComponent>();
+  private readonly routes = new Map<AcceptedComponent, Route>();
+  private readonly localDomains: Set<string>;
+
+  constructor(config: RouterConfigInput | RouterConfig, opts: RouterOptions) {
+    this.config = routerConfigSchema.parse(config);
+    this.log = opts.logger;
+    this.table = new RoutingTable(opts.ruleFor);
+    this.localDomains = new Set([...this.config.domains, ...Object.keys(this.config.components)].map((d) => d.toLowerCase()));
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on("error", (e) => this.log.error({ err: e }, "listener error"));
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  start(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.config.host, port: this.config.port }, () => {
+        this.server.off("error", onError);
+        const addr = this.server.address() as AddressInfo;
+        this.log.info({ host: addr.address, port: addr.port }, "router listening for components");
+        resolve(addr);
+      });
+    });
+  }
+
+  get address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /**
+   * Stop accepting, close every component stream (they fail over to the other
+   * routers), and resolve once the listener is closed.
+   */
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of [...this.pending, ...this.routes.keys()]) c.close(new StreamError("system-shutdown", "router stopping"));
+    await closed;
+    this.log.info("router stopped");
+  }
+
+  private accept(socket: Socket): void {
+    const { limits } = this.config;
+    const component: AcceptedComponent = new AcceptedComponent(socket, {
+      secretFor: (name) => this.config.components[name]?.secret,
+      handshakeTimeoutMs: this.config.handshakeTimeoutMs,
+      maxStanzaBytes: limits.maxStanzaBytes,
+      maxDepth: limits.maxDepth,
+      maxAttributes: limits.maxAttributes,
+      maxHeaderBytes: limits.maxHeaderBytes,
+      highWaterMark: limits.highWaterMark,
+      shallow: true,
+    }, {
+      onAuthenticated: (c) => this.onAuthenticated(c),
+      onStanza: (c, el, raw) => this.onStanza(c, el, raw),
+      onClose: (c, reason) => this.onClose(c, reason),
+      onRejected: (c, err) => this.log.warn({
+        conn: c.id, component: c.name || undefined, remote: socket.remoteAddress, condition: err.condition, reason: err.text,
+      }, "component rejected"),
+    });
+    this.pending.add(component);
+  }
+
+  private onAuthenticated(c: AcceptedComponent): void {
+    this.pending.delete(c);
+    const route = new Route(c, this.config.components[c.name]?.trusted ?? false);
+    this.routes.set(c, route);
+    this.table.add(route);
+    this.log.info({ conn: c.id, component: c.name, instance: c.instance }, "component connected");
+  }
+
+  private onClose(c: AcceptedComponent, reason: CloseReason): void {
+    this.pending.delete(c);
+    const route = this.routes.get(c);
+    if (!route) return;
+    this.routes.delete(c);
+    this.table.remove(route);
+    this.log.info({
+      conn: c.id, component: c.name, instance: c.instance,
+      condition: reason.error?.condition, by: reason.error ? (reason.remote ? "component" : "router") : undefined,
+      socketError: reason.socketError,
+    }, "component disconnected");
+  }
+
+  private onStanza(src: AcceptedComponent, el: Element, raw: string): void {
+    const route = this.routes.get(src);
+    if (!route) return;
+    if (el.uri === NS.STREAMS || el.name === "handshake") {
+      src.close(new StreamError("unsupported-stanza-type", `<${el.name}/> is not routable`));
+      return;
+    }
+    const from = el.attrs.from;
+    if (from === undefined) {
+      src.close(new StreamError("improper-addressing", "every stanza needs a 'from'"));
+      return;
+    }
+    if (!route.trusted && !this.mayUseFrom(route.name, from)) {
+      this.log.warn({ conn: src.id, component: src.name, from }, "spoofed from; closing the component");
+      src.close(new StreamError("invalid-from", `'${from}' is not within '${route.name}'`));
+      return;
+    }
+    const to = el.attrs.to;
+    if (to === undefined) {
+      this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
+      return;
+    }
+    const toJid = Jid.tryParse(to);
+    if (toJid === null) {
+      this.bounce(src, el, raw, "jid-malformed", `'${to}' is not a valid JID`);
+      return;
+    }
+    // `name/instance` addresses one process among those serving a name (a
+    // reply to the SM that asked, a stanza for the c2s holding a session).
+    // When no live process has that instance id, the name's rule decides.
+    const dst = (toJid.local === "" && toJid.resource !== "" ? this.table.byInstance(toJid.domain, toJid.resource) : undefined) ??
+      this.table.select(toJid.domain, toJid.bareString());
+    if (dst === undefined) {
+      if (this.isLocal(toJid.domain)) this.bounce(src, el, raw, "service-unavailable", `nothing serves '${toJid.domain}' right now`);
+      else this.bounce(src, el, raw, "remote-server-not-found", `'${toJid.domain}' is not served by this farm`);
+      return;
+    }
+    const out = dst.component;
+    out.send(raw);
+    if (out.conn.congested && !src.conn.socket.isPaused()) {
+      // Backpressure: stop reading from the sender until the slow receiver catches up,
+      // rather than queueing without bound in the router.
+      src.conn.socket.pause();
+      out.conn.onceDrained(() => src.conn.socket.resume());
+    }
+  }
+
+  private mayUseFrom(name: string, from: string): boolean {
+    const jid = Jid.tryParse(from);
+    if (jid === null) return false;
+    return jid.domain === name || jid.domain.endsWith("." + name);
+  }
+
+  private isLocal(domain: string): boolean {
+    if (this.localDomains.has(domain)) return true;
+    for (const d of this.localDomains) if (domain.endsWith("." + d)) return true;
+    return false;
+  }
+
+  private bounce(src: AcceptedComponent, el: Element, raw: string, condition: StanzaErrorCondition, text: string): void {
+    if (!canBounce(el)) {
+      this.log.debug({ conn: src.id, condition }, "dropped an undeliverable error stanza");
+      return;
+    }
+    let full: Element;
+    try {
+      // The router parsed shallowly; the reply carries the original payload.
+      full = parseElement(raw, NS.COMPONENT);
+    } catch {
+      full = el;
+    }
+    src.send(stanzaErrorReply(full, condition, { text }).toString());
+  }
+}
