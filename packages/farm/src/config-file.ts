@@ -1,0 +1,64 @@
+/**
+ * One way in for configuration: a YAML (or JSON) file with a section per
+ * process, each section validated by that process's zod schema. A mistake
+ * is reported with its key path, the value found and what was expected.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError([`cannot read config file ${path}: ${(e as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError([`${path}: not valid YAML: ${(e as Error).message}`]);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new ConfigError([`${path}: the top level must be a mapping of sections`]);
+  return doc as Record<string, unknown>;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  const s = JSON.stringify(v);
+  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+}
+
+/** Validates `doc[section]` with `schema`; throws ConfigError listing every problem. */
+export function configSection<S extends z.ZodType>(doc: Record<string, unknown>, section: string, schema: S): z.output<S> {
+  const raw = doc[section] ?? {};
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const keys = issue.code === "unrecognized_keys" ? (issue as { keys: string[] }).keys : [];
+    if (keys.length > 0) {
+      return keys.map((k) => `${[section, ...issue.path, k].join(".")}: unknown key (value ${show(valueAt(raw, [...issue.path, k]))})`).join("\n");
+    }
+    const where = [section, ...issue.path].join(".");
+    return `${where}: got ${show(valueAt(raw, issue.path))}; ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}
