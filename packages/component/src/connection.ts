@@ -35,7 +35,7 @@ let nextId = 1;
 
 export class XmlConnection {
   readonly id: string;
-  readonly socket: Socket;
+  socket: Socket;
   readonly parser: StreamParser;
   private readonly handlers: XmlConnectionHandlers;
   private readonly hwm: number;
@@ -64,18 +64,56 @@ export class XmlConnection {
       onStreamEnd: () => this.close(),
       onError: (err) => this.close(err),
     }, opts);
-    socket.on("data", (chunk: Buffer) => {
-      if (!this.closed) this.parser.write(chunk);
-    });
-    socket.on("end", () => {
-      this.parser.end();
-      this.finish();
-    });
-    socket.on("error", (e: Error) => {
-      this.closeReason.socketError ??= e.message;
-      this.finish();
-    });
-    socket.on("close", () => this.finish());
+    this.attach(socket);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.closed) this.parser.write(chunk);
+  };
+
+  private readonly onEnd = (): void => {
+    this.parser.end();
+    this.finish();
+  };
+
+  private readonly onSocketError = (e: Error): void => {
+    this.closeReason.socketError ??= e.message;
+    this.finish();
+  };
+
+  private readonly onSocketClose = (): void => this.finish();
+
+  private attach(socket: Socket): void {
+    socket.on("data", this.onData);
+    socket.on("end", this.onEnd);
+    socket.on("error", this.onSocketError);
+    socket.on("close", this.onSocketClose);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off("data", this.onData);
+    socket.off("end", this.onEnd);
+    socket.off("error", this.onSocketError);
+    socket.off("close", this.onSocketClose);
+  }
+
+  /**
+   * Moves the stream onto a new socket layered over the current one (STARTTLS,
+   * RFC 6120 §5.4.3.3): the caller has written `<proceed/>` with `sendNow`,
+   * wraps `socket` in a TLSSocket and hands it over. The parser expects a new
+   * stream header, as after any stream restart.
+   */
+  upgrade(next: Socket): void {
+    this.detach(this.socket);
+    this.socket = next;
+    this.attach(next);
+    this.parser.reset();
+  }
+
+  /** Writes at once, bypassing the per-tick batch (before a socket upgrade). */
+  sendNow(text: string): void {
+    this.flush();
+    if (!this.socket.destroyed) this.socket.write(text);
   }
 
   get isOpen(): boolean {

@@ -3,3 +3,4 @@ export { XmlConnection, type XmlConnectionHandlers, type XmlConnectionOptions, t
 export { AcceptedComponent, type AcceptOptions, type AcceptedHandlers } from "./accept.js";
 export { RouterLink, FARM_COMPONENT_NS, type RouterAddress, type LinkOptions, type LinkHandlers } from "./link.js";
 export { Component, backoffDelay, type ComponentOptions, type BackoffOptions, type ComponentEvents } from "./pool.js";
+export { componentLinkFields, routerAddressSchema, logLinkEvents } from "./config.js";
