@@ -1,0 +1,173 @@
+/**
+ * Storage over the router: every `Storage` call becomes an `<xdb/>` request
+ * to the xdb process (docs/envelope.md) and resolves with its validated
+ * answer. Processes other than xdb (sm, c2s, the CLI) hold one of these
+ * instead of a database connection.
+ */
+import {
+  parseXdbResult, xdbRequest, ENVELOPE_NS, type XdbOp, type XdbParams, type XdbResult,
+} from "@jabberfarm/envelope";
+import type { Element } from "@jabberfarm/xml";
+import type { OfflineMessage, Roster, RosterItem, ScramCredential, Storage, SubscriptionRequest } from "./storage.js";
+
+/** A request that failed: the stanza error condition xdb (or the router) answered with. */
+export class XdbRequestError extends Error {
+  constructor(readonly op: string, readonly condition: string, text?: string) {
+    super(`xdb ${op}: ${condition}${text ? ` (${text})` : ""}`);
+    this.name = "XdbRequestError";
+  }
+}
+
+interface Pending {
+  op: XdbOp;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export interface XdbClientOptions {
+  /** Where requests go; `xdb` unless a deployment names it otherwise. */
+  to?: string;
+  timeoutMs?: number;
+}
+
+export class XdbClient implements Storage {
+  private readonly pending = new Map<string, Pending>();
+  private readonly to: string;
+  private readonly timeoutMs: number;
+  private counter = 0;
+
+  /**
+   * `send` writes to the router (false when no router is reachable); `from`
+   * is the asking process's own address, where answers come back.
+   */
+  constructor(private readonly sendText: (text: string) => boolean, private readonly from: string, opts: XdbClientOptions = {}) {
+    this.to = opts.to ?? "xdb";
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  /** Feed every `<xdb/>` element that arrives; true when it answered one of our requests. */
+  handleResponse(el: Element): boolean {
+    if (el.local !== "xdb" || el.ns !== ENVELOPE_NS) return false;
+    const id = el.attrs.id;
+    const p = id === undefined ? undefined : this.pending.get(id);
+    if (!p) return false;
+    this.pending.delete(id!);
+    clearTimeout(p.timer);
+    if (el.attrs.type === "result") {
+      try {
+        p.resolve(parseXdbResult(p.op, el));
+      } catch (e) {
+        p.reject(new XdbRequestError(p.op, "bad-request", (e as Error).message));
+      }
+      return true;
+    }
+    let condition = "undefined-condition";
+    let text: string | undefined;
+    for (const c of el.getChild("error")?.getChildren() ?? []) {
+      if (c.local === "text") text = c.text();
+      else condition = c.local;
+    }
+    p.reject(new XdbRequestError(p.op, condition, text));
+    return true;
+  }
+
+  /** Fail every request in flight (the process is stopping). */
+  abortAll(reason = "aborted"): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new XdbRequestError(p.op, "remote-server-timeout", reason));
+      this.pending.delete(id);
+    }
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  call<O extends XdbOp>(op: O, params: XdbParams<O>): Promise<XdbResult<O>> {
+    const id = `x${(++this.counter).toString(36)}`;
+    return new Promise<XdbResult<O>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new XdbRequestError(op, "remote-server-timeout", `no answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
+      if (!this.sendText(xdbRequest(id, op, this.from, this.to, params))) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new XdbRequestError(op, "service-unavailable", "no router reachable"));
+      }
+    });
+  }
+
+  // ---- Storage ---------------------------------------------------------------
+
+  async createAccount(user: string, credentials: ScramCredential[]): Promise<boolean> {
+    return (await this.call("account.create", { user, credentials })).created;
+  }
+  async deleteAccount(user: string): Promise<boolean> {
+    return (await this.call("account.delete", { user })).deleted;
+  }
+  async accountExists(user: string): Promise<boolean> {
+    return (await this.call("account.exists", { user })).exists;
+  }
+  async getCredentials(user: string): Promise<ScramCredential[] | null> {
+    return (await this.call("credentials.get", { user })).credentials;
+  }
+  async setCredentials(user: string, credentials: ScramCredential[]): Promise<boolean> {
+    return (await this.call("credentials.set", { user, credentials })).updated;
+  }
+  async listAccounts(domain: string): Promise<string[]> {
+    return (await this.call("account.list", { domain })).users;
+  }
+  async getRoster(user: string): Promise<Roster> {
+    return this.call("roster.get", { user }) as Promise<Roster>;
+  }
+  async getRosterItem(user: string, jid: string): Promise<RosterItem | null> {
+    return (await this.call("roster.getItem", { user, jid })).item as RosterItem | null;
+  }
+  async setRosterItem(user: string, item: RosterItem): Promise<string> {
+    return (await this.call("roster.set", { user, item })).ver;
+  }
+  async removeRosterItem(user: string, jid: string): Promise<string | null> {
+    return (await this.call("roster.remove", { user, jid })).ver;
+  }
+  async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
+    await this.call("subscriptionRequest.add", { user, from, stanza });
+  }
+  async removeSubscriptionRequest(user: string, from: string): Promise<boolean> {
+    return (await this.call("subscriptionRequest.remove", { user, from })).removed;
+  }
+  async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
+    return (await this.call("subscriptionRequest.list", { user })).requests;
+  }
+  async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
+    return (await this.call("offline.store", { user, stanza, limit })).stored;
+  }
+  async listOffline(user: string): Promise<OfflineMessage[]> {
+    const r = await this.call("offline.list", { user });
+    return r.messages.map((m) => ({ id: m.id, stanza: m.stanza, storedAt: new Date(m.storedAt) }));
+  }
+  async ackOffline(user: string, upToId: string): Promise<number> {
+    return (await this.call("offline.ack", { user, upToId })).count;
+  }
+  async countOffline(user: string): Promise<number> {
+    return (await this.call("offline.count", { user })).count;
+  }
+  async getVcard(user: string): Promise<string | null> {
+    return (await this.call("vcard.get", { user })).xml;
+  }
+  async setVcard(user: string, xml: string): Promise<void> {
+    await this.call("vcard.set", { user, xml });
+  }
+  async getPrivate(user: string, key: string): Promise<string | null> {
+    return (await this.call("private.get", { user, key })).xml;
+  }
+  async setPrivate(user: string, key: string, xml: string): Promise<void> {
+    await this.call("private.set", { user, key, xml });
+  }
+  async close(): Promise<void> {
+    this.abortAll("closed");
+  }
+}

@@ -1,0 +1,27 @@
+export type {
+  OfflineMessage,
+  Roster,
+  RosterItem,
+  ScramCredential,
+  Storage,
+  Subscription,
+  SubscriptionRequest,
+} from "./storage.js";
+export {
+  DataDirInUseError,
+  InvalidArgumentError,
+  SchemaTooNewError,
+  UnknownAccountError,
+  XdbError,
+  type XdbErrorCode,
+} from "./errors.js";
+export { pgPoolDb, pgliteDb, type Db, type DbHandle } from "./db.js";
+export { migrate, migrations, latestVersion, type Migration, type MigrateResult } from "./migrations/index.js";
+export { SqlStorage } from "./sql-storage.js";
+export { openPostgres, type PostgresOptions } from "./backends/postgres.js";
+export { openPglite } from "./backends/pglite.js";
+export { openStorage, type StorageConfig } from "./open.js";
+export { XdbClient, XdbRequestError, type XdbClientOptions } from "./client.js";
+export { XdbService } from "./service.js";
+export { startXdb, type XdbProcess } from "./process.js";
+export { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";

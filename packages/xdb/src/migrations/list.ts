@@ -1,0 +1,5 @@
+import { init } from "./001-init.js";
+import type { Migration } from "./types.js";
+
+/** Every migration this code knows, oldest first. Append only. */
+export const migrations: readonly Migration[] = [init];

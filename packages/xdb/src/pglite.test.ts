@@ -1,0 +1,60 @@
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openPglite } from "./backends/pglite.js";
+import { DataDirInUseError } from "./errors.js";
+import { openStorage } from "./open.js";
+import { SqlStorage } from "./sql-storage.js";
+import { storageSuite } from "./storage-suite.js";
+
+const root = await mkdtemp(join(tmpdir(), "xdb-pglite-test-"));
+after(() => rm(root, { recursive: true, force: true }));
+
+// Deliberately not yet existing: openPglite must create it.
+const suiteDir = join(root, "suite", "data");
+storageSuite(
+  "pglite",
+  () => openPglite(suiteDir),
+  () => rm(join(root, "suite"), { recursive: true, force: true }),
+);
+
+describe("pglite backend", () => {
+  const dir = join(root, "locking");
+  const lockFile = join(dir, "xdb.lock");
+
+  test("one open storage per data directory", async () => {
+    const s = await openStorage({ dataDir: dir });
+    try {
+      assert.ok(s instanceof SqlStorage);
+      const [row] = await s.db.query<{ v: string }>(`SELECT version() AS v`);
+      assert.match(row!.v, /PGlite/);
+      assert.equal(await readFile(lockFile, "utf8"), `${process.pid}\n`);
+      await assert.rejects(openPglite(dir), (err: unknown) => {
+        assert.ok(err instanceof DataDirInUseError);
+        assert.equal(err.pid, process.pid);
+        return true;
+      });
+      // The refused open must not have taken the lock away from the holder.
+      assert.equal(await s.createAccount("still@example.org", []), true);
+    } finally {
+      await s.close();
+    }
+    assert.equal(existsSync(lockFile), false, "close releases the lock");
+  });
+
+  test("a lock left by a dead process is taken over", async () => {
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+    assert.ok(dead > 0);
+    await writeFile(lockFile, `${dead}\n`);
+    const s = await openPglite(dir);
+    try {
+      assert.equal(await s.accountExists("still@example.org"), true);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -1,0 +1,119 @@
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { openPostgres } from "./backends/postgres.js";
+import { migrations } from "./migrations/index.js";
+import { openStorage } from "./open.js";
+import { SqlStorage } from "./sql-storage.js";
+import { storageSuite } from "./storage-suite.js";
+
+// The local test server (see .ci/run); override to point elsewhere.
+const url = process.env["XDB_TEST_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
+
+function freshSchema(): string {
+  return `xdb_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+const suiteSchema = freshSchema();
+storageSuite(
+  "postgres",
+  () => openPostgres(url, { schema: suiteSchema, poolSize: 8 }),
+  () => dropSchema(suiteSchema),
+);
+
+describe("postgres backend", () => {
+  const schemas: string[] = [];
+  const schema = (): string => {
+    const s = freshSchema();
+    schemas.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of schemas) await dropSchema(s);
+  });
+
+  test("processes starting together migrate once and share one quota", async () => {
+    const name = schema();
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => openPostgres(url, { schema: name, poolSize: 4 })));
+    assert.ok(a instanceof SqlStorage && b instanceof SqlStorage && c instanceof SqlStorage);
+    try {
+      const rows = await a.db.query<{ version: number }>(`SELECT version FROM schema_migrations ORDER BY version`);
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        migrations.map((m) => m.version),
+      );
+      assert.equal(await a.createAccount("shared@example.org", []), true);
+      assert.equal(await b.accountExists("shared@example.org"), true);
+      // Three pools, so truly different connections competing for the row lock.
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => [a, b, c][i % 3]!.storeOffline("shared@example.org", `<m n='${i}'/>`, 25)),
+      );
+      assert.equal(results.filter(Boolean).length, 25);
+      assert.equal(await c.countOffline("shared@example.org"), 25);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  test("the schema is used on every pooled connection", async () => {
+    const name = schema();
+    const s = await openPostgres(url, { schema: name, poolSize: 5 });
+    assert.ok(s instanceof SqlStorage);
+    try {
+      // Hold several connections at once so the pool cannot reuse a single one.
+      const seen = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          s.db.transaction(async (tx) => {
+            const [row] = await tx.query<{ schema: string; pid: number }>(
+              `SELECT current_schema() AS schema, pg_backend_pid() AS pid, pg_sleep(0.05)::text`,
+            );
+            return row!;
+          }),
+        ),
+      );
+      assert.equal(new Set(seen.map((r) => r.pid)).size, 5);
+      for (const r of seen) assert.equal(r.schema, name);
+      const [tables] = await s.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'accounts'`,
+        [name],
+      );
+      assert.equal(tables?.n, 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("openStorage picks PostgreSQL when given a URL", async () => {
+    const name = schema();
+    const s = await openStorage({ databaseUrl: url, dataDir: "/nonexistent/never-created", schema: name });
+    try {
+      assert.ok(s instanceof SqlStorage);
+      const [row] = await s.db.query<{ v: string }>(`SELECT version() AS v`);
+      assert.doesNotMatch(row!.v, /PGlite/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("bad options are refused before connecting", async () => {
+    await assert.rejects(openPostgres(url, { schema: "Bad-Name" }), RangeError);
+    await assert.rejects(openPostgres(url, { schema: "x; drop table y" }), RangeError);
+    await assert.rejects(openPostgres(url, { poolSize: 0 }), RangeError);
+    await assert.rejects(openPostgres(`${url}?options=-c%20search_path%3Dx`, { schema: "fine" }), /options/);
+  });
+
+  test("an unreachable server fails the open", async () => {
+    await assert.rejects(openPostgres("postgres://postgres@127.0.0.1:1/test"));
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * The xdb process: the farm's only database connection, serving `<xdb/>`
+ * requests from every router it is linked to.
+ */
+import type { Logger } from "pino";
+import { Component, logLinkEvents } from "@jabberfarm/component";
+import { ENVELOPE_NS } from "@jabberfarm/envelope";
+import { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";
+import { openStorage } from "./open.js";
+import { XdbService } from "./service.js";
+import type { Storage } from "./storage.js";
+
+export interface XdbProcess {
+  storage: Storage;
+  component: Component;
+  stop(): Promise<void>;
+}
+
+export async function startXdb(input: XdbConfigInput | XdbConfig, opts: { logger: Logger }): Promise<XdbProcess> {
+  const config = xdbConfigSchema.parse(input);
+  const log = opts.logger;
+  const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
+  log.info({ backend: config.databaseUrl ? "postgres" : "pglite", dataDir: config.databaseUrl ? undefined : config.dataDir }, "storage open");
+  const component = new Component({ name: "xdb", secret: config.secret, instance: config.instance, routers: config.routers });
+  const service = new XdbService(storage, (t) => component.send(t), `xdb/${config.instance}`, log);
+  component.on("stanza", (el) => {
+    if (el.ns === ENVELOPE_NS && el.local === "xdb") service.handle(el);
+    else log.debug({ element: el.name, from: el.attrs.from }, "ignored a stanza that is not a storage request");
+  });
+  logLinkEvents(component, log);
+  await component.start();
+  return {
+    storage,
+    component,
+    async stop() {
+      // Finish what is in flight before the database goes away.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([service.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+      await component.stop();
+      await storage.close();
+    },
+  };
+}

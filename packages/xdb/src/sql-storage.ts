@@ -1,0 +1,458 @@
+// The one Storage implementation, written against Db so PostgreSQL and
+// PGlite run the very same SQL.
+//
+// Locking discipline: every write that must be serialised per user first
+// locks that user's `accounts` row, and always before touching any other
+// row. One lock order everywhere means concurrent writers queue instead of
+// deadlocking.
+//
+// Types: node-postgres returns int8 as a string and PGlite as a (lossy)
+// number, so 64-bit values are cast to text in SQL and counts to int.
+import type { Db, DbHandle } from "./db.js";
+import { InvalidArgumentError, UnknownAccountError } from "./errors.js";
+import type {
+  OfflineMessage,
+  Roster,
+  RosterItem,
+  ScramCredential,
+  Storage,
+  Subscription,
+  SubscriptionRequest,
+} from "./storage.js";
+
+const MECHANISMS: ReadonlySet<string> = new Set(["SCRAM-SHA-1", "SCRAM-SHA-256"]);
+const SUBSCRIPTIONS: ReadonlySet<string> = new Set(["none", "to", "from", "both"]);
+// Same rule as the accounts CHECK constraint, checked here to answer with
+// InvalidArgumentError instead of a database error.
+const BARE_JID = /^[^@/]+@[^@/]+$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const INT4_MAX = 2 ** 31 - 1;
+const INT8_MAX = 2n ** 63n - 1n;
+const FOREIGN_KEY_VIOLATION = "23503";
+
+function text(value: unknown, what: string, { empty = false } = {}): string {
+  if (typeof value !== "string") throw new InvalidArgumentError(`${what} must be a string`);
+  if (!empty && value.length === 0) throw new InvalidArgumentError(`${what} must not be empty`);
+  // PostgreSQL text cannot hold NUL, and XML cannot either.
+  if (value.includes("\u0000")) throw new InvalidArgumentError(`${what} must not contain NUL`);
+  return value;
+}
+
+function credentialsArg(list: unknown): ScramCredential[] {
+  if (!Array.isArray(list)) throw new InvalidArgumentError("credentials must be an array");
+  const seen = new Set<string>();
+  return list.map((c: unknown, i): ScramCredential => {
+    if (typeof c !== "object" || c === null) throw new InvalidArgumentError(`credentials[${i}] must be an object`);
+    const r = c as Record<string, unknown>;
+    const mechanism = r["mechanism"];
+    if (typeof mechanism !== "string" || !MECHANISMS.has(mechanism)) {
+      throw new InvalidArgumentError(`credentials[${i}].mechanism must be SCRAM-SHA-1 or SCRAM-SHA-256`);
+    }
+    if (seen.has(mechanism)) throw new InvalidArgumentError(`credentials list ${mechanism} twice`);
+    seen.add(mechanism);
+    const iterations = r["iterations"];
+    if (typeof iterations !== "number" || !Number.isInteger(iterations) || iterations < 1 || iterations > INT4_MAX) {
+      throw new InvalidArgumentError(`credentials[${i}].iterations must be a positive 32-bit integer`);
+    }
+    const b64 = (key: string): string => {
+      const v = text(r[key], `credentials[${i}].${key}`);
+      if (!BASE64.test(v)) throw new InvalidArgumentError(`credentials[${i}].${key} must be base64`);
+      return v;
+    };
+    return {
+      mechanism: mechanism as ScramCredential["mechanism"],
+      salt: b64("salt"),
+      iterations,
+      storedKey: b64("storedKey"),
+      serverKey: b64("serverKey"),
+    };
+  });
+}
+
+function rosterItemArg(item: unknown): RosterItem {
+  if (typeof item !== "object" || item === null) throw new InvalidArgumentError("roster item must be an object");
+  const r = item as Record<string, unknown>;
+  const subscription = r["subscription"];
+  if (typeof subscription !== "string" || !SUBSCRIPTIONS.has(subscription)) {
+    throw new InvalidArgumentError("roster item subscription must be none, to, from or both");
+  }
+  if (r["ask"] !== undefined && r["ask"] !== "subscribe") {
+    throw new InvalidArgumentError('roster item ask must be "subscribe" or absent');
+  }
+  if (r["approved"] !== undefined && typeof r["approved"] !== "boolean") {
+    throw new InvalidArgumentError("roster item approved must be a boolean or absent");
+  }
+  const groups = r["groups"];
+  if (!Array.isArray(groups)) throw new InvalidArgumentError("roster item groups must be an array");
+  const out: RosterItem = {
+    jid: text(r["jid"], "roster item jid"),
+    subscription: subscription as Subscription,
+    groups: groups.map((g, i) => text(g, `roster item groups[${i}]`, { empty: true })),
+  };
+  if (r["name"] !== undefined) out.name = text(r["name"], "roster item name", { empty: true });
+  if (r["ask"] === "subscribe") out.ask = "subscribe";
+  if (r["approved"] === true) out.approved = true;
+  return out;
+}
+
+function offlineIdArg(id: unknown): string {
+  if (typeof id !== "string" || !/^[0-9]{1,19}$/.test(id) || BigInt(id) > INT8_MAX) {
+    throw new InvalidArgumentError("offline message id must be a decimal integer string");
+  }
+  return id;
+}
+
+function quotaArg(limit: unknown): number {
+  if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 0) {
+    throw new InvalidArgumentError("offline limit must be a non-negative integer");
+  }
+  return limit;
+}
+
+function isForeignKeyViolation(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION;
+}
+
+/** Runs a write whose only way to violate a foreign key is a missing account. */
+async function forAccount<T>(user: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isForeignKeyViolation(err)) throw new UnknownAccountError(user, { cause: err });
+    throw err;
+  }
+}
+
+interface RosterRow {
+  jid: string;
+  name: string | null;
+  subscription: string;
+  ask: string | null;
+  approved: boolean;
+  groups: string[];
+}
+
+const ROSTER_COLUMNS = "r.jid, r.name, r.subscription, r.ask, r.approved, r.groups";
+
+function rosterItemFromRow(row: RosterRow): RosterItem {
+  const item: RosterItem = {
+    jid: row.jid,
+    subscription: row.subscription as Subscription,
+    groups: row.groups,
+  };
+  if (row.name !== null) item.name = row.name;
+  if (row.ask === "subscribe") item.ask = "subscribe";
+  if (row.approved) item.approved = true;
+  return item;
+}
+
+/** Locks the account row for this transaction; false if there is no such account. */
+async function lockAccount(tx: Db, user: string): Promise<boolean> {
+  const rows = await tx.query(`SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE`, [user]);
+  return rows.length > 0;
+}
+
+async function bumpRosterVer(tx: Db, user: string): Promise<string | null> {
+  const rows = await tx.query<{ ver: string }>(
+    `UPDATE accounts SET roster_ver = roster_ver + 1 WHERE username = $1 RETURNING roster_ver::text AS ver`,
+    [user],
+  );
+  return rows[0]?.ver ?? null;
+}
+
+async function insertCredentials(tx: Db, user: string, creds: ScramCredential[]): Promise<void> {
+  if (creds.length === 0) return;
+  await tx.query(
+    `INSERT INTO credentials (username, mechanism, salt, iterations, stored_key, server_key)
+     SELECT $1, m, s, i, sk, vk FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[]) AS c(m, s, i, sk, vk)`,
+    [
+      user,
+      creds.map((c) => c.mechanism),
+      creds.map((c) => c.salt),
+      creds.map((c) => c.iterations),
+      creds.map((c) => c.storedKey),
+      creds.map((c) => c.serverKey),
+    ],
+  );
+}
+
+export class SqlStorage implements Storage {
+  /** The underlying connection; exposed for migrations, tests and maintenance, not for features. */
+  readonly db: Db;
+  readonly #handle: DbHandle;
+  #closing: Promise<void> | undefined;
+
+  constructor(handle: DbHandle) {
+    this.#handle = handle;
+    this.db = handle;
+  }
+
+  // accounts
+
+  async createAccount(user: string, credentials: ScramCredential[]): Promise<boolean> {
+    if (!BARE_JID.test(text(user, "user"))) throw new InvalidArgumentError(`user must be a bare JID local@domain`);
+    const creds = credentialsArg(credentials);
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query(
+        `INSERT INTO accounts (username) VALUES ($1) ON CONFLICT (username) DO NOTHING RETURNING username`,
+        [user],
+      );
+      if (rows.length === 0) return false;
+      await insertCredentials(tx, user, creds);
+      return true;
+    });
+  }
+
+  async deleteAccount(user: string): Promise<boolean> {
+    // One statement is one transaction: ON DELETE CASCADE removes credentials,
+    // roster, requests, offline messages, vCard and private XML atomically.
+    const rows = await this.db.query(`DELETE FROM accounts WHERE username = $1 RETURNING username`, [
+      text(user, "user"),
+    ]);
+    return rows.length > 0;
+  }
+
+  async accountExists(user: string): Promise<boolean> {
+    const rows = await this.db.query(`SELECT 1 FROM accounts WHERE username = $1`, [text(user, "user")]);
+    return rows.length > 0;
+  }
+
+  async getCredentials(user: string): Promise<ScramCredential[] | null> {
+    // Joined from accounts so that "no account" (no row) and "account without
+    // credentials" (one row of NULLs) can be told apart in one statement.
+    const rows = await this.db.query<{
+      mechanism: string | null;
+      salt: string;
+      iterations: number;
+      stored_key: string;
+      server_key: string;
+    }>(
+      `SELECT c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
+       FROM accounts a LEFT JOIN credentials c ON c.username = a.username
+       WHERE a.username = $1
+       ORDER BY c.mechanism`,
+      [text(user, "user")],
+    );
+    if (rows.length === 0) return null;
+    const out: ScramCredential[] = [];
+    for (const r of rows) {
+      if (r.mechanism === null) continue;
+      out.push({
+        mechanism: r.mechanism as ScramCredential["mechanism"],
+        salt: r.salt,
+        iterations: r.iterations,
+        storedKey: r.stored_key,
+        serverKey: r.server_key,
+      });
+    }
+    return out;
+  }
+
+  async setCredentials(user: string, credentials: ScramCredential[]): Promise<boolean> {
+    text(user, "user");
+    const creds = credentialsArg(credentials);
+    return this.db.transaction(async (tx) => {
+      // Without the lock two concurrent replacements could both delete, then
+      // both insert, and one would fail on the primary key.
+      if (!(await lockAccount(tx, user))) return false;
+      await tx.query(`DELETE FROM credentials WHERE username = $1`, [user]);
+      await insertCredentials(tx, user, creds);
+      return true;
+    });
+  }
+
+  async listAccounts(domain: string): Promise<string[]> {
+    // COLLATE "C": the same order whatever locale each database was created with.
+    const rows = await this.db.query<{ username: string }>(
+      `SELECT username FROM accounts WHERE domain = $1 ORDER BY username COLLATE "C"`,
+      [text(domain, "domain")],
+    );
+    return rows.map((r) => r.username);
+  }
+
+  // roster
+
+  async getRoster(user: string): Promise<Roster> {
+    // One statement, hence one snapshot: ver always matches the items.
+    const rows = await this.db.query<{ ver: string } & { [K in keyof RosterRow]: RosterRow[K] | null }>(
+      `SELECT a.roster_ver::text AS ver, ${ROSTER_COLUMNS}
+       FROM accounts a LEFT JOIN roster_items r ON r.username = a.username
+       WHERE a.username = $1
+       ORDER BY r.jid COLLATE "C"`,
+      [text(user, "user")],
+    );
+    const first = rows[0];
+    if (!first) return { ver: "0", items: [] };
+    const items: RosterItem[] = [];
+    for (const r of rows) {
+      if (r.jid === null) continue;
+      items.push(rosterItemFromRow(r as RosterRow));
+    }
+    return { ver: first.ver, items };
+  }
+
+  async getRosterItem(user: string, jid: string): Promise<RosterItem | null> {
+    const rows = await this.db.query<RosterRow>(
+      `SELECT ${ROSTER_COLUMNS} FROM roster_items r WHERE r.username = $1 AND r.jid = $2`,
+      [text(user, "user"), text(jid, "jid")],
+    );
+    const row = rows[0];
+    return row ? rosterItemFromRow(row) : null;
+  }
+
+  async setRosterItem(user: string, item: RosterItem): Promise<string> {
+    text(user, "user");
+    const it = rosterItemArg(item);
+    return this.db.transaction(async (tx) => {
+      const ver = await bumpRosterVer(tx, user);
+      if (ver === null) throw new UnknownAccountError(user);
+      await tx.query(
+        `INSERT INTO roster_items (username, jid, name, subscription, ask, approved, groups)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text[])
+         ON CONFLICT (username, jid) DO UPDATE SET
+           name = excluded.name, subscription = excluded.subscription, ask = excluded.ask,
+           approved = excluded.approved, groups = excluded.groups`,
+        [user, it.jid, it.name ?? null, it.subscription, it.ask ?? null, it.approved === true, it.groups],
+      );
+      return ver;
+    });
+  }
+
+  async removeRosterItem(user: string, jid: string): Promise<string | null> {
+    text(user, "user");
+    text(jid, "jid");
+    return this.db.transaction(async (tx) => {
+      if (!(await lockAccount(tx, user))) return null;
+      const gone = await tx.query(`DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING jid`, [user, jid]);
+      if (gone.length === 0) return null;
+      return bumpRosterVer(tx, user);
+    });
+  }
+
+  // pending inbound subscription requests
+
+  async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
+    const args = [text(user, "user"), text(from, "from"), text(stanza, "stanza")];
+    await forAccount(user, () =>
+      this.db.query(
+        `INSERT INTO subscription_requests (username, contact, stanza) VALUES ($1, $2, $3)
+         ON CONFLICT (username, contact) DO UPDATE SET
+           stanza = excluded.stanza, seq = excluded.seq, received_at = excluded.received_at`,
+        args,
+      ),
+    );
+  }
+
+  async removeSubscriptionRequest(user: string, from: string): Promise<boolean> {
+    const rows = await this.db.query(
+      `DELETE FROM subscription_requests WHERE username = $1 AND contact = $2 RETURNING contact`,
+      [text(user, "user"), text(from, "from")],
+    );
+    return rows.length > 0;
+  }
+
+  async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
+    const rows = await this.db.query<{ contact: string; stanza: string }>(
+      `SELECT contact, stanza FROM subscription_requests WHERE username = $1 ORDER BY seq`,
+      [text(user, "user")],
+    );
+    return rows.map((r) => ({ from: r.contact, stanza: r.stanza }));
+  }
+
+  // offline messages
+
+  async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
+    text(user, "user");
+    text(stanza, "stanza");
+    const quota = quotaArg(limit);
+    return this.db.transaction(async (tx) => {
+      // The lock makes count-then-insert atomic per user, and because ids are
+      // drawn while it is held, they commit in id order: a reader can never
+      // see id n+1 while n is still in flight, so "ack up to n+1" cannot
+      // delete a message nobody has seen yet.
+      if (!(await lockAccount(tx, user))) throw new UnknownAccountError(user);
+      // Separate statement on purpose: under READ COMMITTED it takes a fresh
+      // snapshot after the lock was granted, so it counts what the previous
+      // lock holder inserted.
+      const rows = await tx.query(
+        `INSERT INTO offline_messages (username, stanza)
+         SELECT $1, $2 WHERE (SELECT count(*) FROM offline_messages WHERE username = $1) < $3
+         RETURNING id`,
+        [user, stanza, quota],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  async listOffline(user: string): Promise<OfflineMessage[]> {
+    const rows = await this.db.query<{ id: string; stanza: string; stored_at: Date }>(
+      // Qualified on purpose: a bare "ORDER BY id" would sort by the text
+      // alias, putting "10" before "9".
+      `SELECT o.id::text AS id, o.stanza, o.stored_at FROM offline_messages o WHERE o.username = $1 ORDER BY o.id`,
+      [text(user, "user")],
+    );
+    return rows.map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
+  }
+
+  async ackOffline(user: string, upToId: string): Promise<number> {
+    const rows = await this.db.query<{ n: number }>(
+      `WITH gone AS (DELETE FROM offline_messages WHERE username = $1 AND id <= $2::bigint RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
+      [text(user, "user"), offlineIdArg(upToId)],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  async countOffline(user: string): Promise<number> {
+    const rows = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM offline_messages WHERE username = $1`,
+      [text(user, "user")],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  // vCard (XEP-0054) and private XML (XEP-0049)
+
+  async getVcard(user: string): Promise<string | null> {
+    const rows = await this.db.query<{ xml: string }>(`SELECT xml FROM vcards WHERE username = $1`, [
+      text(user, "user"),
+    ]);
+    return rows[0]?.xml ?? null;
+  }
+
+  async setVcard(user: string, xml: string): Promise<void> {
+    const args = [text(user, "user"), text(xml, "vCard XML")];
+    await forAccount(user, () =>
+      this.db.query(
+        `INSERT INTO vcards (username, xml) VALUES ($1, $2)
+         ON CONFLICT (username) DO UPDATE SET xml = excluded.xml, updated_at = now()`,
+        args,
+      ),
+    );
+  }
+
+  async getPrivate(user: string, key: string): Promise<string | null> {
+    const rows = await this.db.query<{ xml: string }>(
+      `SELECT xml FROM private_xml WHERE username = $1 AND key = $2`,
+      [text(user, "user"), text(key, "private key")],
+    );
+    return rows[0]?.xml ?? null;
+  }
+
+  async setPrivate(user: string, key: string, xml: string): Promise<void> {
+    const args = [text(user, "user"), text(key, "private key"), text(xml, "private XML")];
+    await forAccount(user, () =>
+      this.db.query(
+        `INSERT INTO private_xml (username, key, xml) VALUES ($1, $2, $3)
+         ON CONFLICT (username, key) DO UPDATE SET xml = excluded.xml, updated_at = now()`,
+        args,
+      ),
+    );
+  }
+
+  /** Idempotent; waits for the backend to shut down. */
+  close(): Promise<void> {
+    this.#closing ??= this.#handle.close();
+    return this.#closing;
+  }
+}
