@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { componentLinkFields } from "@jabberfarm/component";
+
+export const smConfigSchema = z.object({
+  /** The domain this SM serves; also its component name on the routers. */
+  domain: z.string().min(1).default("localhost"),
+  ...componentLinkFields("sm-1"),
+  /** XEP-0077: may an authenticated user change their password / cancel the account in band? */
+  registration: z.object({
+    passwordChange: z.boolean().default(true),
+    cancel: z.boolean().default(true),
+  }).strict().default({ passwordChange: true, cancel: true }),
+  offline: z.object({
+    /** Messages kept per user while they are offline; beyond it senders get an error. */
+    limit: z.number().int().min(0).default(1000),
+  }).strict().default({ limit: 1000 }),
+  xdb: z.object({
+    timeoutMs: z.number().int().positive().default(5000),
+  }).strict().default({ timeoutMs: 5000 }),
+  /** Modules to load, in order; the default loads every built-in one. */
+  modules: z.array(z.string()).optional(),
+}).strict();
+
+export type SmConfigInput = z.input<typeof smConfigSchema>;
+export type SmConfig = z.output<typeof smConfigSchema>;

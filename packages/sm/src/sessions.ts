@@ -1,0 +1,68 @@
+import { Session } from "./session.js";
+
+/**
+ * The sessions of the users this SM owns, in memory. (With Redis, later,
+ * another SM can rebuild them after this one dies.)
+ */
+export class SessionRegistry {
+  private readonly byBare = new Map<string, Map<string, Session>>();
+  private readonly bySid = new Map<string, Session>();
+
+  /** Adds a session; returns the one it replaces (same full JID), which the caller kicks. */
+  add(session: Session): Session | undefined {
+    let resources = this.byBare.get(session.bare);
+    if (!resources) {
+      resources = new Map();
+      this.byBare.set(session.bare, resources);
+    }
+    const old = resources.get(session.jid.resource);
+    if (old) this.bySid.delete(old.sid);
+    resources.set(session.jid.resource, session);
+    this.bySid.set(session.sid, session);
+    return old;
+  }
+
+  remove(sid: string): Session | undefined {
+    const s = this.bySid.get(sid);
+    if (!s) return undefined;
+    this.bySid.delete(sid);
+    const resources = this.byBare.get(s.bare);
+    if (resources?.get(s.jid.resource) === s) {
+      resources.delete(s.jid.resource);
+      if (resources.size === 0) this.byBare.delete(s.bare);
+    }
+    return s;
+  }
+
+  get(sid: string): Session | undefined {
+    return this.bySid.get(sid);
+  }
+
+  /** The session bound to this exact resource. */
+  byFullJid(bare: string, resource: string): Session | undefined {
+    return this.byBare.get(bare)?.get(resource);
+  }
+
+  /** Every session of a user, available or not. */
+  of(bare: string): Session[] {
+    const r = this.byBare.get(bare);
+    return r ? [...r.values()] : [];
+  }
+
+  /** Sessions that sent available presence. */
+  available(bare: string): Session[] {
+    return this.of(bare).filter((s) => s.available);
+  }
+
+  isOnline(bare: string): boolean {
+    return this.byBare.has(bare);
+  }
+
+  get size(): number {
+    return this.bySid.size;
+  }
+
+  all(): IterableIterator<Session> {
+    return this.bySid.values();
+  }
+}

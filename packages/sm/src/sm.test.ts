@@ -1,0 +1,56 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { stanzaErrorCondition } from "@jabberfarm/xml";
+import { startSmFarm, type SmTestFarm } from "./testing.js";
+
+describe("sm core", () => {
+  let farm: SmTestFarm;
+  before(async () => {
+    farm = await startSmFarm({ modules: [] });
+    await farm.addUser("alice");
+    await farm.addUser("bob");
+  });
+  after(async () => farm.stop());
+
+  test("a session starts, and an iq for a namespace nobody handles gets service-unavailable", async () => {
+    const a = await farm.driver.open("alice@localhost/phone");
+    const reply = await a.iq("<iq type='get' id='u1'><query xmlns='urn:example:unknown'/></iq>");
+    assert.equal(reply.attrs.type, "error");
+    assert.equal(stanzaErrorCondition(reply), "service-unavailable");
+    const host = await a.iq("<iq type='get' to='localhost' id='u2'><query xmlns='urn:example:unknown'/></iq>");
+    assert.equal(stanzaErrorCondition(host), "service-unavailable");
+    assert.equal(host.attrs.from, "localhost");
+    a.end();
+  });
+
+  test("an iq get with two payloads is a bad-request", async () => {
+    const a = await farm.driver.open("alice@localhost/pc");
+    const reply = await a.iq("<iq type='get' id='b1'><a xmlns='urn:x'/><b xmlns='urn:x'/></iq>");
+    assert.equal(stanzaErrorCondition(reply), "bad-request");
+    a.end();
+  });
+
+  test("a second session with the same full JID replaces the first, which is kicked with conflict", async () => {
+    const first = await farm.driver.open("bob@localhost/same");
+    const second = await farm.driver.open("bob@localhost/same");
+    for (let i = 0; i < 50 && first.kicked === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(first.kicked, "conflict");
+    assert.equal(second.kicked, undefined);
+    assert.equal(farm.sm.sm.sessions.of("bob@localhost").length, 1);
+    second.end();
+  });
+
+  test("an iq to a full JID that is online is delivered; to one that is not, service-unavailable", async () => {
+    const a = await farm.driver.open("alice@localhost/one");
+    const b = await farm.driver.open("bob@localhost/two");
+    a.send("<iq type='get' to='bob@localhost/two' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const got = await b.next((e) => e.attrs.id === "p1");
+    assert.equal(got.attrs.from, "alice@localhost/one");
+    const gone = await a.iq("<iq type='get' to='bob@localhost/nowhere' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert.equal(stanzaErrorCondition(gone), "service-unavailable");
+    const nobody = await a.iq("<iq type='get' to='nobody@localhost' id='p3'><query xmlns='urn:x'/></iq>");
+    assert.equal(stanzaErrorCondition(nobody), "service-unavailable");
+    a.end();
+    b.end();
+  });
+});
