@@ -1,0 +1,91 @@
+import { z } from "zod";
+import { componentLinkFields } from "@jabberfarm/component";
+
+const KiB = 1024;
+
+/** A listener, or `false`/`null` to leave it off. Port 0 picks a free port (tests). */
+function listenerSchema(defaultPort: number) {
+  const on = z.object({
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(defaultPort),
+  }).strict();
+  return z.union([z.literal(false), z.null(), on])
+    .transform((v) => (v === false ? null : v))
+    .prefault({});
+}
+
+export const c2sConfigSchema = z.object({
+  /** The one domain this c2s serves; clients must open their stream `to` it. */
+  domain: z.string().min(1).default("localhost"),
+  /** Session ids start with the instance id, so they are unique in the farm. */
+  ...componentLinkFields("c2s-1"),
+  // `secret` (in componentLinkFields) also seeds the fake SCRAM salts of unknown users, so every c2s of a farm shows the same ones.
+  listeners: z.object({
+    /** RFC 6120 plain TCP with STARTTLS. */
+    starttls: listenerSchema(5222),
+    /** XEP-0368 direct TLS. */
+    directTls: listenerSchema(5223),
+  }).strict().prefault({}),
+  tls: z.object({
+    /** PEM files; without them a self-signed certificate for the domain is made once and kept in `dataDir`. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    dataDir: z.string().min(1).default("./.jabberfarm/tls"),
+  }).strict()
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), "tls.cert and tls.key go together")
+    .prefault({}),
+  /** Refuse authentication and stanzas until the stream is encrypted. */
+  requireTls: z.boolean().default(true),
+  /** Offer PLAIN on unencrypted streams. Only for benchmarks on loopback. */
+  allowPlainWithoutTls: z.boolean().default(false),
+  /** XEP-0077 in-band registration before authentication. */
+  registration: z.object({
+    allow: z.boolean().default(false),
+    /** Accounts one address may create per window, so an open server is not a free account factory. */
+    perIpLimit: z.number().int().min(1).default(5),
+    perIpWindowMs: z.number().int().positive().default(60 * 60_000),
+  }).strict().prefault({}),
+  limits: z.object({
+    /** Largest stanza a client may send (RFC 6120 §13.12 asks for at least 10,000 bytes). */
+    maxStanzaBytes: z.number().int().min(10_000).default(256 * KiB),
+    /**
+     * Largest `<route/>` envelope sent to a router: at most the routers'
+     * own limits.maxStanzaBytes, which close the link on anything larger. A
+     * client stanza that would exceed it once wrapped ends that client's stream.
+     */
+    maxRoutedBytes: z.number().int().min(10_000).default(256 * KiB),
+    /** Sustained bytes per second a client may send; beyond the burst the stream ends with policy-violation. */
+    bytesPerSecond: z.number().int().min(1).default(64 * KiB),
+    /** Bucket size; at least one stanza of the largest size must fit. Default: max(4 s of rate, 2 × maxStanzaBytes). */
+    burstBytes: z.number().int().min(1).optional(),
+    /** No data from the client for this long ends the stream with connection-timeout. */
+    idleTimeoutMs: z.number().int().positive().default(5 * 60_000),
+    /** Whitespace sent on a stream we have not written to for this long, so NATs keep the connection. */
+    keepaliveIntervalMs: z.number().int().positive().default(60_000),
+    /** A stream must be authenticated and bound within this long. */
+    authTimeoutMs: z.number().int().positive().default(60_000),
+    /** First delay before a failed authentication is answered; doubles with each recent failure from the same address. */
+    authFailureDelayMs: z.number().int().min(0).default(500),
+    authFailureMaxDelayMs: z.number().int().min(0).default(10_000),
+    /** How long a failed authentication counts towards its address's delay. */
+    authFailureWindowMs: z.number().int().positive().default(10 * 60_000),
+    /** SASL failures on one stream before it ends with policy-violation (RFC 6120 §6.4.5 suggests 2 to 5). */
+    maxAuthFailures: z.number().int().min(1).default(3),
+    /** How long resource binding waits for the session manager. */
+    bindTimeoutMs: z.number().int().positive().default(10_000),
+    /** Bytes queued for a client that reads too slowly before its stream is ended. */
+    maxQueuedBytes: z.number().int().min(64 * KiB).default(4 * 1024 * KiB),
+  }).strict().prefault({}),
+  /** Client connections at once; one more is answered resource-constraint. */
+  maxConnections: z.number().int().positive().default(10_000),
+  xdb: z.object({
+    timeoutMs: z.number().int().positive().default(5000),
+  }).strict().prefault({}),
+}).strict().transform((c) => ({
+  ...c,
+  limits: { ...c.limits, burstBytes: c.limits.burstBytes ?? Math.max(4 * c.limits.bytesPerSecond, 2 * c.limits.maxStanzaBytes) },
+}));
+
+export type C2sConfigInput = z.input<typeof c2sConfigSchema>;
+export type C2sConfig = z.output<typeof c2sConfigSchema>;
+export type ListenerConfig = NonNullable<C2sConfig["listeners"]["starttls"]>;

@@ -1,0 +1,289 @@
+/**
+ * The c2s process's core: the listeners, every client connection, the
+ * sessions by sid, and the envelopes from the routers (docs/envelope.md,
+ * the c2s side).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import { ENVELOPE_NS, EnvelopeError, readRoute, readSession, sessionEnvelope } from "@jabberfarm/envelope";
+import { Jid } from "@jabberfarm/jid";
+import { NS, StreamError, canBounce, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
+import type { SaslOptions } from "./auth.js";
+import { ClientStream, stanzaCondition, type ClientContext, type Outlet } from "./client.js";
+import type { C2sConfig, ListenerConfig } from "./config.js";
+import { AuthThrottle, SlidingWindow } from "./limits.js";
+
+export interface C2sServerDeps {
+  log: Logger;
+  outlet: Outlet;
+  storage: ClientContext["storage"];
+  tls: { cert: string; key: string };
+}
+
+export interface C2sPorts {
+  starttls?: number;
+  directTls?: number;
+}
+
+// A direct TLS handshake must finish within this; slowloris on the handshake costs memory.
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+// How long stop() waits for clients to answer our </stream:stream>.
+const STOP_GRACE_MS = 2500;
+
+export class C2sServer implements ClientContext {
+  readonly config: C2sConfig;
+  readonly domain: string;
+  readonly address: string;
+  readonly outlet: Outlet;
+  readonly storage: ClientContext["storage"];
+  readonly sasl: SaslOptions;
+  readonly secureContext: SecureContext;
+  readonly throttle: AuthThrottle;
+  readonly registrations: SlidingWindow;
+  readonly log: Logger;
+
+  private readonly clients = new Set<ClientStream>();
+  private readonly sessions = new Map<string, ClientStream>();
+  private readonly servers: Server[] = [];
+  private readonly boot = randomBytes(3).toString("hex");
+  private sidCounter = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  private accepting = false;
+  private tlsContextOptions: { cert: string; key: string };
+
+  constructor(config: C2sConfig, deps: C2sServerDeps) {
+    this.config = config;
+    this.domain = Jid.parse(config.domain).domain;
+    this.address = `c2s/${config.instance}`;
+    this.log = deps.log;
+    this.outlet = deps.outlet;
+    this.storage = deps.storage;
+    this.tlsContextOptions = deps.tls;
+    this.secureContext = createSecureContext({ ...deps.tls, minVersion: "TLSv1.2" });
+    // Every c2s of a farm shares the component secret, so they derive the same
+    // fake salts for unknown users and cannot be told apart by them.
+    const scramSecret = createHash("sha256").update("jabberfarm scram decoy\0").update(config.secret).digest();
+    this.sasl = { domain: this.domain, storage: deps.storage, scramSecret };
+    const { limits } = config;
+    this.throttle = new AuthThrottle({
+      baseDelayMs: limits.authFailureDelayMs, maxDelayMs: limits.authFailureMaxDelayMs, windowMs: limits.authFailureWindowMs,
+    });
+    this.registrations = new SlidingWindow({ windowMs: config.registration.perIpWindowMs, maxPerKey: config.registration.perIpLimit });
+  }
+
+  get connectionCount(): number {
+    return this.clients.size;
+  }
+
+  get sessionCount(): number {
+    let n = 0;
+    for (const c of this.clients) if (c.session) n++;
+    return n;
+  }
+
+  /** Connections, for tests and admin tools. */
+  connections(): IterableIterator<ClientStream> {
+    return this.clients.values();
+  }
+
+  // ---- ClientContext ----------------------------------------------------------
+
+  newSid(): string {
+    return `${this.config.instance}.${this.boot}${(++this.sidCounter).toString(36)}`;
+  }
+
+  track(sid: string, client: ClientStream): void {
+    this.sessions.set(sid, client);
+  }
+
+  untrack(sid: string, client: ClientStream): void {
+    if (this.sessions.get(sid) === client) this.sessions.delete(sid);
+  }
+
+  closed(client: ClientStream): void {
+    this.clients.delete(client);
+  }
+
+  // ---- listening ---------------------------------------------------------------
+
+  async listen(): Promise<C2sPorts> {
+    this.accepting = true;
+    const ports: C2sPorts = {};
+    const { starttls, directTls } = this.config.listeners;
+    // Beyond the soft limit (answered with a stream error) the kernel-level
+    // cap drops floods before they cost a TLS handshake.
+    const hardCap = this.config.maxConnections + 64;
+    if (starttls) {
+      const server = createServer((socket) => this.accept(socket, false));
+      server.maxConnections = hardCap;
+      ports.starttls = await this.bind(server, starttls, "starttls");
+    }
+    if (directTls) {
+      const server = createTlsServer({
+        ...this.tlsContextOptions,
+        minVersion: "TLSv1.2",
+        // XEP-0368 §3.2: direct TLS clients announce xmpp-client.
+        ALPNProtocols: ["xmpp-client"],
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+      }, (socket) => this.accept(socket, true));
+      server.maxConnections = hardCap;
+      server.on("tlsClientError", (err, socket: TLSSocket) => {
+        this.log.info({ ip: socket.remoteAddress, err: err.message }, "direct TLS handshake failed");
+      });
+      ports.directTls = await this.bind(server, directTls, "directTls");
+    }
+    const { limits } = this.config;
+    const period = Math.max(50, Math.min(5000, Math.floor(Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs) / 4)));
+    this.sweeper = setInterval(() => this.sweep(), period);
+    this.sweeper.unref();
+    return ports;
+  }
+
+  private bind(server: Server, l: ListenerConfig, kind: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: l.host, port: l.port }, () => {
+        server.off("error", reject);
+        server.on("error", (err) => this.log.error({ err, kind }, "listener error"));
+        this.servers.push(server);
+        const port = (server.address() as AddressInfo).port;
+        this.log.info({ kind, host: l.host, port }, "listening for clients");
+        resolve(port);
+      });
+    });
+  }
+
+  private accept(socket: Socket, directTls: boolean): void {
+    socket.on("error", () => {});
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    if (this.clients.size >= this.config.maxConnections) {
+      this.log.warn({ ip: socket.remoteAddress, max: this.config.maxConnections }, "connection refused: too many connections");
+      // The header first, or the client could not parse the error (RFC 6120 §4.9.1.1).
+      socket.end(streamHeader({ contentNs: NS.CLIENT, from: this.domain, id: randomBytes(12).toString("base64url"), version: "1.0" }) +
+        new StreamError("resource-constraint", "too many connections; try again later").toXml() + streamFooter());
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return;
+    }
+    const client = new ClientStream(socket, { directTls, log: this.log }, this);
+    this.clients.add(client);
+    client.log.debug({ directTls }, "client connected");
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.clients) c.tick(now);
+    this.throttle.sweep(now);
+    this.registrations.sweep(now);
+  }
+
+  // ---- from the routers ------------------------------------------------------------
+
+  /** One element from a router link. Never throws. */
+  handleRouterStanza(el: Element, raw: string): void {
+    try {
+      if (el.ns === ENVELOPE_NS) this.handleEnvelope(el, raw);
+      else this.handleStanza(el);
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof EnvelopeError) this.log.warn({ err: message, from: el.attrs.from, element: el.name }, "invalid envelope");
+      else this.log.error({ err, from: el.attrs.from, element: el.name }, "failed to handle an envelope");
+      if (el.attrs.type !== "error" && el.attrs.from) {
+        this.outlet.send(stanzaErrorReply(el, err instanceof EnvelopeError ? "bad-request" : "internal-server-error", { text: message, includePayload: false }).toString());
+      }
+    }
+  }
+
+  private handleEnvelope(el: Element, raw: string): void {
+    switch (el.local) {
+      case "route": {
+        if (el.attrs.type === "error") {
+          this.bouncedRoute(el);
+          return;
+        }
+        const r = readRoute(el, raw);
+        const client = this.sessions.get(r.sid);
+        if (client?.session?.sid === r.sid) {
+          client.deliver(r.stanzaRaw);
+          return;
+        }
+        if (client) {
+          // The SM sends `started` before anything else for a session; this is out of order, not stale.
+          this.log.warn({ sid: r.sid, from: r.from }, "route for a session still binding; dropped");
+          return;
+        }
+        // The session is gone here; tell the SM that sent this so it forgets it too.
+        this.log.debug({ sid: r.sid, from: r.from }, "route for an unknown session");
+        this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: r.from, sid: r.sid, reason: "no such session" }));
+        return;
+      }
+      case "session": {
+        const s = readSession(el);
+        const client = this.sessions.get(s.sid);
+        switch (s.type) {
+          case "started":
+            if (!client?.bindStarted(s.sid)) {
+              // Too late (bind timed out or the client left): end what the SM just registered.
+              this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: s.from, sid: s.sid, reason: "no such session" }));
+            }
+            return;
+          case "error":
+            client?.bindFailed(s.sid, s.condition);
+            return;
+          case "kick":
+            client?.kick(s.condition, s.reason);
+            return;
+          default:
+            throw new EnvelopeError(`session type '${s.type}' is not for c2s`);
+        }
+      }
+      case "xdb":
+        if (!this.onXdb?.(el)) this.log.debug({ id: el.attrs.id }, "xdb answer for no pending request");
+        return;
+      default:
+        throw new EnvelopeError(`unknown envelope <${el.local}/>`);
+    }
+  }
+
+  /** Storage answers, when storage goes through xdb. */
+  onXdb: ((el: Element) => boolean) | undefined;
+
+  /** The router could not deliver a stanza of a session (no SM serves the domain): tell the client. */
+  private bouncedRoute(el: Element): void {
+    const sid = el.attrs.sid;
+    const client = sid === undefined ? undefined : this.sessions.get(sid);
+    const stanza = el.getChildren().find((c) => c.local !== "error");
+    let condition: string | undefined;
+    for (const c of el.getChild("error")?.getChildren() ?? []) if (c.local !== "text") condition = c.local;
+    this.log.info({ sid, condition }, "a session's stanza was bounced by the router");
+    if (client && stanza) client.undeliverable(stanza, stanzaCondition(condition));
+  }
+
+  /** Nothing but envelopes is addressed to c2s. */
+  private handleStanza(el: Element): void {
+    if ((el.local === "iq" || el.local === "message") && canBounce(el) && el.attrs.from) {
+      this.outlet.send(stanzaErrorReply(el, "service-unavailable", { includePayload: false }).toString());
+    }
+  }
+
+  // ---- stopping -----------------------------------------------------------------
+
+  /**
+   * Stops accepting, ends every client stream with system-shutdown (each
+   * bound session's SM hears `end`), and resolves once the clients are gone
+   * or the grace period is over.
+   */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    clearInterval(this.sweeper);
+    const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const n = this.clients.size;
+    for (const c of [...this.clients]) c.fail(new StreamError("system-shutdown", "the server is stopping"));
+    if (n > 0) this.log.info({ clients: n }, "closed every client stream");
+    await Promise.race([listenersClosed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+  }
+}
