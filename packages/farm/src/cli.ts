@@ -1,33 +1,208 @@
 #!/usr/bin/env node
 /**
  * `jabberfarm`: one binary for every farm process and admin task.
- *   jabberfarm router --config FILE [--log-level LEVEL]
+ * See USAGE below; docs/operations.md has the longer story.
  */
+import { resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { c2sConfigSchema, startC2s } from "@jabberfarm/c2s";
 import { Router, routerConfigSchema } from "@jabberfarm/router";
-import { ConfigError, configSection, readConfigFile } from "./config-file.js";
-import { createLogger } from "./logger.js";
+import { smConfigSchema, startSm } from "@jabberfarm/sm";
+import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
+import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
+import { ConfigError, readConfigFile, validateSection } from "./config-file.js";
+import { embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
+import { createLogger } from "./logger.js";
+import { Supervisor } from "./up.js";
 
 const USAGE = `usage: jabberfarm <command> [options]
 
-commands:
-  router --config FILE    run a router (section 'router' of FILE)
+the farm on one machine:
+  up                      start router, xdb, sm and c2s as child processes
+                          (embedded PGlite storage unless --database-url)
+    --domain D            served domain (default localhost)
+    --data DIR            data directory (default ./.jabberfarm)
+    --port N              client STARTTLS port (default 5222)
+    --tls-port N          client direct TLS port (default 5223)
+    --router-port N       router port for components (default 5347)
+    --host ADDR           address clients connect to (default 127.0.0.1)
+    --database-url URL    use PostgreSQL instead of PGlite
+    --registration        allow in-band registration (XEP-0077)
 
-options:
-  --config FILE           farm config file (YAML or JSON)
+one process (each reads its section of --config FILE):
+  router | xdb | sm | c2s --config FILE
+
+accounts (through the running farm, or directly on its storage):
+  adduser USER@DOMAIN     password from standard input, or asked
+  passwd USER@DOMAIN
+  deluser USER@DOMAIN
+  migrate                 apply storage migrations and exit
+
+common options:
+  --config FILE           farm config file (YAML or JSON); see farm.example.yaml
   --log-level LEVEL       trace, debug, info (default), warn, error, silent
 `;
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 type Level = (typeof LEVELS)[number];
+const CLI_PATH = fileURLToPath(import.meta.url);
 
-async function runRouter(configPath: string, level: Level): Promise<void> {
-  const config = configSection(readConfigFile(configPath), "router", routerConfigSchema);
-  const log = createLogger("router", level);
-  const router = new Router(config, { logger: log });
-  await router.start();
-  stopOnSignals(log, () => router.stop());
+class UsageError extends Error {}
+
+interface Options {
+  config?: string | undefined;
+  level: Level;
+  domain: string;
+  data: string;
+  port: number;
+  tlsPort: number;
+  routerPort: number;
+  host: string;
+  databaseUrl?: string | undefined;
+  registration: boolean;
+  positionals: string[];
+}
+
+function parse(argv: string[]): Options {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      "log-level": { type: "string", default: "info" },
+      domain: { type: "string", default: "localhost" },
+      data: { type: "string", default: process.env.JABBERFARM_DATA ?? "./.jabberfarm" },
+      port: { type: "string", default: "5222" },
+      "tls-port": { type: "string", default: "5223" },
+      "router-port": { type: "string", default: "5347" },
+      host: { type: "string", default: "127.0.0.1" },
+      "database-url": { type: "string", default: process.env.DATABASE_URL },
+      registration: { type: "boolean", default: false },
+    },
+  });
+  const level = values["log-level"] as Level;
+  if (!LEVELS.includes(level)) throw new UsageError(`--log-level: got "${level}"; expected one of ${LEVELS.join(", ")}`);
+  const port = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
+    return n;
+  };
+  return {
+    config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
+    port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
+    databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, positionals,
+  };
+}
+
+/** The farm document: the config file when given, else the embedded farm's in the data directory. */
+function farmDocument(o: Options): Doc {
+  if (o.config) return readConfigFile(o.config);
+  return embeddedFarmDocument({
+    domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
+    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration,
+  });
+}
+
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
+  if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
+  const doc = readConfigFile(o.config);
+  const log = createLogger(name, o.level);
+  switch (name) {
+    case "router": {
+      const router = new Router(validateSection(sectionFor(doc, "router"), "router", routerConfigSchema), { logger: log });
+      await router.start();
+      stopOnSignals(log, () => router.stop());
+      return;
+    }
+    case "xdb": {
+      const xdb = await startXdb(validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema), { logger: log });
+      stopOnSignals(log, () => xdb.stop());
+      return;
+    }
+    case "sm": {
+      const sm = await startSm(validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema), { logger: log });
+      stopOnSignals(log, () => sm.stop());
+      return;
+    }
+    case "c2s": {
+      const c2s = await startC2s(validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema), { logger: log });
+      stopOnSignals(log, () => c2s.stop());
+      return;
+    }
+  }
+}
+
+async function runUp(o: Options): Promise<void> {
+  const doc = farmDocument(o);
+  // Validate every section before starting anything, so a mistake is one clear message.
+  validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
+  validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
+  validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
+  const c2s = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
+  let configPath = o.config ? resolve(o.config) : "";
+  if (!o.config) {
+    configPath = resolve(o.data, "farm.generated.json");
+    writeFileSync(configPath, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
+  }
+  const log = createLogger("farm", o.level);
+  const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
+  const listeners = c2s.listeners as { starttls?: { host: string; port: number } | false | null; directTls?: { host: string; port: number } | false | null };
+  const supervisor = new Supervisor({
+    cliPath: CLI_PATH, configPath, logLevel: o.level, log,
+    onReady: () => {
+      const where = [
+        listeners.starttls ? `${listeners.starttls.host}:${listeners.starttls.port} (STARTTLS)` : undefined,
+        listeners.directTls ? `${listeners.directTls.host}:${listeners.directTls.port} (direct TLS)` : undefined,
+      ].filter(Boolean).join(" and ");
+      const cfg = o.config ? ` --config ${o.config}` : o.data === "./.jabberfarm" ? "" : ` --data ${o.data}`;
+      process.stderr.write(`
+jabberfarm is up for ${domain}: clients connect to ${where}.
+Add an account:   pnpm jabberfarm adduser alice@${domain}${cfg}
+Stop:             Ctrl-C
+`);
+    },
+  });
+  supervisor.start();
+  stopOnSignals(log, () => supervisor.stop(), 60_000);
+}
+
+async function runAdmin(command: string, o: Options): Promise<void> {
+  const doc = farmDocument(o);
+  const cli = sectionFor(doc, "cli");
+  const log = createLogger("cli", o.level === "info" ? "warn" : o.level);
+  if (command === "migrate") {
+    const s = await openStorage({ databaseUrl: cli.databaseUrl as string | undefined, dataDir: `${String(cli.dataDir ?? o.data)}/db` });
+    await s.close();
+    process.stderr.write("storage is at the latest schema version\n");
+    return;
+  }
+  const user = accountJid(o.positionals[0], String(cli.domain));
+  const admin = await openAdminStorage(cli, log);
+  try {
+    switch (command) {
+      case "adduser": {
+        const created = await addUser(admin.storage, user, await readPassword(`password for ${user}: `));
+        if (!created) throw new Error(`${user} already exists`);
+        process.stderr.write(`created ${user}\n`);
+        return;
+      }
+      case "passwd": {
+        if (!(await changePassword(admin.storage, user, await readPassword(`new password for ${user}: `)))) throw new Error(`no account ${user}`);
+        process.stderr.write(`password of ${user} changed\n`);
+        return;
+      }
+      case "deluser": {
+        if (!(await admin.storage.deleteAccount(user))) throw new Error(`no account ${user}`);
+        process.stderr.write(`deleted ${user} and all its data\n`);
+        return;
+      }
+    }
+  } finally {
+    await admin.close();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -36,47 +211,45 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      config: { type: "string", short: "c" },
-      "log-level": { type: "string", default: "info" },
-    },
-    strict: true,
-  });
-  const level = values["log-level"] as Level;
-  if (!LEVELS.includes(level)) {
-    process.stderr.write(`--log-level: got "${level}"; expected one of ${LEVELS.join(", ")}\n`);
-    return 2;
-  }
+  const o = parse(rest);
   switch (command) {
     case "router":
-      if (!values.config) {
-        process.stderr.write("jabberfarm router: --config FILE is required\n");
-        return 2;
-      }
-      await runRouter(values.config, level);
-      return -1; // keeps running until a signal
+    case "xdb":
+    case "sm":
+    case "c2s":
+      await runProcess(command, o);
+      // Under `jabberfarm up`, tell the supervisor this process serves now.
+      process.send?.({ type: "ready" });
+      return -1; // runs until a signal
+    case "up":
+      await runUp(o);
+      return -1;
+    case "adduser":
+    case "passwd":
+    case "deluser":
+    case "migrate":
+      await runAdmin(command, o);
+      return 0;
     default:
-      process.stderr.write(`jabberfarm: unknown command '${command}'\n\n${USAGE}`);
-      return 2;
+      throw new UsageError(`jabberfarm: unknown command '${command}'`);
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exitCode = code;
+    if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`config error:\n  ${err.problems.join("\n  ")}\n`);
-    } else if (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`${err.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-      return;
-    } else {
-      process.stderr.write(`jabberfarm: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exit(1);
     }
-    process.exitCode = 1;
+    if (err instanceof UsageError || (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    process.stderr.write(`jabberfarm: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.JABBERFARM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
   },
 );

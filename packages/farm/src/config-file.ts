@@ -49,7 +49,11 @@ function show(v: unknown): string {
 
 /** Validates `doc[section]` with `schema`; throws ConfigError listing every problem. */
 export function configSection<S extends z.ZodType>(doc: Record<string, unknown>, section: string, schema: S): z.output<S> {
-  const raw = doc[section] ?? {};
+  return validateSection(doc[section] ?? {}, section, schema);
+}
+
+/** Validates one section's object (already completed with shared values); `section` names it in errors. */
+export function validateSection<S extends z.ZodType>(raw: unknown, section: string, schema: S): z.output<S> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {

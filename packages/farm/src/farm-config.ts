@@ -1,0 +1,125 @@
+/**
+ * The farm's one config file: a section per process, plus a few shared
+ * top-level keys (`domain`, `dataDir`) from which each section's routine
+ * fields (its routers, its secret, its domain) are derived, so an operator
+ * writes each fact once.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export type Doc = Record<string, unknown>;
+
+function obj(v: unknown): Doc {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Doc) : {};
+}
+
+/** The names farm processes connect to the router under. */
+export const COMPONENT_NAMES = { c2s: "c2s", xdb: "xdb", cli: "cli" } as const;
+
+function routerAddresses(doc: Doc): Array<{ host: string; port: number }> {
+  const listed = doc.routers;
+  if (Array.isArray(listed)) return listed as Array<{ host: string; port: number }>;
+  const r = obj(doc.router);
+  return [{ host: typeof r.host === "string" ? r.host : "127.0.0.1", port: typeof r.port === "number" ? r.port : 5347 }];
+}
+
+function secretOf(doc: Doc, name: string): string | undefined {
+  const entry = obj(obj(obj(doc.router).components)[name]);
+  return typeof entry.secret === "string" ? entry.secret : undefined;
+}
+
+function domainOf(doc: Doc): string {
+  return typeof doc.domain === "string" ? doc.domain : "localhost";
+}
+
+/**
+ * The section for one process, with what it shares with the others filled
+ * in where the section leaves it out. Explicit keys in the section win.
+ */
+export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | "cli"): Doc {
+  const section = obj(doc[process]);
+  const domain = domainOf(doc);
+  const dataDir = typeof doc.dataDir === "string" ? doc.dataDir : undefined;
+  const routers = routerAddresses(doc);
+  switch (process) {
+    case "router":
+      return { domains: [domain], ...section };
+    case "xdb":
+      return {
+        routers, secret: secretOf(doc, COMPONENT_NAMES.xdb),
+        ...(dataDir ? { dataDir: join(dataDir, "db") } : {}),
+        ...(typeof doc.databaseUrl === "string" ? { databaseUrl: doc.databaseUrl } : {}),
+        ...section,
+      };
+    case "sm":
+      return { domain, routers, secret: secretOf(doc, domain), ...section };
+    case "c2s": {
+      const tls = dataDir ? { dataDir: join(dataDir, "tls"), ...obj(section.tls) } : section.tls;
+      return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.c2s), ...section, ...(tls ? { tls } : {}) };
+    }
+    case "cli":
+      return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.cli), dataDir, databaseUrl: doc.databaseUrl };
+  }
+}
+
+export interface FarmSecrets {
+  sm: string;
+  c2s: string;
+  xdb: string;
+  cli: string;
+}
+
+/** Secrets for an embedded farm: made once, kept in the data directory (mode 0600). */
+export function loadOrCreateSecrets(dataDir: string): FarmSecrets {
+  const file = join(dataDir, "secrets.json");
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as FarmSecrets;
+  mkdirSync(dataDir, { recursive: true });
+  const make = (): string => randomBytes(18).toString("base64url");
+  const secrets = { sm: make(), c2s: make(), xdb: make(), cli: make() };
+  writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secrets;
+}
+
+export interface EmbeddedFarmOptions {
+  domain: string;
+  dataDir: string;
+  routerPort: number;
+  c2sPort: number;
+  c2sTlsPort: number;
+  host: string;
+  databaseUrl?: string | undefined;
+  registration?: boolean;
+}
+
+/** The config document `jabberfarm up` runs when no file is given. */
+export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
+  const dataDir = resolve(o.dataDir);
+  const s = loadOrCreateSecrets(dataDir);
+  return {
+    domain: o.domain,
+    dataDir,
+    ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
+    router: {
+      host: "127.0.0.1",
+      port: o.routerPort,
+      domains: [o.domain],
+      components: {
+        [o.domain]: { secret: s.sm, trusted: true },
+        [COMPONENT_NAMES.c2s]: { secret: s.c2s, trusted: true },
+        [COMPONENT_NAMES.xdb]: { secret: s.xdb, trusted: true },
+        [COMPONENT_NAMES.cli]: { secret: s.cli, trusted: true },
+      },
+    },
+    xdb: {},
+    sm: {},
+    c2s: {
+      listeners: {
+        starttls: { host: o.host, port: o.c2sPort },
+        directTls: { host: o.host, port: o.c2sTlsPort },
+      },
+      ...(o.registration ? { registration: { allow: true } } : {}),
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * `jabberfarm up`: the whole farm on one machine, each process a child of
+ * this one (router, xdb, sm, c2s), restarted when it dies, stopped in order
+ * on Ctrl-C or SIGTERM (c2s first so clients leave before their sessions'
+ * owners, the router last so the others can say goodbye through it).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { Logger } from "pino";
+
+export type FarmProcess = "router" | "xdb" | "sm" | "c2s";
+export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s"];
+
+interface Child {
+  name: FarmProcess;
+  proc: ChildProcess | undefined;
+  restarts: number;
+  startedAt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface SupervisorOptions {
+  cliPath: string;
+  configPath: string;
+  logLevel: string;
+  log: Logger;
+  /** Called once, when every child has reported that it serves (over the IPC channel). */
+  onReady?: () => void;
+  /** Extra environment for the children. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const STOP_TIMEOUT_MS = 10_000;
+
+export class Supervisor {
+  private readonly children: Child[] = START_ORDER.map((name) => ({ name, proc: undefined, restarts: 0, startedAt: 0, timer: undefined }));
+  private stopping = false;
+  private ready = false;
+  private readonly serving = new Set<FarmProcess>();
+
+  constructor(private readonly o: SupervisorOptions) {}
+
+  start(): void {
+    for (const c of this.children) this.spawn(c);
+  }
+
+  pids(): Record<string, number | undefined> {
+    return Object.fromEntries(this.children.map((c) => [c.name, c.proc?.pid]));
+  }
+
+  private spawn(c: Child): void {
+    if (this.stopping) return;
+    const proc = spawn(process.execPath, [this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel], {
+      // The IPC channel carries one message per start: { type: "ready" } once the child serves.
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      env: { ...process.env, ...this.o.env },
+    });
+    c.proc = proc;
+    c.startedAt = Date.now();
+    // Children log JSON lines; pass them through whole lines, never interleaved halves.
+    createInterface({ input: proc.stdout! }).on("line", (line) => process.stdout.write(line + "\n"));
+    proc.on("message", (m: unknown) => {
+      if ((m as { type?: string } | null)?.type !== "ready") return;
+      this.serving.add(c.name);
+      if (!this.ready && this.serving.size === this.children.length) {
+        this.ready = true;
+        this.o.onReady?.();
+      }
+    });
+    proc.on("exit", (code, signal) => {
+      if (c.proc !== proc) return;
+      c.proc = undefined;
+      if (this.stopping) return;
+      // A process that ran a while before dying starts again at once; one that keeps dying backs off.
+      if (Date.now() - c.startedAt > 30_000) c.restarts = 0;
+      const delay = Math.min(10_000, 250 * 2 ** c.restarts++);
+      this.o.log.warn({ child: c.name, code, signal, restartInMs: delay, restarts: c.restarts }, "child exited; restarting");
+      c.timer = setTimeout(() => this.spawn(c), delay);
+    });
+  }
+
+  /** Stops every child in reverse start order; resolves when all have exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const c of [...this.children].reverse()) {
+      clearTimeout(c.timer);
+      const proc = c.proc;
+      if (!proc || proc.exitCode !== null) continue;
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => {
+          this.o.log.warn({ child: c.name }, "child did not stop in time; killing it");
+          proc.kill("SIGKILL");
+        }, STOP_TIMEOUT_MS);
+        proc.once("exit", () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        proc.kill("SIGTERM");
+      });
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The end-to-end tests' farm: `jabberfarm up` started as an admin would, as
+ * a separate OS process with its own children, on free loopback ports and
+ * a fresh data directory; accounts made with `jabberfarm adduser`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+export const ROOT = new URL("../..", import.meta.url).pathname;
+export const CLI = join(ROOT, "packages/farm/dist/cli.js");
+export const PG_ADMIN_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh Postgres database for one test file; dropped by `drop()`. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `jf_e2e_${randomBytes(5).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface FarmOptions {
+  dataDir?: string;
+  databaseUrl?: string;
+  registration?: boolean;
+  ports?: { c2s: number; tls: number; router: number };
+}
+
+export class Farm {
+  readonly dataDir: string;
+  readonly ports: { c2s: number; tls: number; router: number };
+  /** Every JSON log line the farm and its children printed. */
+  readonly logs: Array<Record<string, unknown>> = [];
+  stderr = "";
+  private proc: ChildProcess | undefined;
+  private exited: Promise<number | null> | undefined;
+
+  private constructor(readonly options: FarmOptions, ports: { c2s: number; tls: number; router: number }) {
+    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "jf-e2e-"));
+    this.ports = ports;
+  }
+
+  static async start(options: FarmOptions = {}): Promise<Farm> {
+    const ports = options.ports ?? { c2s: await freePort(), tls: await freePort(), router: await freePort() };
+    const farm = new Farm(options, ports);
+    await farm.up();
+    return farm;
+  }
+
+  private args(): string[] {
+    const a = ["--data", this.dataDir, "--port", String(this.ports.c2s), "--tls-port", String(this.ports.tls),
+      "--router-port", String(this.ports.router)];
+    if (this.options.databaseUrl) a.push("--database-url", this.options.databaseUrl);
+    if (this.options.registration) a.push("--registration");
+    return a;
+  }
+
+  /** Starts (or starts again) the farm; resolves when it says clients may connect. */
+  async up(timeoutMs = 30_000): Promise<void> {
+    const proc = spawn(process.execPath, [CLI, "up", ...this.args()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+    let buf = "";
+    proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs);
+      proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
+        this.stderr += d;
+        if (this.stderr.includes("jabberfarm is up")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`farm exited with ${code} before it was up:\n${this.stderr}`));
+      });
+    });
+  }
+
+  /** SIGTERM, as Ctrl-C would; resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;
+    this.proc.kill("SIGTERM");
+    return this.exited!;
+  }
+
+  /** The pids of the farm's children, from their log lines. */
+  childPid(name: string): number | undefined {
+    for (let i = this.logs.length - 1; i >= 0; i--) {
+      const l = this.logs[i]!;
+      if (l.process === name && typeof l.pid === "number") return l.pid;
+    }
+    return undefined;
+  }
+
+  /** Runs a `jabberfarm` admin command against this farm's data directory. */
+  async admin(args: string[], stdin = ""): Promise<{ code: number | null; stderr: string }> {
+    const proc = spawn(process.execPath, [CLI, ...args, ...this.args()], { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    proc.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    proc.stdin!.end(stdin);
+    const code = await new Promise<number | null>((resolve) => proc.once("exit", resolve));
+    return { code, stderr };
+  }
+
+  async addUser(user: string, password: string): Promise<void> {
+    const r = await this.admin(["adduser", user], password + "\n");
+    if (r.code !== 0) throw new Error(`adduser ${user} failed (${r.code}): ${r.stderr}`);
+  }
+}
