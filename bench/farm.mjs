@@ -25,8 +25,12 @@ const CONC = env("CONC", 50);
 const PAIRS = env("PAIRS", 100);
 const DURATION = env("DURATION", 10);
 const WINDOW = env("WINDOW", 10);
+const IDLE = env("IDLE", 5000);
+const HOLD = env("HOLD", 5);
 const LOADGEN = process.env.LOADGEN ?? join(root, "../shared/bench/load/xmppload.js");
-const OUT = process.env.OUT ?? join(root, "bench/results/farm-embedded.json");
+const TLS = process.env.TLS !== "0"; // TLS=0: plaintext c2s with PLAIN in the clear (farm started with --plaintext)
+const OUT = process.env.OUT ?? join(root, `bench/results/farm-embedded${TLS ? "" : "-plaintext"}.json`);
+const PROFILE = process.env.PROFILE; // a directory: the farm's children write --cpu-prof files there
 
 if (!existsSync(LOADGEN)) {
   console.error(`load generator not found at ${LOADGEN}; set LOADGEN`);
@@ -58,8 +62,9 @@ const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await f
 }
 
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
-  "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn"],
-  { stdio: ["ignore", "pipe", "pipe"] });
+  "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+  ...(TLS ? [] : ["--plaintext"])],
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();
 farm.stdout.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\n")) {
@@ -82,12 +87,12 @@ const children = spawnSync("pgrep", ["-P", String(farm.pid)], { encoding: "utf8"
 const pidList = children.join(",");
 
 mkdirSync(join(root, "bench/results"), { recursive: true });
-const args = [LOADGEN, "--host", "127.0.0.1", "--port", String(port), "--domain", "localhost", "--tls",
+const args = [LOADGEN, "--host", "127.0.0.1", "--port", String(port), "--domain", "localhost", ...(TLS ? ["--tls"] : []),
   "--users", String(USERS), "--password", "pw", "--pids", pidList,
-  "--scenario", "login,messages", "--logins", String(LOGINS), "--concurrency", String(CONC),
-  "--pairs", String(PAIRS), "--duration", String(DURATION), "--window", String(WINDOW),
+  "--scenario", process.env.SCENARIO ?? "login,messages", "--logins", String(LOGINS), "--concurrency", String(CONC),
+  "--idle", String(IDLE), "--hold", String(HOLD), "--pairs", String(PAIRS), "--duration", String(DURATION), "--window", String(WINDOW),
   "--label", "jabberfarm-embedded", "--out", OUT,
-  "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: "STARTTLS", sasl: "PLAIN over TLS" })];
+  "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: TLS ? "STARTTLS" : "none", sasl: "PLAIN" })];
 const r = spawnSync(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"] });
 farm.kill("SIGTERM");
 await new Promise((resolve) => farm.once("exit", resolve));
@@ -95,8 +100,9 @@ if (r.status !== 0) process.exit(r.status ?? 1);
 
 const { readFileSync } = await import("node:fs");
 const res = JSON.parse(readFileSync(OUT, "utf8"));
-const login = res.scenarios?.login ?? res.login;
-const msgs = res.scenarios?.messages ?? res.messages;
-const summary = { login, messages: msgs };
+const login = res.scenarios?.login ?? res.login ?? null;
+const msgs = res.scenarios?.messages ?? res.messages ?? null;
+const idle = res.scenarios?.idle ?? res.idle ?? null;
+const summary = { login, idle, messages: msgs };
 writeFileSync(OUT.replace(/\.json$/, ".summary.json"), JSON.stringify(summary, null, 2));
 console.log(JSON.stringify(summary, null, 2).slice(0, 4000));

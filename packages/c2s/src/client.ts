@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
-import { XmlConnection, type CloseReason } from "@jabberfarm/component";
+import { XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
 import { explicitClientStanza, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { SaslError, decodeSaslPayload, deriveCredentialsAsync, encodeSaslPayload, type SaslCondition, type ScramCredential } from "@jabberfarm/sasl";
@@ -155,7 +155,7 @@ export class ClientStream {
     this.bucket = new TokenBucket(limits.bytesPerSecond, limits.burstBytes);
     this.conn = new ClientXmlConnection(socket, {
       onStreamStart: (h) => this.onStreamStart(h),
-      onElement: (el, raw) => this.onElement(el, raw),
+      onElement: (el, raw) => this.onElement(el, rawText(raw)),
       onClose: (r) => this.onClose(r),
     }, { maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes });
     this.log = opts.log.child({ conn: this.conn.id, ip: this.ip, port: socket.remotePort });
@@ -276,8 +276,8 @@ export class ClientStream {
 
   // ---- output ----------------------------------------------------------------
 
-  private send(text: string): void {
-    this.conn.send(text);
+  private send(data: string | Buffer): void {
+    this.conn.send(data);
     this.lastWrite = Date.now();
   }
 
@@ -311,7 +311,7 @@ export class ClientStream {
   }
 
   /** Writes a stanza for the bound session, as the SM sent it. */
-  deliver(raw: string): void {
+  deliver(raw: string | Buffer): void {
     if (!this.conn.isOpen) return;
     this.send(raw);
     if (this.conn.congested) {

@@ -39,6 +39,9 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     name: "c2s", secret: config.secret, instance: config.instance, routers: config.routers,
     // What the routers accept, they may send us.
     maxStanzaBytes: config.limits.maxRoutedBytes,
+    // The router is trusted to send well-formed XML: read it with the splitter
+    // and pass stanzas to clients as bytes (docs/performance.md).
+    splitter: true,
   });
   const address = `c2s/${config.instance}`;
   const xdb = opts.storage ? undefined : new XdbClient((t) => component.send(t), address, { timeoutMs: config.xdb.timeoutMs });

@@ -7,9 +7,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { ENVELOPE_NS, EnvelopeError, readRoute, readSession, sessionEnvelope } from "@jabberfarm/envelope";
+import { ENVELOPE_NS, EnvelopeError, readRoute, readSession, routedStanzaBytes, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
-import { NS, StreamError, canBounce, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
+import { NS, StreamError, canBounce, parseElement, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
 import type { SaslOptions } from "./auth.js";
 import { ClientStream, stanzaCondition, type ClientContext, type Outlet } from "./client.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
@@ -184,8 +184,20 @@ export class C2sServer implements ClientContext {
   // ---- from the routers ------------------------------------------------------------
 
   /** One element from a router link. Never throws. */
-  handleRouterStanza(el: Element, raw: string): void {
+  handleRouterStanza(el: Element, raw: string | Buffer): void {
     try {
+      if (typeof raw !== "string") {
+        // The hot path: a stanza for a session, read by the splitter. Its
+        // bytes go to the client as they are, never decoded.
+        if (el.local === "route" && el.ns === ENVELOPE_NS && el.attrs.type !== "error") {
+          this.routeBytes(el, raw);
+          return;
+        }
+        // Anything else is rare enough to be parsed whole.
+        const text = raw.toString("utf8");
+        el = parseElement(text, NS.COMPONENT);
+        raw = text;
+      }
       if (el.ns === ENVELOPE_NS) this.handleEnvelope(el, raw);
       else this.handleStanza(el);
     } catch (err) {
@@ -196,6 +208,23 @@ export class C2sServer implements ClientContext {
         this.outlet.send(stanzaErrorReply(el, err instanceof EnvelopeError ? "bad-request" : "internal-server-error", { text: message, includePayload: false }).toString());
       }
     }
+  }
+
+  private routeBytes(el: Element, raw: Buffer): void {
+    const sid = el.attrs.sid;
+    const from = el.attrs.from;
+    if (!sid || !from) throw new EnvelopeError("route: from, to and sid are required");
+    const client = this.sessions.get(sid);
+    if (client?.session?.sid === sid) {
+      client.deliver(routedStanzaBytes(raw));
+      return;
+    }
+    if (client) {
+      this.log.warn({ sid, from }, "route for a session still binding; dropped");
+      return;
+    }
+    this.log.debug({ sid, from }, "route for an unknown session");
+    this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: from, sid, reason: "no such session" }));
   }
 
   private handleEnvelope(el: Element, raw: string): void {

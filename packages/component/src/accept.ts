@@ -15,11 +15,16 @@ export interface AcceptOptions extends XmlConnectionOptions {
   secretFor(name: string): string | undefined;
   /** Time allowed from connect to a successful handshake. */
   handshakeTimeoutMs?: number;
+  /**
+   * Names whose streams are read with the splitter (farm processes, trusted
+   * to send well-formed XML): stanzas then arrive as bytes. Others are parsed.
+   */
+  splitterFor?: (name: string) => boolean;
 }
 
 export interface AcceptedHandlers {
   onAuthenticated(conn: AcceptedComponent): void;
-  onStanza(conn: AcceptedComponent, el: Element, raw: string): void;
+  onStanza(conn: AcceptedComponent, el: Element, raw: string | Buffer): void;
   /** Called once, whether or not the component ever authenticated. */
   onClose(conn: AcceptedComponent, reason: CloseReason): void;
   /** A failed handshake or a protocol error before authentication, for the operator's log. */
@@ -67,8 +72,8 @@ export class AcceptedComponent {
     return this.state === "ready";
   }
 
-  send(text: string): void {
-    this.conn.send(text);
+  send(data: string | Buffer): void {
+    this.conn.send(data);
   }
 
   close(error?: StreamError): void {
@@ -102,9 +107,12 @@ export class AcceptedComponent {
       return;
     }
     this.state = "handshake";
+    // The component waits for our header before it sends anything more, so
+    // the parser holds nothing yet: a clean point to change readers.
+    if (this.opts.splitterFor?.(this.name)) this.conn.useSplitter(NS.COMPONENT);
   }
 
-  private onElement(el: Element, raw: string): void {
+  private onElement(el: Element, raw: string | Buffer): void {
     if (this.state === "ready") {
       this.handlers.onStanza(this, el, raw);
       return;

@@ -4,13 +4,22 @@
  * and later c2s, are built on it.
  */
 import type { Socket } from "node:net";
-import { StreamError, StreamParser, streamFooter, type Element, type StreamHeader, type StreamParserOptions } from "@jabberfarm/xml";
+import {
+  StanzaSplitter, StreamError, StreamParser, incompleteUtf8Tail, streamFooter,
+  type Element, type StreamHeader, type StreamParserOptions,
+} from "@jabberfarm/xml";
 
 export interface XmlConnectionHandlers {
   onStreamStart(header: StreamHeader): void;
-  onElement(el: Element, raw: string): void;
+  /** `raw` is text from the full parser, bytes from the splitter (see `useSplitter`). */
+  onElement(el: Element, raw: string | Buffer): void;
   /** The stream ended: closed by the peer, by us, by an error, or the socket died. */
   onClose(reason: CloseReason): void;
+}
+
+/** A stanza's text whichever reader produced it (the splitter gives bytes). */
+export function rawText(raw: string | Buffer): string {
+  return typeof raw === "string" ? raw : raw.toString("utf8");
 }
 
 export interface CloseReason {
@@ -40,6 +49,12 @@ export class XmlConnection {
   private readonly handlers: XmlConnectionHandlers;
   private readonly hwm: number;
   private out = "";
+  /** Queued bytes; once there are any, text is queued here too so order holds. */
+  private outBytes: Buffer[] = [];
+  private outBytesLength = 0;
+  private splitter: StanzaSplitter | undefined;
+  private lastChunk: Buffer | undefined;
+  private readonly maxStanzaBytes: number | undefined;
   private flushScheduled = false;
   private closing = false;
   private closed = false;
@@ -50,6 +65,7 @@ export class XmlConnection {
     this.socket = socket;
     this.handlers = handlers;
     this.hwm = opts.highWaterMark ?? DEFAULT_HWM;
+    this.maxStanzaBytes = opts.maxStanzaBytes;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.parser = new StreamParser({
@@ -68,13 +84,48 @@ export class XmlConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (!this.closed) this.parser.write(chunk);
+    if (this.closed) return;
+    if (this.splitter) {
+      this.splitter.write(chunk);
+      return;
+    }
+    this.lastChunk = chunk;
+    this.parser.write(chunk);
+    this.lastChunk = undefined;
   };
 
   private readonly onEnd = (): void => {
-    this.parser.end();
+    if (this.splitter) this.splitter.end();
+    else this.parser.end();
     this.finish();
   };
+
+  /**
+   * From now on read this stream with the splitter (packages/xml): for a peer
+   * trusted to send well-formed XML, stanzas arrive as bytes with only their
+   * top-level tag read. Call it once the peer is known (after the header or
+   * the handshake), from a handler or between reads.
+   */
+  useSplitter(contentNs: string): void {
+    if (this.splitter) return;
+    const splitter = new StanzaSplitter({
+      onElement: (el, raw) => {
+        if (el.local === "error" && el.uri === "http://etherx.jabber.org/streams") {
+          this.peerError(el);
+          return;
+        }
+        this.handlers.onElement(el, raw);
+      },
+      onStreamEnd: () => this.close(),
+      onError: (err) => this.close(err),
+    }, { contentNs, ...(this.maxStanzaBytes === undefined ? {} : { maxStanzaBytes: this.maxStanzaBytes }) });
+    this.parser.handOff((rest) => {
+      this.splitter = splitter;
+      // What the parser had decoded, plus any bytes of a character it was still waiting for.
+      const tail = this.lastChunk ? incompleteUtf8Tail(this.lastChunk) : new Uint8Array(0);
+      if (rest.length > 0 || tail.length > 0) splitter.write(Buffer.concat([Buffer.from(rest, "utf8"), tail]));
+    });
+  }
 
   private readonly onSocketError = (e: Error): void => {
     this.closeReason.socketError ??= e.message;
@@ -122,7 +173,7 @@ export class XmlConnection {
 
   /** True when the peer reads slower than we write; the caller should stop feeding it. */
   get congested(): boolean {
-    return this.socket.writableLength + this.out.length > this.hwm;
+    return this.socket.writableLength + this.out.length + this.outBytesLength > this.hwm;
   }
 
   /**
@@ -130,18 +181,41 @@ export class XmlConnection {
    * loop leaves in one write: a burst of stanzas from one socket read becomes
    * one syscall per destination, not one per stanza.
    */
-  send(text: string): void {
+  send(data: string | Buffer): void {
     if (this.closed || this.closing) return;
-    this.out = this.out.length === 0 ? text : this.out + text;
+    if (typeof data === "string" && this.outBytes.length === 0) {
+      this.out = this.out.length === 0 ? data : this.out + data;
+    } else {
+      if (this.out.length > 0) {
+        this.pushBytes(Buffer.from(this.out, "utf8"));
+        this.out = "";
+      }
+      this.pushBytes(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
     }
   }
 
+  private pushBytes(b: Buffer): void {
+    this.outBytes.push(b);
+    this.outBytesLength += b.length;
+  }
+
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.socket.destroyed) return;
+    if (this.socket.destroyed) return;
+    if (this.outBytes.length > 0) {
+      // One write for the whole turn's output; the views into other sockets'
+      // reads are copied once here and released.
+      const bytes = this.outBytes.length === 1 ? this.outBytes[0]! : Buffer.concat(this.outBytes, this.outBytesLength);
+      this.outBytes = [];
+      this.outBytesLength = 0;
+      this.socket.write(bytes);
+      return;
+    }
+    if (this.out.length === 0) return;
     const text = this.out;
     this.out = "";
     this.socket.write(text);

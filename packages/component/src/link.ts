@@ -24,11 +24,17 @@ export interface LinkOptions extends XmlConnectionOptions {
   instance?: string;
   /** Time allowed from connect to the router's `<handshake/>`. */
   handshakeTimeoutMs?: number;
+  /**
+   * Read the router's stream with the splitter once the handshake is done:
+   * stanzas then arrive as bytes with only their top-level tag read. For a
+   * process that forwards what it receives (c2s), not one that needs trees.
+   */
+  splitter?: boolean;
 }
 
 export interface LinkHandlers {
   onReady(link: RouterLink): void;
-  onStanza(link: RouterLink, el: Element, raw: string): void;
+  onStanza(link: RouterLink, el: Element, raw: string | Buffer): void;
   /** The link is gone (never came up, refused, or dropped). */
   onDown(link: RouterLink, reason: CloseReason): void;
 }
@@ -78,6 +84,7 @@ export class RouterLink {
           this.handlers.onStanza(this, el, raw);
         } else if (el.name === "handshake" && el.ns === NS.COMPONENT) {
           clearTimeout(this.timer);
+          if (this.opts.splitter) this.conn?.useSplitter(NS.COMPONENT);
           this.ready = true;
           this.handlers.onReady(this);
         } else {
@@ -96,8 +103,8 @@ export class RouterLink {
     });
   }
 
-  send(text: string): void {
-    if (this.ready) this.conn?.send(text);
+  send(data: string | Buffer): void {
+    if (this.ready) this.conn?.send(data);
   }
 
   onceDrained(fn: () => void): void {

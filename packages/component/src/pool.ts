@@ -6,7 +6,8 @@
  * another live link when that one dies.
  */
 import { EventEmitter } from "node:events";
-import type { Element } from "@jabberfarm/xml";
+import { Element, NS, parseElement } from "@jabberfarm/xml";
+import { FARM_ROUTER_NS, readMembers } from "./members.js";
 import type { CloseReason, XmlConnectionOptions } from "./connection.js";
 import { RouterLink, type RouterAddress } from "./link.js";
 
@@ -24,11 +25,16 @@ export interface ComponentOptions extends XmlConnectionOptions {
   instance?: string;
   backoff?: Partial<BackoffOptions>;
   handshakeTimeoutMs?: number;
+  /** Read the routers' streams with the splitter (see LinkOptions.splitter). */
+  splitter?: boolean;
 }
 
 export interface ComponentEvents {
-  stanza: [el: Element, raw: string, via: RouterLink];
+  /** `raw` is bytes when the component reads with the splitter (`splitter: true`), else text. */
+  stanza: [el: Element, raw: string | Buffer, via: RouterLink];
   up: [link: RouterLink];
+  /** A router's list of the instances serving `name` (ours included), sent on every change. */
+  members: [name: string, instances: string[], via: RouterLink];
   down: [link: RouterLink, reason: CloseReason];
 }
 
@@ -103,10 +109,10 @@ export class Component extends EventEmitter<ComponentEvents> {
   }
 
   /** Sends through the link in use; false when no router is reachable now. */
-  send(stanza: Element | string): boolean {
+  send(stanza: Element | string | Buffer): boolean {
     const link = this.pick();
     if (!link) return false;
-    link.send(typeof stanza === "string" ? stanza : stanza.toString());
+    link.send(stanza instanceof Element ? stanza.toString() : stanza);
     return true;
   }
 
@@ -163,7 +169,14 @@ export class Component extends EventEmitter<ComponentEvents> {
         slot.attempt = 0;
         this.emit("up", l);
       },
-      onStanza: (l, el, raw) => this.emit("stanza", el, raw, l),
+      onStanza: (l, el, raw) => {
+        if (el.local === "members" && el.ns === FARM_ROUTER_NS) {
+          const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
+          if (m) this.emit("members", m.name, m.instances, l);
+          return;
+        }
+        this.emit("stanza", el, raw, l);
+      },
       onDown: (l, reason) => {
         if (slot.link !== l) return;
         slot.link = undefined;

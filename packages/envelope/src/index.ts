@@ -1,5 +1,5 @@
 export {
-  ENVELOPE_NS, EnvelopeError, sessionEnvelope, readSession, routeEnvelope, readRoute, explicitClientStanza, startTagEnd,
+  ENVELOPE_NS, EnvelopeError, sessionEnvelope, readSession, routeEnvelope, readRoute, routedStanzaBytes, explicitClientStanza, startTagEnd,
   type SessionEnvelope, type SessionType, type RouteEnvelope,
 } from "./envelope.js";
 export {

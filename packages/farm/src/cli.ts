@@ -31,6 +31,8 @@ the farm on one machine:
     --host ADDR           address clients connect to (default 127.0.0.1)
     --database-url URL    use PostgreSQL instead of PGlite
     --registration        allow in-band registration (XEP-0077)
+    --plaintext           allow streams without TLS and PLAIN in the clear
+                          (benchmarks on loopback only; never for real users)
 
 one process (each reads its section of --config FILE):
   router | xdb | sm | c2s --config FILE
@@ -63,6 +65,7 @@ interface Options {
   host: string;
   databaseUrl?: string | undefined;
   registration: boolean;
+  plaintext: boolean;
   positionals: string[];
 }
 
@@ -81,6 +84,7 @@ function parse(argv: string[]): Options {
       host: { type: "string", default: "127.0.0.1" },
       "database-url": { type: "string", default: process.env.DATABASE_URL },
       registration: { type: "boolean", default: false },
+      plaintext: { type: "boolean", default: false },
     },
   });
   const level = values["log-level"] as Level;
@@ -93,7 +97,7 @@ function parse(argv: string[]): Options {
   return {
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
-    databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, positionals,
+    databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
   };
 }
 
@@ -102,7 +106,7 @@ function farmDocument(o: Options): Doc {
   if (o.config) return readConfigFile(o.config);
   return embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
-    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration,
+    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration, plaintext: o.plaintext,
   });
 }
 

@@ -91,6 +91,8 @@ export interface EmbeddedFarmOptions {
   host: string;
   databaseUrl?: string | undefined;
   registration?: boolean;
+  /** Streams without TLS and PLAIN in the clear: for benchmarks on loopback, never for users. */
+  plaintext?: boolean;
 }
 
 /** The config document `jabberfarm up` runs when no file is given. */
@@ -120,6 +122,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
         directTls: { host: o.host, port: o.c2sTlsPort },
       },
       ...(o.registration ? { registration: { allow: true } } : {}),
+      ...(o.plaintext ? { requireTls: false, allowPlainWithoutTls: true } : {}),
     },
   };
 }

@@ -50,7 +50,9 @@ export class Supervisor {
 
   private spawn(c: Child): void {
     if (this.stopping) return;
-    const proc = spawn(process.execPath, [this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel], {
+    // JABBERFARM_PROFILE_DIR: each child writes a V8 CPU profile there when it exits (docs/performance.md).
+    const profile = process.env.JABBERFARM_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.JABBERFARM_PROFILE_DIR}`] : [];
+    const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel], {
       // The IPC channel carries one message per start: { type: "ready" } once the child serves.
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       env: { ...process.env, ...this.o.env },

@@ -1,4 +1,3 @@
 export { Router, type RouterOptions } from "./router.js";
 export { routerConfigSchema, type RouterConfig, type RouterConfigInput } from "./config.js";
 export { RoutingTable, Route, rendezvousRule, type RoutingRule } from "./routing-table.js";
-export { rendezvousPick, rendezvousScore, rendezvousSeed, type RendezvousCandidate } from "./rendezvous.js";

@@ -1,6 +1,6 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Component } from "@jabberfarm/component";
+import { Component, rawText } from "@jabberfarm/component";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { RawPeer, SECRETS, delay, startRouter } from "./testing.js";
 import type { Router } from "./router.js";
@@ -11,7 +11,7 @@ function collect(c: Component): { els: Element[]; raws: string[]; next: (ms?: nu
   let waiting: ((el: Element) => void) | undefined;
   c.on("stanza", (el, raw) => {
     els.push(el);
-    raws.push(raw);
+    raws.push(rawText(raw));
     const w = waiting;
     waiting = undefined;
     w?.(el);
@@ -230,7 +230,19 @@ describe("router: routing", () => {
     assert.ok(!inbox.els.some((e) => e.attrs.id === "spoof"));
   });
 
-  test("malformed XML ends only that component's stream", async () => {
+  test("malformed XML from an untrusted component ends its stream (full parse)", async () => {
+    const b = component("b.test", [port]);
+    cleanup.push(() => b.stop());
+    await b.start();
+    const p = await RawPeer.connect(port);
+    await p.handshake("ext.test", SECRETS["ext.test"]);
+    await p.until((t) => t.includes("<handshake/>"));
+    p.write("<message from='bot@ext.test' to='bob@b.test'><body a='1' a='2'>x</body></message>");
+    await p.waitClosed();
+    assert.match(p.text, /<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  });
+
+  test("a mismatched end tag from a trusted component (read by the splitter) ends only its stream", async () => {
     const b = component("b.test", [port]);
     cleanup.push(() => b.stop());
     await b.start();
@@ -360,6 +372,33 @@ describe("router: addressing one instance", () => {
       assert.equal(got[0]!.els.length + got[1]!.els.length, 21, "delivered to some instance, not dropped");
     } finally {
       await Promise.all([...sms.map((s) => s.stop()), a.stop()]);
+      await r.router.stop();
+    }
+  });
+});
+
+describe("router: membership notices", () => {
+  test("the trusted connections of a name hear which instances serve it, on every change", async () => {
+    const r = await startRouter();
+    const seen: string[][] = [];
+    const sm1 = component("sm", [r.port], "sm-1");
+    sm1.on("members", (name, ids) => {
+      if (name === "sm") seen.push(ids);
+    });
+    const sm2 = component("sm", [r.port], "sm-2");
+    try {
+      await sm1.start();
+      for (let i = 0; i < 50 && seen.length < 1; i++) await delay(20);
+      assert.deepEqual(seen.at(-1), ["sm-1"]);
+      await sm2.start();
+      for (let i = 0; i < 50 && seen.length < 2; i++) await delay(20);
+      assert.deepEqual(seen.at(-1), ["sm-1", "sm-2"]);
+      await sm2.stop();
+      for (let i = 0; i < 50 && seen.length < 3; i++) await delay(20);
+      assert.deepEqual(seen.at(-1), ["sm-1"]);
+    } finally {
+      await sm1.stop();
+      await sm2.stop();
       await r.router.stop();
     }
   });

@@ -6,7 +6,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { AcceptedComponent, type CloseReason } from "@jabberfarm/component";
+import { AcceptedComponent, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
 import { Jid } from "@jabberfarm/jid";
 import {
   NS, StreamError, canBounce, parseElement, stanzaErrorReply,
@@ -79,6 +79,9 @@ export class Router {
       maxHeaderBytes: limits.maxHeaderBytes,
       highWaterMark: limits.highWaterMark,
       shallow: true,
+      // Farm processes are trusted to send well-formed XML (they parsed it at
+      // the edge or built it); their streams skip the full parse.
+      splitterFor: (name) => this.config.components[name]?.trusted === true,
     }, {
       onAuthenticated: (c) => this.onAuthenticated(c),
       onStanza: (c, el, raw) => this.onStanza(c, el, raw),
@@ -96,6 +99,16 @@ export class Router {
     this.routes.set(c, route);
     this.table.add(route);
     this.log.info({ conn: c.id, component: c.name, instance: c.instance }, "component connected");
+    this.announceMembers(c.name);
+  }
+
+  /** Tell every connection of `name` which instances serve it now (docs/router.md, membership). */
+  private announceMembers(name: string): void {
+    const routes = this.table.candidates(name);
+    if (routes.length === 0) return;
+    const notice = membersElement(name, [...new Set(routes.map((r) => r.rendezvousId))].sort());
+    // Only farm processes know the notice; an external component would not.
+    for (const r of routes) if (r.trusted) r.component.send(notice);
   }
 
   private onClose(c: AcceptedComponent, reason: CloseReason): void {
@@ -104,6 +117,7 @@ export class Router {
     if (!route) return;
     this.routes.delete(c);
     this.table.remove(route);
+    this.announceMembers(route.name);
     this.log.info({
       conn: c.id, component: c.name, instance: c.instance,
       condition: reason.error?.condition, by: reason.error ? (reason.remote ? "component" : "router") : undefined,
@@ -111,7 +125,7 @@ export class Router {
     }, "component disconnected");
   }
 
-  private onStanza(src: AcceptedComponent, el: Element, raw: string): void {
+  private onStanza(src: AcceptedComponent, el: Element, raw: string | Buffer): void {
     const route = this.routes.get(src);
     if (!route) return;
     if (el.uri === NS.STREAMS || el.name === "handshake") {
@@ -170,7 +184,7 @@ export class Router {
     return false;
   }
 
-  private bounce(src: AcceptedComponent, el: Element, raw: string, condition: StanzaErrorCondition, text: string): void {
+  private bounce(src: AcceptedComponent, el: Element, raw: string | Buffer, condition: StanzaErrorCondition, text: string): void {
     if (!canBounce(el)) {
       this.log.debug({ conn: src.id, condition }, "dropped an undeliverable error stanza");
       return;
@@ -178,7 +192,7 @@ export class Router {
     let full: Element;
     try {
       // The router parsed shallowly; the reply carries the original payload.
-      full = parseElement(raw, NS.COMPONENT);
+      full = parseElement(rawText(raw), NS.COMPONENT);
     } catch {
       full = el;
     }

@@ -1,5 +1,5 @@
 import type { AcceptedComponent } from "@jabberfarm/component";
-import { rendezvousPick, rendezvousSeed } from "./rendezvous.js";
+import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 
 /** A live, authenticated component connection as the table holds it. */
 export class Route {

@@ -3,7 +3,7 @@
  * through xdb (or a Storage handed in, for tests and embedded use).
  */
 import type { Logger } from "pino";
-import { Component, logLinkEvents } from "@jabberfarm/component";
+import { Component, logLinkEvents, rawText } from "@jabberfarm/component";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
@@ -35,7 +35,10 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   const modules = opts.modules ?? loadModules(config.modules ?? Object.keys(BUILTIN_MODULES));
   const sm = new SessionManager(config, storage, { send: (t) => component.send(t) }, log, modules);
   if (xdb) sm.onXdb = (el) => void xdb.handleResponse(el);
-  component.on("stanza", (el, raw) => sm.handle(el, raw));
+  component.on("stanza", (el, raw) => sm.handle(el, rawText(raw)));
+  component.on("members", (name, instances) => {
+    if (name === config.domain) sm.setMembers(instances);
+  });
   logLinkEvents(component, log);
   await component.start();
   log.info({ domain: config.domain, instance: config.instance, modules: modules.length }, "sm serving");

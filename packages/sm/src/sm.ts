@@ -13,6 +13,7 @@ import {
   canBounce, stanzaErrorReply, xml, type Element, type StanzaErrorCondition,
 } from "@jabberfarm/xml";
 import type { SmConfig } from "./config.js";
+import { rendezvousPick, rendezvousSeed, type RendezvousCandidate } from "@jabberfarm/component";
 import { Hooks, type Handler, type SmEvents } from "./hooks.js";
 import { RosterManager } from "./roster-manager.js";
 import { Session } from "./session.js";
@@ -49,10 +50,11 @@ export interface ModuleApi {
   toSession(session: Session, stanza: Element | string): void;
   /**
    * Send a stanza on its way by its `to`: straight to the session when it is
-   * a full JID bound here, else through the router (another user's SM,
-   * a component, or inbound processing of one of ours).
+   * a full JID bound here; into inbound processing here when the recipient
+   * is a user this SM owns (pass the parsed stanza with its text to allow
+   * that); else through the router (another SM, a component, elsewhere).
    */
-  send(stanza: Element | string): void;
+  send(stanza: Element | string, parsed?: Element): void;
   /** Answer an iq with a result (optionally with a payload). */
   result(iq: Element, payload?: Element): void;
   /** Answer a stanza with an error, unless it is an error itself. */
@@ -85,6 +87,8 @@ export class SessionManager implements ModuleApi {
   private readonly hooks = new Hooks();
   private readonly featureList: string[] = [];
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** The SMs serving our domain, as the routers announce them (null until the first notice). */
+  private members: RendezvousCandidate[] | null = null;
 
   constructor(
     readonly config: SmConfig,
@@ -122,20 +126,39 @@ export class SessionManager implements ModuleApi {
     this.outlet.send(routeEnvelope(this.address, session.c2s, session.sid, clientText(stanza)));
   }
 
-  send(stanza: Element | string): void {
+  send(stanza: Element | string, parsed?: Element): void {
+    const el = typeof stanza === "string" ? parsed : stanza;
     const text = clientText(stanza);
-    const to = typeof stanza === "string" ? undefined : stanza.attrs.to;
-    if (to !== undefined) {
+    const to = el?.attrs.to;
+    if (el !== undefined && to !== undefined) {
       const jid = Jid.tryParse(to);
-      if (jid && jid.resource !== "" && jid.domain === this.domain && jid.local !== "") {
-        const s = this.sessions.byFullJid(jid.bareString(), jid.resource);
+      if (jid && jid.domain === this.domain && jid.local !== "") {
+        const user = jid.bareString();
+        const s = jid.resource === "" ? undefined : this.sessions.byFullJid(user, jid.resource);
         if (s) {
           this.toSession(s, text);
+          return;
+        }
+        // One of our own users: handle it here rather than through the router
+        // and back (the routers would bring it to us anyway).
+        const from = el.attrs.from === undefined ? null : Jid.tryParse(el.attrs.from);
+        if (from !== null && this.ownsUser(user)) {
+          void this.serial(user, () => this.inbound(el, text, user, jid, from)).catch((err: unknown) => this.failed(el, err));
           return;
         }
       }
     }
     this.outlet.send(text);
+  }
+
+  /** The routers' list of the SMs serving our domain changed. */
+  setMembers(instances: readonly string[]): void {
+    this.members = instances.map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) }));
+  }
+
+  /** Whether the routers bring `user`'s stanzas to this SM (same rule, same list). Unknown list: no. */
+  ownsUser(user: string): boolean {
+    return this.members !== null && rendezvousPick(this.members, user)?.rendezvousId === this.instance;
   }
 
   result(iq: Element, payload?: Element): void {
@@ -297,11 +320,11 @@ export class SessionManager implements ModuleApi {
       case "message":
         if (!(await this.hooks.fire("message/out", { stanza, raw, session }))) {
           if (stanza.attrs.to === undefined) return; // to our own account: nothing else knows what to do
-          this.send(raw);
+          this.send(raw, stanza);
         }
         return;
       case "presence":
-        if (!(await this.hooks.fire("presence/out", { stanza, raw, session })) && stanza.attrs.to !== undefined) this.send(raw);
+        if (!(await this.hooks.fire("presence/out", { stanza, raw, session })) && stanza.attrs.to !== undefined) this.send(raw, stanza);
         return;
       default:
         this.log.debug({ sid: session.sid, element: stanza.name }, "unknown stanza from a session");
@@ -333,7 +356,7 @@ export class SessionManager implements ModuleApi {
       }
       return;
     }
-    this.send(raw);
+    this.send(raw, stanza);
   }
 
   // ---- inbound: to one of our users ------------------------------------------

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
-import { Component } from "@jabberfarm/component";
+import { Component, rawText } from "@jabberfarm/component";
 import { readRoute, readSession, routeEnvelope, sessionEnvelope, ENVELOPE_NS } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { Router } from "@jabberfarm/router";
@@ -118,7 +118,7 @@ export class SessionDriver {
   constructor(routerPort: number, readonly instance = "c2s-test") {
     this.address = `c2s/${instance}`;
     this.component = new Component({ name: "c2s", secret: C2S_SECRET, instance, routers: [{ host: "127.0.0.1", port: routerPort }] });
-    this.component.on("stanza", (el, raw) => this.onStanza(el, raw));
+    this.component.on("stanza", (el, raw) => this.onStanza(el, rawText(raw)));
   }
 
   start(): Promise<void> {

@@ -9,3 +9,4 @@ export {
 } from "./parser.js";
 export { parseElement } from "./fragment.js";
 export { streamHeader, streamFooter, type StreamHeaderOptions } from "./stream.js";
+export { StanzaSplitter, unescapeXml, incompleteUtf8Tail, type SplitterHandlers, type SplitterOptions } from "./splitter.js";

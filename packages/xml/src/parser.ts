@@ -112,6 +112,8 @@ export class StreamParser {
   private generation = 0;
   /** Input after the element whose handler called reset(), to feed the new stream. */
   private leftover = "";
+  /** Set by handOff(): receives the unread rest of the input, and this parser stops. */
+  private handoff: ((rest: string) => void) | undefined;
 
   constructor(handlers: StreamParserHandlers, opts: StreamParserOptions = {}) {
     this.handlers = handlers;
@@ -153,9 +155,39 @@ export class StreamParser {
     this.install();
   }
 
+  /**
+   * Stop reading and give everything not yet handed out to `take` (decoded
+   * text), so another reader can continue the stream: the splitter, once a
+   * trusted peer is known. From inside a handler, the rest is what followed
+   * the element being handled.
+   */
+  handOff(take: (rest: string) => void): void {
+    if (this.failed || this.ended) return;
+    if (this.inWrite) {
+      this.handoff = take;
+      this.generation++;
+      return;
+    }
+    const rest = this.buf.slice(this.mark - this.base);
+    this.ended = true;
+    this.buf = "";
+    take(rest);
+  }
+
+  private inWrite = false;
+
   /** Feed bytes (or already decoded text) from the socket. */
   write(chunk: Uint8Array | string): void {
     if (this.failed || this.ended) return;
+    this.inWrite = true;
+    try {
+      this.writeText(chunk);
+    } finally {
+      this.inWrite = false;
+    }
+  }
+
+  private writeText(chunk: Uint8Array | string): void {
     let text: string;
     if (typeof chunk === "string") text = chunk;
     else {
@@ -193,6 +225,16 @@ export class StreamParser {
           // The stream ended (nothing more is read), or a handler called
           // reset() and what followed goes to the new stream.
           if (this.ended || this.failed) return;
+          if (this.handoff) {
+            const take = this.handoff;
+            this.handoff = undefined;
+            const rest = this.leftover + text.slice(i);
+            this.leftover = "";
+            this.ended = true;
+            this.buf = "";
+            take(rest);
+            return;
+          }
           text = this.leftover + text.slice(i);
           this.leftover = "";
           i = 0;

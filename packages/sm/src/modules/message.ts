@@ -29,7 +29,7 @@ export function message(api: ModuleApi): void {
       api.error(stanza, "jid-malformed");
       return true;
     }
-    api.send(raw);
+    api.send(raw, stanza);
     return true;
   });
 

@@ -105,7 +105,7 @@ export function presence(api: ModuleApi): void {
       // unavailable when this session goes away.
       if (type === undefined) session.directedTo.add(to.toString());
       else session.directedTo.delete(to.toString());
-      api.send(raw);
+      api.send(raw, stanza);
       return true;
     }
 
