@@ -193,6 +193,11 @@ export class C2sServer implements ClientContext {
           this.routeBytes(el, raw);
           return;
         }
+        // A storage answer is text only (JSON), which the splitter keeps.
+        if (el.local === "xdb" && el.ns === ENVELOPE_NS && el.attrs.type === "result") {
+          this.handleEnvelope(el, "");
+          return;
+        }
         // Anything else is rare enough to be parsed whole.
         const text = raw.toString("utf8");
         el = parseElement(text, NS.COMPONENT);

@@ -21,7 +21,9 @@ export async function startXdb(input: XdbConfigInput | XdbConfig, opts: { logger
   const log = opts.logger;
   const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
   log.info({ backend: config.databaseUrl ? "postgres" : "pglite", dataDir: config.databaseUrl ? undefined : config.dataDir }, "storage open");
-  const component = new Component({ name: "xdb", secret: config.secret, instance: config.instance, routers: config.routers });
+  // Requests are text-only elements (JSON): the splitter reads them whole
+  // without a full XML parse (docs/performance.md).
+  const component = new Component({ name: "xdb", secret: config.secret, instance: config.instance, routers: config.routers, splitter: true });
   const service = new XdbService(storage, (t) => component.send(t), `xdb/${config.instance}`, log);
   component.on("stanza", (el) => {
     if (el.ns === ENVELOPE_NS && el.local === "xdb") service.handle(el);
