@@ -9,6 +9,7 @@ import { openPglite } from "./backends/pglite.js";
 import { DataDirInUseError } from "./errors.js";
 import { openStorage } from "./open.js";
 import { SqlStorage } from "./sql-storage.js";
+import { ExclusiveSqlStorage } from "./exclusive-storage.js";
 import { storageSuite } from "./storage-suite.js";
 
 const root = await mkdtemp(join(tmpdir(), "xdb-pglite-test-"));
@@ -55,6 +56,36 @@ describe("pglite backend", () => {
       assert.equal(await s.accountExists("still@example.org"), true);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe("PGlite: credentials served from memory", () => {
+  test("warm reads every account once; writes keep the memory current across a reopen", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "xdb-cache-"));
+    const cred = (m: "SCRAM-SHA-1" | "SCRAM-SHA-256", k: string) => ({ mechanism: m, salt: "c2FsdA==", iterations: 4096, storedKey: k, serverKey: k });
+    try {
+      let s = await openPglite(dir);
+      assert.ok(s instanceof ExclusiveSqlStorage);
+      await s.createAccount("a@x", [cred("SCRAM-SHA-256", "a1"), cred("SCRAM-SHA-1", "a0")]);
+      await s.createAccount("b@x", [cred("SCRAM-SHA-1", "b0")]);
+      await s.close();
+      s = await openPglite(dir);
+      const cache = s as ExclusiveSqlStorage;
+      assert.equal(cache.cachedAccounts, 2);
+      assert.deepEqual((await s.getCredentials("a@x"))?.map((c) => c.storedKey), ["a0", "a1"]);
+      assert.equal(await s.getCredentials("nobody@x"), null);
+      assert.equal(await s.accountExists("nobody@x"), false);
+      assert.equal(await s.setCredentials("b@x", [cred("SCRAM-SHA-256", "b2")]), true);
+      assert.deepEqual((await s.getCredentials("b@x"))?.map((c) => c.storedKey), ["b2"]);
+      assert.equal(await s.deleteAccount("a@x"), true);
+      assert.equal(await s.getCredentials("a@x"), null);
+      // what memory says is what the database says
+      const fromDb = await (s as ExclusiveSqlStorage).db.query<{ stored_key: string }>("SELECT stored_key FROM credentials ORDER BY username, mechanism");
+      assert.deepEqual(fromDb.map((r) => r.stored_key), ["b2"]);
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

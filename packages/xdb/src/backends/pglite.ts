@@ -4,7 +4,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { pgliteDb, type DbHandle } from "../db.js";
 import { DataDirInUseError } from "../errors.js";
 import { migrate } from "../migrations/index.js";
-import { SqlStorage } from "../sql-storage.js";
+import { ExclusiveSqlStorage } from "../exclusive-storage.js";
 import type { Storage } from "../storage.js";
 
 // PGlite does not notice a second process opening the same directory, and
@@ -75,7 +75,11 @@ export async function openPglite(dataDir: string): Promise<Storage> {
         }
       },
     };
-    return new SqlStorage(handle);
+    // This process holds the directory's lock, so nobody else writes: the
+    // credentials can be served from memory (exclusive-storage.ts).
+    const storage = new ExclusiveSqlStorage(handle);
+    await storage.warm();
+    return storage;
   } catch (err) {
     await pg?.close().catch(() => {});
     await unlock();
