@@ -3,10 +3,11 @@
 // online pairs, with latency, against `jabberfarm up` (router, xdb on
 // PGlite, sm, c2s as separate processes) on this machine.
 //
-// The load comes from the shared harness's generator (../shared/bench/load/
-// xmppload.js: raw sockets, STARTTLS, SASL PLAIN), the same one that measured
-// ejabberd, prosody and jabberd2 here, so figures compare; the farm's
-// processes are sampled for CPU and RSS through --pids.
+// The load comes from the project's generator (bench/load/xmppload.mjs: raw
+// sockets, STARTTLS, SASL PLAIN); LOADGEN may name another with the same
+// options (the shared harness's ../shared/bench/load/xmppload.js). The
+// farm's processes are sampled for CPU and RSS through --pids.
+// For all targets side by side in one run: bench/side-by-side.mjs.
 //
 //   node bench/farm.mjs                         # 2000 logins, 100 pairs for 10 s
 //   USERS=1000 LOGINS=1000 PAIRS=50 DURATION=5 node bench/farm.mjs
@@ -27,7 +28,7 @@ const DURATION = env("DURATION", 10);
 const WINDOW = env("WINDOW", 10);
 const IDLE = env("IDLE", 5000);
 const HOLD = env("HOLD", 5);
-const LOADGEN = process.env.LOADGEN ?? join(root, "../shared/bench/load/xmppload.js");
+const LOADGEN = process.env.LOADGEN ?? join(root, "bench/load/xmppload.mjs");
 const TLS = process.env.TLS !== "0"; // TLS=0: plaintext c2s with PLAIN in the clear (farm started with --plaintext)
 const OUT = process.env.OUT ?? join(root, `bench/results/farm-embedded${TLS ? "" : "-plaintext"}.json`);
 const PROFILE = process.env.PROFILE; // a directory: the farm's children write --cpu-prof files there

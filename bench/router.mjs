@@ -10,6 +10,7 @@
 //
 //   node bench/router.mjs                 # 10 s, JSON + table on stdout
 //   DURATION=5 WINDOW=20000 node bench/router.mjs
+//   METRICS_PORT=19100 node bench/router.mjs   # with the router's metrics on
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ const root = new URL("..", import.meta.url).pathname;
 const DURATION = Number(process.env.DURATION ?? 10);
 const WINDOW = Number(process.env.WINDOW ?? 10_000);
 const PORT = Number(process.env.PORT ?? 15347);
+const METRICS_PORT = process.env.METRICS_PORT ? Number(process.env.METRICS_PORT) : undefined;
 const BATCH = 200;
 const CLK_TCK = 100;
 
@@ -30,7 +32,7 @@ writeFileSync(cfg, `router:
   host: 127.0.0.1
   port: ${PORT}
   domains: [bench.test]
-  components:
+${METRICS_PORT === undefined ? "" : `  metrics: { port: ${METRICS_PORT} }\n`}  components:
     sender.bench: { secret: bench-secret-1, trusted: true }
     receiver.bench: { secret: bench-secret-2, trusted: true }
 `);
@@ -158,9 +160,21 @@ try {
     megabytesPerSecond: Number(((delivered * stanzaBytes) / seconds / 1e6).toFixed(1)),
     routerCpuPercent: Math.round(routerCpu * 100),
     routerRssMB: Number((rssMax / 1e6).toFixed(1)),
+    metrics: METRICS_PORT !== undefined,
     generatorCpuPercent: Math.round(((g.user + g.system) / 1e6 / seconds) * 100),
     node: process.version,
   };
+  if (METRICS_PORT !== undefined) {
+    // One scrape, as Prometheus would, to show what the router measured.
+    const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+    const read = (re) => Number(re.exec(text)?.[1] ?? NaN);
+    const count = read(/^jabberfarm_routing_seconds_count\{[^}]*\} (\S+)$/m);
+    result.scraped = {
+      stanzasInMessage: read(/^jabberfarm_stanzas_in_total\{kind="message"[^}]*\} (\S+)$/m),
+      routingSamples: count,
+      routingMeanMicros: Number(((read(/^jabberfarm_routing_seconds_sum\{[^}]*\} (\S+)$/m) / count) * 1e6).toFixed(1)),
+    };
+  }
   console.log(JSON.stringify(result));
   console.log(`
 | stanzas/s | MB/s | stanza bytes | router CPU % | router RSS MB | generator CPU % |

@@ -1,0 +1,348 @@
+// Servers under test for bench/side-by-side.mjs: jabberfarm (embedded PGlite
+// or PostgreSQL) started with `jabberfarm up`, and the peers started by the
+// shared harness's launchers (../shared/bench/servers/*.sh). Everything
+// listens on 127.0.0.1 only; everything started here is stopped here.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { processName } from "../load/procstat.mjs";
+import { presencePlan } from "../load/roster-plan.mjs";
+
+export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const CLI = join(ROOT, "packages/farm/dist/cli.js");
+export const SHARED = process.env.SHARED_BENCH ?? join(ROOT, "../shared/bench");
+
+export const PEERS = {
+  ejabberd: { port: 15242, pkg: "ejabberd" },
+  prosody: { port: 15222, pkg: "prosody" },
+  jabberd2: { port: 15232, pkg: "jabberd2" },
+};
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitExit(pids, ms) {
+  const end = Date.now() + ms;
+  while (pids.some(alive) && Date.now() < end) await sleep(100);
+  return !pids.some(alive);
+}
+
+export function dpkgVersion(pkg) {
+  try {
+    return execFileSync("dpkg-query", ["-W", "-f", "${Version}", pkg], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export function jabberfarmVersion() {
+  try {
+    const rev = execFileSync("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["-C", ROOT, "status", "--porcelain", "--", "packages"], { encoding: "utf8" }).trim() ? "+uncommitted changes in packages/" : "";
+    return `${rev}${dirty}`;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** True when the built CLI knows `up --plaintext` (no TLS required, PLAIN in the clear). */
+export function farmSupportsPlaintext() {
+  try {
+    return readFileSync(CLI, "utf8").includes("plaintext");
+  } catch {
+    return false;
+  }
+}
+
+// ------------------------------------------------------------------ storage
+
+async function xdb() {
+  const x = await import(join(ROOT, "packages/xdb/dist/index.js"));
+  const s = await import(join(ROOT, "packages/sasl/dist/index.js"));
+  return { ...x, deriveCredentials: s.deriveCredentials };
+}
+
+/** psql against the admin URL (trust auth on the project's machines). */
+function psql(adminUrl, sql) {
+  const r = spawnSync("psql", [adminUrl, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], { encoding: "utf8", timeout: 120_000 });
+  if (r.error) throw new Error(`psql: ${r.error.message} (is the postgresql client installed?)`);
+  if (r.status !== 0) throw new Error(`psql failed (${sql}): ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+export function checkLoopbackUrl(url) {
+  const u = new URL(url);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) throw new Error(`database URL ${url} is not on loopback`);
+}
+
+/** Accounts user1..userN with ONE credential set for all, `concurrency` writes in flight. */
+async function createAccounts(storage, deriveCredentials, n, domain, concurrency) {
+  const creds = deriveCredentials("pw");
+  let next = 1;
+  const worker = async () => {
+    while (next <= n) {
+      const i = next++;
+      await storage.createAccount(`user${i}@${domain}`, creds);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** Mutual "both" roster items for the presence scenario, written before the server starts. */
+export async function seedRosters(storage, plan, concurrency = 1) {
+  const items = [];
+  for (const [c, o] of plan.links()) items.push([c, o], [o, c]);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const [user, jid] = items[next++];
+      await storage.setRosterItem(user, { jid, subscription: "both", groups: [] });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return items.length;
+}
+
+/**
+ * A jabberfarm storage template with the accounts in it, made once per
+ * target and cloned for every scenario (a directory copy for PGlite,
+ * CREATE DATABASE ... TEMPLATE for Postgres), so each scenario starts on
+ * a fresh store without paying for account creation again.
+ */
+export async function makeJabberfarmTemplate({ kind, users, domain, workDir, pgAdminUrl, log }) {
+  const { openPglite, openPostgres, deriveCredentials } = await xdb();
+  const t0 = Date.now();
+  if (kind === "embedded") {
+    const dir = join(workDir, "template-pglite");
+    rmSync(dir, { recursive: true, force: true });
+    const storage = await openPglite(join(dir, "db"));
+    try {
+      await createAccounts(storage, deriveCredentials, users, domain, 1);
+    } finally {
+      await storage.close();
+    }
+    log(`jabberfarm-embedded: ${users} accounts in PGlite in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return { kind, dir, seconds: (Date.now() - t0) / 1000, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  checkLoopbackUrl(pgAdminUrl);
+  const tag = `jf_bench_${randomBytes(4).toString("hex")}`;
+  const tmpl = `${tag}_tmpl`;
+  const created = [];
+  const dbUrl = (name) => pgAdminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+  psql(pgAdminUrl, `CREATE DATABASE ${tmpl}`);
+  created.push(tmpl);
+  const drop = async (name) => {
+    psql(pgAdminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    const k = created.indexOf(name);
+    if (k >= 0) created.splice(k, 1);
+  };
+  const storage = await openPostgres(dbUrl(tmpl));
+  try {
+    await createAccounts(storage, deriveCredentials, users, domain, 8);
+  } finally {
+    await storage.close();
+  }
+  log(`jabberfarm-postgres: ${users} accounts in database ${tmpl} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return {
+    kind, tmpl, tag, dbUrl, created, seconds: (Date.now() - t0) / 1000,
+    async clone(name) {
+      const db = `${tag}_${name}`;
+      psql(pgAdminUrl, `CREATE DATABASE ${db} TEMPLATE ${tmpl}`);
+      created.push(db);
+      return { db, url: dbUrl(db), drop: () => drop(db) };
+    },
+    /** Drops every database this template made (itself included). */
+    drop: async () => {
+      for (const name of [...created].reverse()) await drop(name).catch(() => {});
+    },
+  };
+}
+
+// ------------------------------------------------------------------ jabberfarm
+
+/**
+ * Starts `jabberfarm up` on a fresh clone of the template; resolves once
+ * stderr says "jabberfarm is up". Server processes are the children of
+ * the `up` process.
+ */
+export async function startJabberfarm({ template, scenario, domain, tls, plaintextSupported, presence, workDir, log, rateLimit = "off", startTimeoutMs = 90_000 }) {
+  const dataDir = join(workDir, `jabberfarm-${template.kind}-${scenario}`);
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const cleanups = [async () => rmSync(dataDir, { recursive: true, force: true })];
+  let databaseUrl;
+  try {
+    if (template.kind === "embedded") {
+      cpSync(template.dir, dataDir, { recursive: true });
+    } else {
+      const c = await template.clone(scenario);
+      databaseUrl = c.url;
+      cleanups.unshift(c.drop);
+    }
+    let rosterItems = 0;
+    if (presence) {
+      const { openPglite, openPostgres } = await xdb();
+      const storage = databaseUrl ? await openPostgres(databaseUrl) : await openPglite(join(dataDir, "db"));
+      try {
+        rosterItems = await seedRosters(storage, presencePlan({ ...presence, domain }), databaseUrl ? 8 : 1);
+      } finally {
+        await storage.close();
+      }
+    }
+    const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await freePort()];
+    const plaintext = !tls && plaintextSupported;
+    let args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",
+      "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+      ...(databaseUrl ? ["--database-url", databaseUrl] : []), ...(plaintext ? ["--plaintext"] : [])];
+    let configFile;
+    if (rateLimit === "off") {
+      // The peers run without traffic shaping (../shared/bench/README.md); c2s has a per-client
+      // byte rate (64 KiB/s by default) that a fast sender in the message test exceeds. Same farm
+      // as the flags above (the document `up` itself would generate from them), with that lifted.
+      const { embeddedFarmDocument } = await import(join(ROOT, "packages/farm/dist/farm-config.js"));
+      const doc = embeddedFarmDocument({
+        domain, dataDir, routerPort, c2sPort: port, c2sTlsPort: tlsPort, host: "127.0.0.1", databaseUrl, registration: false, plaintext,
+      });
+      if (plaintext && doc.c2s.requireTls !== false) throw new Error("embeddedFarmDocument ignored plaintext; use JF_RATE_LIMIT=default");
+      doc.c2s.limits = { ...(doc.c2s.limits ?? {}), bytesPerSecond: 1_000_000_000, burstBytes: 1_000_000_000 };
+      configFile = join(dataDir, "farm.bench.json");
+      writeFileSync(configFile, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
+      args = [CLI, "up", "--config", configFile, "--log-level", "warn"];
+    }
+    const env = { ...process.env };
+    for (const k of ["DATABASE_URL", "JABBERFARM_DATA", "JABBERFARM_PROFILE_DIR", "NODE_OPTIONS"]) delete env[k];
+    const logFile = join(workDir, `jabberfarm-${template.kind}-${scenario}.log`);
+    const logStream = createWriteStream(logFile);
+    const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
+    const warnings = [];
+    let stderr = "";
+    proc.stdout.setEncoding("utf8").on("data", (d) => {
+      logStream.write(d);
+      for (const line of d.split("\n")) {
+        if (line.includes("child exited; restarting")) warnings.push(`a farm process died and was restarted: ${line.slice(0, 300)}`);
+      }
+    });
+    const up = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`jabberfarm did not report "jabberfarm is up" within ${startTimeoutMs / 1000} s`)), startTimeoutMs);
+      proc.stderr.setEncoding("utf8").on("data", (d) => {
+        logStream.write(d);
+        stderr += d;
+        if (stderr.includes("jabberfarm is up")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once("exit", (code, sig) => {
+        clearTimeout(timer);
+        reject(new Error(`jabberfarm up exited (${code ?? sig}) before it was up: ${stderr.slice(-2000)}`));
+      });
+    });
+    let stopping;
+    const stop = () => (stopping ??= stopFarm());
+    const stopFarm = async () => {
+      const kids = childPids(proc.pid);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill("SIGTERM");
+        if (!(await waitExit([proc.pid], 75_000))) proc.kill("SIGKILL");
+      }
+      // Children that outlived their supervisor (should not happen) are ours too.
+      if (!(await waitExit(kids, 5_000))) for (const k of kids) if (alive(k)) process.kill(k, "SIGKILL");
+      logStream.end();
+      for (const c of cleanups) await c().catch((e) => log(`cleanup: ${e.message}`));
+    };
+    try {
+      await up;
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    const pids = childPids(proc.pid);
+    const procs = pids.map((pid) => ({ name: processName(pid), pid }));
+    return {
+      port, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems,
+      mode: plaintext ? "plaintext (--plaintext)" : tls ? "STARTTLS" : "STARTTLS (this build has no --plaintext)",
+      command: `node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`,
+      rate_limit: rateLimit === "off" ? "c2s byte rate lifted (limits.bytesPerSecond = burstBytes = 1e9)" : "c2s defaults (64 KiB/s per client)",
+      database: databaseUrl ? `PostgreSQL ${databaseUrl.replace(/\/\/[^@]*@/, "//")}` : "PGlite",
+      supervisor_pid: proc.pid,
+    };
+  } catch (err) {
+    for (const c of cleanups) await c().catch(() => {});
+    throw err;
+  }
+}
+
+function childPids(pid) {
+  const r = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" });
+  return r.stdout.split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
+}
+
+// ------------------------------------------------------------------ peers
+
+function runLauncher(name, args, env, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const script = join(SHARED, "servers", `${name}.sh`);
+    if (!existsSync(script)) return reject(new Error(`no launcher ${script}`));
+    // The servers hold one socket per session: give them the hard open-file limit.
+    const p = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec bash "$@"', "launcher", script, ...args], {
+      env, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    p.stdout.setEncoding("utf8").on("data", (d) => { out += d; });
+    p.stderr.setEncoding("utf8").on("data", (d) => { err += d; });
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ out, err });
+      else reject(new Error(`${name}.sh ${args[0]} failed (${code}): ${err.slice(-1500)}`));
+    });
+  });
+}
+
+export async function startPeer({ name, domain, users, tls, benchWork, log }) {
+  const peer = PEERS[name];
+  const env = { ...process.env, BENCH_WORK: benchWork };
+  delete env.TLS;
+  delete env.NODELAY;
+  const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000);
+  const m = /^PIDS: (.+)$/m.exec(out);
+  if (!m) {
+    await runLauncher(name, ["stop"], env, 60_000).catch(() => {});
+    throw new Error(`${name}.sh start printed no PIDS line: ${out} ${err}`);
+  }
+  const pids = m[1].trim().split(/\s+/).map(Number);
+  log(`${name}: ${err.trim().split("\n").pop()}`);
+  return {
+    port: peer.port, domain, tls, procs: pids.map((pid) => ({ name: processName(pid), pid })), warnings: [],
+    mode: tls ? "STARTTLS" : "plaintext",
+    stop() {
+      this.stopping ??= (async () => {
+        await runLauncher(name, ["stop"], env, 60_000).catch((e) => log(`${name} stop: ${e.message}`));
+        if (!(await waitExit(pids, 5_000))) for (const p of pids) if (alive(p)) process.kill(p, "SIGKILL");
+      })();
+      return this.stopping;
+    },
+  };
+}
