@@ -26,6 +26,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** The first of `n` consecutive free ports (for `--metrics-port`, which takes four). */
+export async function freePortBlock(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    // Below the usual ephemeral range, where outgoing connections take ports.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await isFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}
+
 /** A fresh Postgres database for one test file; dropped by `drop()`. */
 export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `jf_e2e_${randomBytes(5).toString("hex")}`;
@@ -50,6 +70,8 @@ export interface FarmOptions {
   databaseUrl?: string;
   registration?: boolean;
   ports?: { c2s: number; tls: number; router: number };
+  /** `--metrics-port`: router's endpoints on it, xdb +1, sm +2, c2s +3. */
+  metricsPort?: number;
 }
 
 export class Farm {
@@ -81,9 +103,13 @@ export class Farm {
     return a;
   }
 
+  private upArgs(): string[] {
+    return this.options.metricsPort === undefined ? this.args() : [...this.args(), "--metrics-port", String(this.options.metricsPort)];
+  }
+
   /** Starts (or starts again) the farm; resolves when it says clients may connect. */
   async up(timeoutMs = 30_000): Promise<void> {
-    const proc = spawn(process.execPath, [CLI, "up", ...this.args()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
+    const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
     let buf = "";

@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
 import { explicitClientStanza, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
+import { OTHER, kindOfBytes, kindOfName, kindOfText, type Metrics } from "@jabberfarm/metrics";
 import { SaslError, decodeSaslPayload, deriveCredentialsAsync, encodeSaslPayload, type SaslCondition, type ScramCredential } from "@jabberfarm/sasl";
 import {
   NS, StreamError, canBounce, errorElement, stanzaErrorReply, streamHeader, xml,
@@ -47,6 +48,7 @@ export interface ClientContext {
   readonly secureContext: SecureContext;
   readonly throttle: AuthThrottle;
   readonly registrations: SlidingWindow;
+  readonly metrics: Metrics | undefined;
   newSid(): string;
   /** Makes envelopes for `sid` reach this connection. */
   track(sid: string, client: ClientStream): void;
@@ -217,6 +219,9 @@ export class ClientStream {
   }
 
   private onElement(el: Element, raw: string): void {
+    const m = this.ctx.metrics;
+    // Stream negotiation (STARTTLS, SASL) is not stanza traffic.
+    if (m !== undefined && el.ns !== NS.SASL && el.ns !== NS.TLS) m.stanzasIn.add(isStanza(el) ? kindOfName(el.local) : OTHER);
     if (this.tlsPending) {
       // RFC 6120 §5.4.3.3: nothing may follow <starttls/> before the TLS
       // handshake; plaintext that did is an injection attempt, never obeyed.
@@ -314,6 +319,7 @@ export class ClientStream {
   deliver(raw: string | Buffer): void {
     if (!this.conn.isOpen) return;
     this.send(raw);
+    this.ctx.metrics?.stanzasOut.add(typeof raw === "string" ? kindOfText(raw) : kindOfBytes(raw));
     if (this.conn.congested) {
       this.log.warn({ queued: this.conn.socket.writableLength }, "client reads too slowly");
       this.fail(new StreamError("resource-constraint", "too much data waiting for the client"));
@@ -348,6 +354,7 @@ export class ClientStream {
 
   private reply(stanza: Element): void {
     this.send(stanza.toString());
+    this.ctx.metrics?.stanzasOut.add(kindOfName(stanza.name));
   }
 
   private iqResult(iq: Element, payload?: Element): void {
@@ -520,6 +527,7 @@ export class ClientStream {
    */
   private saslFailure(condition: SaslCondition, username?: string): void {
     this.authFailures++;
+    this.ctx.metrics?.authFailures.inc({ reason: condition });
     const wrongCredentials = condition === "not-authorized" || condition === "invalid-authzid";
     const delay = wrongCredentials ? this.ctx.throttle.fail(this.ip) : 0;
     this.log.info({ user: username, condition, failures: this.authFailures, delayMs: delay }, "authentication failed");

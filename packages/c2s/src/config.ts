@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { componentLinkFields } from "@jabberfarm/component";
+import { metricsEndpointSchema } from "@jabberfarm/metrics";
 
 const KiB = 1024;
 
@@ -81,6 +82,8 @@ export const c2sConfigSchema = z.object({
   xdb: z.object({
     timeoutMs: z.number().int().positive().default(5000),
   }).strict().prefault({}),
+  /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */
+  metrics: metricsEndpointSchema.optional(),
 }).strict().transform((c) => ({
   ...c,
   limits: { ...c.limits, burstBytes: c.limits.burstBytes ?? Math.max(4 * c.limits.bytesPerSecond, 2 * c.limits.maxStanzaBytes) },

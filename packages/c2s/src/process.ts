@@ -5,8 +5,10 @@
  */
 import type { Logger } from "pino";
 import { Component, logLinkEvents } from "@jabberfarm/component";
+import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
+import type { Outlet } from "./client.js";
 import { C2sServer, type C2sPorts } from "./server.js";
 import { loadTlsMaterial, type TlsMaterial } from "./tls.js";
 
@@ -16,6 +18,8 @@ export interface C2sProcessOptions {
   storage?: Pick<Storage, "getCredentials" | "createAccount">;
   /** How long to wait for the first router link (default 10 s). */
   routerTimeoutMs?: number;
+  /** Count stanzas, sessions, connections and authentication failures there. */
+  metrics?: Metrics;
 }
 
 export interface C2sProcess {
@@ -25,6 +29,8 @@ export interface C2sProcess {
   server: C2sServer;
   component: Component;
   tls: TlsMaterial;
+  /** Serving: linked to at least one router, and not stopping. */
+  ready(): boolean;
   /** Stop accepting, end every client stream with system-shutdown (sessions end at their SM), then leave the routers. */
   stop(): Promise<void>;
 }
@@ -44,11 +50,39 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     splitter: true,
   });
   const address = `c2s/${config.instance}`;
-  const xdb = opts.storage ? undefined : new XdbClient((t) => component.send(t), address, { timeoutMs: config.xdb.timeoutMs });
+  const m = opts.metrics;
+  const stanzasOut = m?.stanzasOut;
+  const outlet: Outlet = stanzasOut === undefined ? component : {
+    send(text) {
+      stanzasOut.add(kindOfText(text));
+      return component.send(text);
+    },
+    get congested() {
+      return component.congested;
+    },
+    onceDrained: (fn) => component.onceDrained(fn),
+  };
+  const xdb = opts.storage ? undefined : new XdbClient((t) => outlet.send(t), address, { timeoutMs: config.xdb.timeoutMs, metrics: m });
   const storage = opts.storage ?? xdb!;
-  const server = new C2sServer(config, { log, outlet: component, storage, tls });
+  const server = new C2sServer(config, { log, outlet, storage, tls, metrics: m });
   if (xdb) server.onXdb = (el) => xdb.handleResponse(el);
-  component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
+  if (m) {
+    const stanzasIn = m.stanzasIn;
+    component.on("stanza", (el, raw) => {
+      stanzasIn.add(kindOf(el.name, raw));
+      server.handleRouterStanza(el, raw);
+    });
+    watchRouterLinks(m, component);
+    m.connections("client", () => server.connectionCount);
+    m.sessions(() => server.sessionCount);
+    m.queueBytes(() => server.queuedBytes);
+    // At zero from the start, so rate() and alerts work before the first failure.
+    m.authFailures.inc({ reason: "not-authorized" }, 0);
+    // Nothing redirects clients yet; the counter is there for dashboards.
+    m.redirects.inc(0);
+  } else {
+    component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
+  }
   logLinkEvents(component, log);
   try {
     await component.start(opts.routerTimeoutMs);
@@ -74,6 +108,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     server,
     component,
     tls,
+    ready: () => stopping === undefined && component.isUp,
     stop() {
       stopping ??= (async () => {
         await server.stop();

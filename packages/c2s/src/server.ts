@@ -9,6 +9,7 @@ import { createSecureContext, createServer as createTlsServer, type SecureContex
 import type { Logger } from "pino";
 import { ENVELOPE_NS, EnvelopeError, readRoute, readSession, routedStanzaBytes, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
+import type { Metrics } from "@jabberfarm/metrics";
 import { NS, StreamError, canBounce, parseElement, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
 import type { SaslOptions } from "./auth.js";
 import { ClientStream, stanzaCondition, type ClientContext, type Outlet } from "./client.js";
@@ -20,6 +21,7 @@ export interface C2sServerDeps {
   outlet: Outlet;
   storage: ClientContext["storage"];
   tls: { cert: string; key: string };
+  metrics?: Metrics | undefined;
 }
 
 export interface C2sPorts {
@@ -43,6 +45,7 @@ export class C2sServer implements ClientContext {
   readonly throttle: AuthThrottle;
   readonly registrations: SlidingWindow;
   readonly log: Logger;
+  readonly metrics: Metrics | undefined;
 
   private readonly clients = new Set<ClientStream>();
   private readonly sessions = new Map<string, ClientStream>();
@@ -60,6 +63,7 @@ export class C2sServer implements ClientContext {
     this.log = deps.log;
     this.outlet = deps.outlet;
     this.storage = deps.storage;
+    this.metrics = deps.metrics;
     this.tlsContextOptions = deps.tls;
     this.secureContext = createSecureContext({ ...deps.tls, minVersion: "TLSv1.2" });
     // Every c2s of a farm shares the component secret, so they derive the same
@@ -80,6 +84,13 @@ export class C2sServer implements ClientContext {
   get sessionCount(): number {
     let n = 0;
     for (const c of this.clients) if (c.session) n++;
+    return n;
+  }
+
+  /** Bytes written to clients that their sockets have not sent yet. */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.conn.queuedBytes;
     return n;
   }
 

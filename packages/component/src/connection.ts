@@ -59,6 +59,11 @@ export class XmlConnection {
   private closing = false;
   private closed = false;
   private closeReason: CloseReason = {};
+  /**
+   * `performance.now()` when the current read began: a stanza handled now
+   * arrived then, which is where a router's routing time starts.
+   */
+  readAt = 0;
 
   constructor(socket: Socket, handlers: XmlConnectionHandlers, opts: XmlConnectionOptions = {}) {
     this.id = (nextId++).toString(36);
@@ -85,6 +90,7 @@ export class XmlConnection {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.closed) return;
+    this.readAt = performance.now();
     if (this.splitter) {
       this.splitter.write(chunk);
       return;
@@ -174,6 +180,11 @@ export class XmlConnection {
   /** True when the peer reads slower than we write; the caller should stop feeding it. */
   get congested(): boolean {
     return this.socket.writableLength + this.out.length + this.outBytesLength > this.hwm;
+  }
+
+  /** Bytes written but not yet sent: the socket's buffer and this turn's batch (text counted by length). */
+  get queuedBytes(): number {
+    return this.socket.writableLength + this.out.length + this.outBytesLength;
   }
 
   /**

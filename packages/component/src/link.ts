@@ -62,6 +62,10 @@ export class RouterLink {
     return this.conn?.congested ?? false;
   }
 
+  get queuedBytes(): number {
+    return this.conn?.queuedBytes ?? 0;
+  }
+
   open(): void {
     const socket: Socket = connect({ host: this.router.host, port: this.router.port });
     this.timer = setTimeout(() => {

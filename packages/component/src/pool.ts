@@ -86,6 +86,13 @@ export class Component extends EventEmitter<ComponentEvents> {
     return this.current?.congested ?? false;
   }
 
+  /** Bytes queued on every link, live or closing. */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const s of this.slots) n += s.link?.queuedBytes ?? 0;
+    return n;
+  }
+
   /** Starts every link; resolves once one of them is ready (or rejects after `timeoutMs`). */
   start(timeoutMs = 10_000): Promise<void> {
     this.stopped = false;

@@ -80,3 +80,60 @@ test("the router starts, logs pino JSON lines, and exits 0 on SIGTERM", async ()
   assert.equal(typeof listening.port, "number");
   assert.ok(lines.some((l) => l.msg === "router stopped"));
 });
+
+test("a router with metrics serves /metrics, /healthz and /readyz until it stops", async () => {
+  const p = configFile("metrics.yaml", `router:
+  port: 0
+  metrics: { port: 0 }
+  components:
+    sm: { secret: a-good-secret, trusted: true }
+`);
+  let endpoints: { health: number; ready: number; metrics: string } | undefined;
+  const child = spawn(process.execPath, [CLI, "router", "--config", p], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no endpoints: ${stdout}`)), 10_000);
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+      const line = stdout.split("\n").find((l) => l.includes("metrics and health endpoints listening"));
+      if (line && stdout.includes("router listening")) {
+        clearTimeout(timer);
+        const port = (JSON.parse(line) as { port: number }).port;
+        void (async () => {
+          const base = `http://127.0.0.1:${port}`;
+          endpoints = {
+            health: (await fetch(`${base}/healthz`)).status,
+            ready: (await fetch(`${base}/readyz`)).status,
+            metrics: await (await fetch(`${base}/metrics`)).text(),
+          };
+          resolve();
+        })().catch(reject);
+      }
+    });
+  });
+  child.kill("SIGTERM");
+  assert.equal(await exited, 0);
+  assert.equal(endpoints?.health, 200);
+  assert.equal(endpoints?.ready, 200);
+  assert.match(endpoints?.metrics ?? "", /^jabberfarm_connections\{kind="component",process="router",instance="127\.0\.0\.1:0"\} 0$/m);
+  assert.match(endpoints?.metrics ?? "", /^jabberfarm_stanzas_in_total\{kind="message",process="router",instance="127\.0\.0\.1:0"\} 0$/m);
+});
+
+test("metrics settings are checked like every other key", async () => {
+  const p = configFile("bad-metrics.yaml", `router:
+  metrics: { port: "ninety", colour: blue }
+  components:
+    sm: { secret: a-good-secret }
+`);
+  const r = await run(["router", "--config", p]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /router\.metrics\.port: got "ninety"/);
+  assert.match(r.stderr, /router\.metrics\.colour: unknown key/);
+  const r2 = await run(["up", "--config", p, "--metrics-port", "9100"]);
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr, /--metrics-port sets up the embedded farm's endpoints/);
+  const r3 = await run(["up", "--metrics-port", "65534"]);
+  assert.equal(r3.code, 2);
+  assert.match(r3.stderr, /--metrics-port: got "65534"/);
+});

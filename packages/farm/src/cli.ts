@@ -7,7 +7,9 @@ import { resolve } from "node:path";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import type { Logger } from "pino";
 import { c2sConfigSchema, startC2s } from "@jabberfarm/c2s";
+import { Metrics, startHealthServer, type MetricsEndpoint } from "@jabberfarm/metrics";
 import { Router, routerConfigSchema } from "@jabberfarm/router";
 import { smConfigSchema, startSm } from "@jabberfarm/sm";
 import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
@@ -33,6 +35,8 @@ the farm on one machine:
     --registration        allow in-band registration (XEP-0077)
     --plaintext           allow streams without TLS and PLAIN in the clear
                           (benchmarks on loopback only; never for real users)
+    --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
+                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off)
 
 one process (each reads its section of --config FILE):
   router | xdb | sm | c2s --config FILE
@@ -66,6 +70,7 @@ interface Options {
   databaseUrl?: string | undefined;
   registration: boolean;
   plaintext: boolean;
+  metricsPort?: number | undefined;
   positionals: string[];
 }
 
@@ -85,6 +90,7 @@ function parse(argv: string[]): Options {
       "database-url": { type: "string", default: process.env.DATABASE_URL },
       registration: { type: "boolean", default: false },
       plaintext: { type: "boolean", default: false },
+      "metrics-port": { type: "string" },
     },
   });
   const level = values["log-level"] as Level;
@@ -94,7 +100,12 @@ function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
     return n;
   };
+  const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
+  if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535 - 3)) {
+    throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
+  }
   return {
+    metricsPort,
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
@@ -106,8 +117,45 @@ function farmDocument(o: Options): Doc {
   if (o.config) return readConfigFile(o.config);
   return embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
-    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration, plaintext: o.plaintext,
+    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
   });
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one farm process with its health server when its section has
+ * `metrics`. The server comes first, so /healthz answers while the process
+ * starts (xdb may be migrating); /readyz follows the process and turns 503
+ * as soon as it is asked to stop. Signals are handled from the start: one
+ * that arrives while the process starts stops it once it has.
+ */
+async function serve<P extends Stoppable>(
+  name: string, instance: string, endpoint: MetricsEndpoint | undefined, log: Logger,
+  start: (metrics: Metrics | undefined) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
+): Promise<void> {
+  const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
+  let proc: P | undefined;
+  let stopping = false;
+  const health = endpoint && metrics
+    ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
+    : undefined;
+  if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
+  const starting = start(metrics);
+  stopOnSignals(log, async () => {
+    stopping = true;
+    const started = await starting.catch(() => undefined);
+    await started?.stop();
+    await health?.close();
+  });
+  try {
+    proc = await starting;
+  } catch (err) {
+    await health?.close();
+    throw err;
+  }
 }
 
 async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
@@ -116,30 +164,33 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
   const log = createLogger(name, o.level);
   switch (name) {
     case "router": {
-      const router = new Router(validateSection(sectionFor(doc, "router"), "router", routerConfigSchema), { logger: log });
-      await router.start();
-      stopOnSignals(log, () => router.stop());
-      return;
+      const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
+      // A router has no instance id; where it listens tells routers apart.
+      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics) => {
+        const router = new Router(config, { logger: log, metrics });
+        await router.start();
+        return router;
+      }, (router) => router.listening);
     }
     case "xdb": {
-      const xdb = await startXdb(validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema), { logger: log });
-      stopOnSignals(log, () => xdb.stop());
-      return;
+      const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
+      return serve(name, config.instance, config.metrics, log, (metrics) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
     }
     case "sm": {
-      const sm = await startSm(validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema), { logger: log });
-      stopOnSignals(log, () => sm.stop());
-      return;
+      const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
+      return serve(name, config.instance, config.metrics, log, (metrics) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
     }
     case "c2s": {
-      const c2s = await startC2s(validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema), { logger: log });
-      stopOnSignals(log, () => c2s.stop());
-      return;
+      const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
+      return serve(name, config.instance, config.metrics, log, (metrics) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
     }
   }
 }
 
 async function runUp(o: Options): Promise<void> {
+  if (o.config && o.metricsPort !== undefined) {
+    throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
+  }
   const doc = farmDocument(o);
   // Validate every section before starting anything, so a mistake is one clear message.
   validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);

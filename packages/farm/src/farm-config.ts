@@ -93,12 +93,16 @@ export interface EmbeddedFarmOptions {
   registration?: boolean;
   /** Streams without TLS and PLAIN in the clear: for benchmarks on loopback, never for users. */
   plaintext?: boolean;
+  /** Health and metrics endpoints on loopback: router on this port, xdb +1, sm +2, c2s +3. */
+  metricsPort?: number | undefined;
 }
 
 /** The config document `jabberfarm up` runs when no file is given. */
 export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
   const dataDir = resolve(o.dataDir);
   const s = loadOrCreateSecrets(dataDir);
+  const metrics = (offset: number): Doc =>
+    o.metricsPort === undefined ? {} : { metrics: { host: "127.0.0.1", port: o.metricsPort + offset } };
   return {
     domain: o.domain,
     dataDir,
@@ -107,6 +111,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
       host: "127.0.0.1",
       port: o.routerPort,
       domains: [o.domain],
+      ...metrics(0),
       components: {
         [o.domain]: { secret: s.sm, trusted: true },
         [COMPONENT_NAMES.c2s]: { secret: s.c2s, trusted: true },
@@ -114,9 +119,10 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
         [COMPONENT_NAMES.cli]: { secret: s.cli, trusted: true },
       },
     },
-    xdb: {},
-    sm: {},
+    xdb: { ...metrics(1) },
+    sm: { ...metrics(2) },
     c2s: {
+      ...metrics(3),
       listeners: {
         starttls: { host: o.host, port: o.c2sPort },
         directTls: { host: o.host, port: o.c2sTlsPort },

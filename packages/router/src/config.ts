@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { metricsEndpointSchema } from "@jabberfarm/metrics";
 
 const componentEntry = z.object({
   /** Shared secret for the XEP-0114 handshake. */
@@ -31,6 +32,8 @@ export const routerConfigSchema = z.object({
     /** Bytes queued for one component above which its senders are paused. */
     highWaterMark: z.number().int().min(16 * 1024).optional(),
   }).strict().default({}),
+  /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */
+  metrics: metricsEndpointSchema.optional(),
 }).strict();
 
 export type RouterConfigInput = z.input<typeof routerConfigSchema>;

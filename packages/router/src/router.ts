@@ -8,6 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 import type { Logger } from "pino";
 import { AcceptedComponent, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
 import { Jid } from "@jabberfarm/jid";
+import { OTHER, kindOf, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
   NS, StreamError, canBounce, parseElement, stanzaErrorReply,
   type Element, type StanzaErrorCondition,
@@ -19,6 +20,20 @@ export interface RouterOptions {
   logger: Logger;
   /** Replace the routing rule per name; the default is rendezvous hashing on the bare `to`. */
   ruleFor?: (name: string) => RoutingRule;
+  /** Count stanzas, time routing and expose the routing table's size there. */
+  metrics?: Metrics;
+}
+
+// One stanza in this many has its routing time measured: a clock read per
+// stanza would cost more than the routing it measures.
+const ROUTING_SAMPLE_MASK = 63;
+
+/** The router's hot-path metrics, resolved once. */
+interface RouterStats {
+  in: KindCounter;
+  out: KindCounter;
+  routing: Histogram;
+  seq: number;
 }
 
 export class Router {
@@ -29,6 +44,7 @@ export class Router {
   private readonly pending = new Set<AcceptedComponent>();
   private readonly routes = new Map<AcceptedComponent, Route>();
   private readonly localDomains: Set<string>;
+  private readonly stats: RouterStats | undefined;
 
   constructor(config: RouterConfigInput | RouterConfig, opts: RouterOptions) {
     this.config = routerConfigSchema.parse(config);
@@ -37,6 +53,23 @@ export class Router {
     this.localDomains = new Set([...this.config.domains, ...Object.keys(this.config.components)].map((d) => d.toLowerCase()));
     this.server = createServer((socket) => this.accept(socket));
     this.server.on("error", (e) => this.log.error({ err: e }, "listener error"));
+    const m = opts.metrics;
+    if (m) {
+      this.stats = { in: m.stanzasIn, out: m.stanzasOut, routing: m.routingSeconds, seq: 0 };
+      m.connections("component", () => this.routes.size);
+      m.connections("pending", () => this.pending.size);
+      m.queueBytes(() => {
+        let n = 0;
+        for (const c of this.routes.keys()) n += c.conn.queuedBytes;
+        for (const c of this.pending) n += c.conn.queuedBytes;
+        return n;
+      });
+    }
+  }
+
+  /** Listening for components (readiness). */
+  get listening(): boolean {
+    return this.server.listening;
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
@@ -70,6 +103,7 @@ export class Router {
 
   private accept(socket: Socket): void {
     const { limits } = this.config;
+    const stats = this.stats;
     const component: AcceptedComponent = new AcceptedComponent(socket, {
       secretFor: (name) => this.config.components[name]?.secret,
       handshakeTimeoutMs: this.config.handshakeTimeoutMs,
@@ -84,7 +118,9 @@ export class Router {
       splitterFor: (name) => this.config.components[name]?.trusted === true,
     }, {
       onAuthenticated: (c) => this.onAuthenticated(c),
-      onStanza: (c, el, raw) => this.onStanza(c, el, raw),
+      onStanza: stats === undefined
+        ? (c, el, raw) => void this.onStanza(c, el, raw)
+        : (c, el, raw) => this.onStanzaCounted(stats, c, el, raw),
       onClose: (c, reason) => this.onClose(c, reason),
       onRejected: (c, err) => this.log.warn({
         conn: c.id, component: c.name || undefined, remote: socket.remoteAddress, condition: err.condition, reason: err.text,
@@ -108,7 +144,11 @@ export class Router {
     if (routes.length === 0) return;
     const notice = membersElement(name, [...new Set(routes.map((r) => r.rendezvousId))].sort());
     // Only farm processes know the notice; an external component would not.
-    for (const r of routes) if (r.trusted) r.component.send(notice);
+    for (const r of routes) {
+      if (!r.trusted) continue;
+      r.component.send(notice);
+      this.stats?.out.add(OTHER);
+    }
   }
 
   private onClose(c: AcceptedComponent, reason: CloseReason): void {
@@ -125,42 +165,49 @@ export class Router {
     }, "component disconnected");
   }
 
-  private onStanza(src: AcceptedComponent, el: Element, raw: string | Buffer): void {
+  /**
+   * onStanza with metrics, kept apart so that a router without them runs the
+   * routing code as it was. A stanza forwarded or answered counts out as the
+   * kind it came in as.
+   */
+  private onStanzaCounted(stats: RouterStats, src: AcceptedComponent, el: Element, raw: string | Buffer): void {
+    const kind = kindOf(el.name, raw);
+    stats.in.add(kind);
+    if (!this.onStanza(src, el, raw)) return;
+    stats.out.add(kind);
+    if ((++stats.seq & ROUTING_SAMPLE_MASK) === 0) stats.routing.observe((performance.now() - src.conn.readAt) / 1000);
+  }
+
+  /** Routes one stanza; true when it was forwarded or answered with an error. */
+  private onStanza(src: AcceptedComponent, el: Element, raw: string | Buffer): boolean {
     const route = this.routes.get(src);
-    if (!route) return;
+    if (!route) return false;
     if (el.uri === NS.STREAMS || el.name === "handshake") {
       src.close(new StreamError("unsupported-stanza-type", `<${el.name}/> is not routable`));
-      return;
+      return false;
     }
     const from = el.attrs.from;
     if (from === undefined) {
       src.close(new StreamError("improper-addressing", "every stanza needs a 'from'"));
-      return;
+      return false;
     }
     if (!route.trusted && !this.mayUseFrom(route.name, from)) {
       this.log.warn({ conn: src.id, component: src.name, from }, "spoofed from; closing the component");
       src.close(new StreamError("invalid-from", `'${from}' is not within '${route.name}'`));
-      return;
+      return false;
     }
     const to = el.attrs.to;
-    if (to === undefined) {
-      this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
-      return;
-    }
+    if (to === undefined) return this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
     const toJid = Jid.tryParse(to);
-    if (toJid === null) {
-      this.bounce(src, el, raw, "jid-malformed", `'${to}' is not a valid JID`);
-      return;
-    }
+    if (toJid === null) return this.bounce(src, el, raw, "jid-malformed", `'${to}' is not a valid JID`);
     // `name/instance` addresses one process among those serving a name (a
     // reply to the SM that asked, a stanza for the c2s holding a session).
     // When no live process has that instance id, the name's rule decides.
     const dst = (toJid.local === "" && toJid.resource !== "" ? this.table.byInstance(toJid.domain, toJid.resource) : undefined) ??
       this.table.select(toJid.domain, toJid.bareString());
     if (dst === undefined) {
-      if (this.isLocal(toJid.domain)) this.bounce(src, el, raw, "service-unavailable", `nothing serves '${toJid.domain}' right now`);
-      else this.bounce(src, el, raw, "remote-server-not-found", `'${toJid.domain}' is not served by this farm`);
-      return;
+      if (this.isLocal(toJid.domain)) return this.bounce(src, el, raw, "service-unavailable", `nothing serves '${toJid.domain}' right now`);
+      return this.bounce(src, el, raw, "remote-server-not-found", `'${toJid.domain}' is not served by this farm`);
     }
     const out = dst.component;
     out.send(raw);
@@ -170,6 +217,7 @@ export class Router {
       src.conn.socket.pause();
       out.conn.onceDrained(() => src.conn.socket.resume());
     }
+    return true;
   }
 
   private mayUseFrom(name: string, from: string): boolean {
@@ -184,10 +232,11 @@ export class Router {
     return false;
   }
 
-  private bounce(src: AcceptedComponent, el: Element, raw: string | Buffer, condition: StanzaErrorCondition, text: string): void {
+  /** Answers an undeliverable stanza with a stanza error; false when it is an error itself and is dropped. */
+  private bounce(src: AcceptedComponent, el: Element, raw: string | Buffer, condition: StanzaErrorCondition, text: string): boolean {
     if (!canBounce(el)) {
       this.log.debug({ conn: src.id, condition }, "dropped an undeliverable error stanza");
-      return;
+      return false;
     }
     let full: Element;
     try {
@@ -197,5 +246,6 @@ export class Router {
       full = el;
     }
     src.send(stanzaErrorReply(full, condition, { text }).toString());
+    return true;
   }
 }

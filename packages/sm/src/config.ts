@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { componentLinkFields } from "@jabberfarm/component";
+import { metricsEndpointSchema } from "@jabberfarm/metrics";
 
 export const smConfigSchema = z.object({
   /** The domain this SM serves; also its component name on the routers. */
@@ -19,6 +20,8 @@ export const smConfigSchema = z.object({
   }).strict().default({ timeoutMs: 5000 }),
   /** Modules to load, in order; the default loads every built-in one. */
   modules: z.array(z.string()).optional(),
+  /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */
+  metrics: metricsEndpointSchema.optional(),
 }).strict();
 
 export type SmConfigInput = z.input<typeof smConfigSchema>;

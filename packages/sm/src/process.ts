@@ -4,6 +4,7 @@
  */
 import type { Logger } from "pino";
 import { Component, logLinkEvents, rawText } from "@jabberfarm/component";
+import { countedSend, kindOf, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
@@ -15,11 +16,15 @@ export interface SmProcessOptions {
   storage?: Storage;
   /** Modules to load instead of `config.modules` / every built-in one. */
   modules?: SmModule[];
+  /** Count stanzas and sessions, and time storage round trips there. */
+  metrics?: Metrics;
 }
 
 export interface SmProcess {
   sm: SessionManager;
   component: Component;
+  /** Serving: linked to at least one router, and not stopping. */
+  ready(): boolean;
   stop(): Promise<void>;
 }
 
@@ -30,22 +35,36 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
     name: config.domain, secret: config.secret, instance: config.instance, routers: config.routers,
   });
   const address = `${config.domain}/${config.instance}`;
-  const xdb = opts.storage ? undefined : new XdbClient((t) => component.send(t), address, { timeoutMs: config.xdb.timeoutMs });
+  const m = opts.metrics;
+  const stanzasIn = m?.stanzasIn;
+  const send = countedSend(component, m);
+  const xdb = opts.storage ? undefined : new XdbClient(send, address, { timeoutMs: config.xdb.timeoutMs, metrics: m });
   const storage = opts.storage ?? xdb!;
   const modules = opts.modules ?? loadModules(config.modules ?? Object.keys(BUILTIN_MODULES));
-  const sm = new SessionManager(config, storage, { send: (t) => component.send(t) }, log, modules);
+  const sm = new SessionManager(config, storage, { send }, log, modules);
   if (xdb) sm.onXdb = (el) => void xdb.handleResponse(el);
-  component.on("stanza", (el, raw) => sm.handle(el, rawText(raw)));
+  component.on("stanza", (el, raw) => {
+    const text = rawText(raw);
+    stanzasIn?.add(kindOf(el.name, text));
+    sm.handle(el, text);
+  });
+  if (m) {
+    watchRouterLinks(m, component);
+    m.sessions(() => sm.sessions.size);
+  }
   component.on("members", (name, instances) => {
     if (name === config.domain) sm.setMembers(instances);
   });
   logLinkEvents(component, log);
   await component.start();
   log.info({ domain: config.domain, instance: config.instance, modules: modules.length }, "sm serving");
+  let stopping = false;
   return {
     sm,
     component,
+    ready: () => !stopping && component.isUp,
     async stop() {
+      stopping = true;
       await component.stop();
       xdb?.abortAll("sm stopping");
     },

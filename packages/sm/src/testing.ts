@@ -181,6 +181,14 @@ export class SessionDriver {
   }
 }
 
+/** Drops a test's Postgres schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
+}
+
 export interface SmTestFarm {
   router: Router;
   port: number;
@@ -218,10 +226,7 @@ export async function startSmFarm(smOverrides: Partial<SmConfigInput> = {}): Pro
       await sm.stop();
       await router.stop();
       await storage.close();
-      const client = new pg.Client({ connectionString: DATABASE_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
+      await dropSchema(schema);
     },
   };
 }

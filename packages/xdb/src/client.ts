@@ -7,6 +7,7 @@
 import {
   parseXdbResult, xdbRequest, ENVELOPE_NS, type XdbOp, type XdbParams, type XdbResult,
 } from "@jabberfarm/envelope";
+import type { Histogram, Metrics } from "@jabberfarm/metrics";
 import type { Element } from "@jabberfarm/xml";
 import type { OfflineMessage, Roster, RosterItem, ScramCredential, Storage, SubscriptionRequest } from "./storage.js";
 
@@ -23,18 +24,23 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** performance.now() when sent. */
+  sentAt: number;
 }
 
 export interface XdbClientOptions {
   /** Where requests go; `xdb` unless a deployment names it otherwise. */
   to?: string;
   timeoutMs?: number;
+  /** Time every round trip there (jabberfarm_storage_seconds{op}). */
+  metrics?: Metrics | undefined;
 }
 
 export class XdbClient implements Storage {
   private readonly pending = new Map<string, Pending>();
   private readonly to: string;
   private readonly timeoutMs: number;
+  private readonly timing: Histogram<"op"> | undefined;
   private counter = 0;
 
   /**
@@ -44,6 +50,7 @@ export class XdbClient implements Storage {
   constructor(private readonly sendText: (text: string) => boolean, private readonly from: string, opts: XdbClientOptions = {}) {
     this.to = opts.to ?? "xdb";
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.timing = opts.metrics?.storageSeconds;
   }
 
   /** Feed every `<xdb/>` element that arrives; true when it answered one of our requests. */
@@ -54,6 +61,7 @@ export class XdbClient implements Storage {
     if (!p) return false;
     this.pending.delete(id!);
     clearTimeout(p.timer);
+    this.timing?.observe({ op: p.op }, (performance.now() - p.sentAt) / 1000);
     if (el.attrs.type === "result") {
       try {
         p.resolve(parseXdbResult(p.op, el));
@@ -90,9 +98,10 @@ export class XdbClient implements Storage {
     return new Promise<XdbResult<O>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        this.timing?.observe({ op }, this.timeoutMs / 1000);
         reject(new XdbRequestError(op, "remote-server-timeout", `no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer, sentAt: performance.now() });
       if (!this.sendText(xdbRequest(id, op, this.from, this.to, params))) {
         clearTimeout(timer);
         this.pending.delete(id);

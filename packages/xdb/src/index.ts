@@ -23,5 +23,5 @@ export { openPglite } from "./backends/pglite.js";
 export { openStorage, type StorageConfig } from "./open.js";
 export { XdbClient, XdbRequestError, type XdbClientOptions } from "./client.js";
 export { XdbService } from "./service.js";
-export { startXdb, type XdbProcess } from "./process.js";
+export { startXdb, type XdbProcess, type XdbProcessOptions } from "./process.js";
 export { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";

@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import { Component, logLinkEvents } from "@jabberfarm/component";
 import { ENVELOPE_NS } from "@jabberfarm/envelope";
+import { ENVELOPE, cachedProbe, countedSend, kindOfName, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";
 import { openStorage } from "./open.js";
 import { XdbService } from "./service.js";
@@ -13,10 +14,21 @@ import type { Storage } from "./storage.js";
 export interface XdbProcess {
   storage: Storage;
   component: Component;
+  /** Serving: linked to a router, its storage answering, and not stopping. */
+  ready(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
-export async function startXdb(input: XdbConfigInput | XdbConfig, opts: { logger: Logger }): Promise<XdbProcess> {
+export interface XdbProcessOptions {
+  logger: Logger;
+  /** Count requests and answers, and time every storage operation there. */
+  metrics?: Metrics;
+}
+
+// Valid for every backend, and never an account: accounts are bare JIDs.
+const PROBE_USER = "readiness-probe@.invalid/";
+
+export async function startXdb(input: XdbConfigInput | XdbConfig, opts: XdbProcessOptions): Promise<XdbProcess> {
   const config = xdbConfigSchema.parse(input);
   const log = opts.logger;
   const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
@@ -24,17 +36,26 @@ export async function startXdb(input: XdbConfigInput | XdbConfig, opts: { logger
   // Requests are text-only elements (JSON): the splitter reads them whole
   // without a full XML parse (docs/performance.md).
   const component = new Component({ name: "xdb", secret: config.secret, instance: config.instance, routers: config.routers, splitter: true });
-  const service = new XdbService(storage, (t) => component.send(t), `xdb/${config.instance}`, log);
+  const m = opts.metrics;
+  const stanzasIn = m?.stanzasIn;
+  const send = countedSend(component, m);
+  const service = new XdbService(storage, send, `xdb/${config.instance}`, log, m);
+  if (m) watchRouterLinks(m, component);
   component.on("stanza", (el) => {
+    stanzasIn?.add(el.ns === ENVELOPE_NS ? ENVELOPE : kindOfName(el.name));
     if (el.ns === ENVELOPE_NS && el.local === "xdb") service.handle(el);
     else log.debug({ element: el.name, from: el.attrs.from }, "ignored a stanza that is not a storage request");
   });
   logLinkEvents(component, log);
   await component.start();
+  let stopping = false;
+  const storageAnswers = cachedProbe(() => storage.accountExists(PROBE_USER), { timeoutMs: 1000, cacheMs: 1000 });
   return {
     storage,
     component,
+    ready: async () => !stopping && component.isUp && (await storageAnswers()),
     async stop() {
+      stopping = true;
       // Finish what is in flight before the database goes away.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([service.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import {
   EnvelopeError, parseXdbParams, readXdbRequest, xdbResult, type XdbOp, type XdbRequest,
 } from "@jabberfarm/envelope";
+import type { Histogram, Metrics } from "@jabberfarm/metrics";
 import { stanzaErrorReply, type Element, type StanzaErrorCondition } from "@jabberfarm/xml";
 import { XdbError } from "./errors.js";
 import type { Storage } from "./storage.js";
@@ -60,6 +61,7 @@ function conditionOf(err: unknown): StanzaErrorCondition {
 export class XdbService {
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
+  private readonly timing: Histogram<"op"> | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -67,7 +69,11 @@ export class XdbService {
     /** This process's address (`xdb/INSTANCE`), the `from` of every answer. */
     private readonly address: string,
     private readonly log: Logger,
-  ) {}
+    /** Time every operation there (jabberfarm_storage_seconds{op}). */
+    metrics?: Metrics,
+  ) {
+    this.timing = metrics?.storageSeconds;
+  }
 
   /** Requests being worked on; a draining process waits for zero. */
   get busy(): number {
@@ -89,7 +95,8 @@ export class XdbService {
       return;
     }
     this.inFlight++;
-    this.run(req).then(
+    const started = performance.now();
+    this.run(req).finally(() => this.timing?.observe({ op: req.op }, (performance.now() - started) / 1000)).then(
       (result) => this.send(xdbResult(req, this.address, result)),
       (err: unknown) => {
         const condition = conditionOf(err);
