@@ -1,11 +1,13 @@
 /**
  * Storage on a database that no other process writes: PGlite, whose data
- * directory this process holds the lock of. Then the credentials can live in
- * memory, read once at open and kept current by this process's own writes,
- * and a login costs no query. (On PostgreSQL several xdb processes may share
+ * directory this process holds the lock of. Then what every login reads can
+ * live in memory, read once at open and kept current by this process's own
+ * writes: the credentials, and which users may have offline messages or
+ * pending subscription requests (most have none, and then a login costs no
+ * query for them). (On PostgreSQL several xdb processes may share
  * the database, so there every read goes to it.)
  */
-import type { ScramCredential } from "./storage.js";
+import type { OfflineMessage, ScramCredential, SubscriptionRequest } from "./storage.js";
 import { SqlStorage } from "./sql-storage.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
@@ -16,6 +18,9 @@ export class ExclusiveSqlStorage extends SqlStorage {
   /** True when every account is in the map, so a miss means "no such account". */
   private complete = false;
   private max = DEFAULT_MAX_CACHED;
+  /** Users that may have offline messages / pending requests; anyone else surely has none. */
+  private readonly mayHaveOffline = new Set<string>();
+  private readonly mayHaveRequests = new Set<string>();
 
   /** Reads every account's credentials into memory (if there are no more than `max`). */
   async warm(max = DEFAULT_MAX_CACHED): Promise<void> {
@@ -35,6 +40,10 @@ export class ExclusiveSqlStorage extends SqlStorage {
       [max * 2 + 1],
     );
     this.credentials.clear();
+    this.mayHaveOffline.clear();
+    this.mayHaveRequests.clear();
+    for (const r of await this.db.query<{ username: string }>("SELECT DISTINCT username FROM offline_messages")) this.mayHaveOffline.add(r.username);
+    for (const r of await this.db.query<{ username: string }>("SELECT DISTINCT username FROM subscription_requests")) this.mayHaveRequests.add(r.username);
     for (const r of rows) {
       let list = this.credentials.get(r.username);
       if (!list) {
@@ -82,7 +91,64 @@ export class ExclusiveSqlStorage extends SqlStorage {
   override async deleteAccount(user: string): Promise<boolean> {
     const deleted = await super.deleteAccount(user);
     this.credentials.delete(user);
+    this.mayHaveOffline.delete(user);
+    this.mayHaveRequests.delete(user);
     return deleted;
+  }
+
+  override async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
+    this.mayHaveOffline.add(user);
+    return this.writing(() => super.storeOffline(user, stanza, limit));
+  }
+
+  override async listOffline(user: string): Promise<OfflineMessage[]> {
+    if (!this.mayHaveOffline.has(user)) return [];
+    const mark = this.quietMark();
+    const list = await super.listOffline(user);
+    if (list.length === 0 && this.stillQuiet(mark)) this.mayHaveOffline.delete(user);
+    return list;
+  }
+
+  override async countOffline(user: string): Promise<number> {
+    if (!this.mayHaveOffline.has(user)) return 0;
+    return super.countOffline(user);
+  }
+
+  override async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
+    this.mayHaveRequests.add(user);
+    await this.writing(() => super.addSubscriptionRequest(user, from, stanza));
+  }
+
+  override async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
+    if (!this.mayHaveRequests.has(user)) return [];
+    const mark = this.quietMark();
+    const list = await super.listSubscriptionRequests(user);
+    if (list.length === 0 && this.stillQuiet(mark)) this.mayHaveRequests.delete(user);
+    return list;
+  }
+
+  // A user leaves a "may have" set only after an empty read during which no
+  // such write was under way or began: a write racing with the read could
+  // otherwise land unseen and then never be looked for.
+  private writesStarted = 0;
+  private writesInFlight = 0;
+
+  private async writing<T>(write: () => Promise<T>): Promise<T> {
+    this.writesStarted++;
+    this.writesInFlight++;
+    try {
+      return await write();
+    } finally {
+      this.writesInFlight--;
+    }
+  }
+
+  private quietMark(): number {
+    return this.writesInFlight === 0 ? this.writesStarted : -1;
+  }
+
+  private stillQuiet(mark: number): boolean {
+    return mark >= 0 && this.writesInFlight === 0 && this.writesStarted === mark;
   }
 
   private remember(user: string, credentials: ScramCredential[]): void {

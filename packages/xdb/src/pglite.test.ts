@@ -89,3 +89,36 @@ describe("PGlite: credentials served from memory", () => {
     }
   });
 });
+
+describe("PGlite: who may have offline messages or requests is known in memory", () => {
+  test("stored ones are always found, across reopen, and empty users cost no query", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "xdb-maybe-"));
+    const cred = { mechanism: "SCRAM-SHA-1" as const, salt: "c2FsdA==", iterations: 4096, storedKey: "k", serverKey: "k" };
+    try {
+      let s = await openPglite(dir);
+      await s.createAccount("a@x", [cred]);
+      await s.createAccount("b@x", [cred]);
+      assert.deepEqual(await s.listOffline("a@x"), []);
+      // concurrent stores and lists: nothing stored is ever hidden
+      await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => s.storeOffline("a@x", `<message id='${i}'/>`, 100)),
+        ...Array.from({ length: 20 }, () => s.listOffline("a@x")),
+      ]);
+      assert.equal((await s.listOffline("a@x")).length, 20);
+      await s.addSubscriptionRequest("b@x", "a@x", "<presence type='subscribe'/>");
+      await s.close();
+      s = await openPglite(dir);
+      assert.equal((await s.listOffline("a@x")).length, 20, "known again after a reopen");
+      assert.equal((await s.listSubscriptionRequests("b@x")).length, 1);
+      const last = (await s.listOffline("a@x")).at(-1)!;
+      await s.ackOffline("a@x", last.id);
+      assert.deepEqual(await s.listOffline("a@x"), []);
+      assert.equal(await s.countOffline("a@x"), 0);
+      assert.equal(await s.storeOffline("a@x", "<message id='again'/>", 100), true);
+      assert.equal((await s.listOffline("a@x")).length, 1, "a user forgotten when empty is found again after a store");
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
