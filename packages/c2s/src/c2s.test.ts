@@ -123,7 +123,7 @@ describe("stream negotiation", () => {
     const ok = await c.authScram("carol", "pw", "SCRAM-SHA-256");
     assert.equal(ok.local, "success");
     const bound = await c.open();
-    assert.deepEqual(featureNames(bound), ["bind", "session"]);
+    assert.deepEqual(featureNames(bound), ["bind", "session", "ver", "sub"]);
     assert.equal(await c.bind("laptop"), "carol@localhost/laptop");
   });
 
@@ -322,7 +322,10 @@ describe("sessions", () => {
     const c = await raw(main.ports.directTls!, { directTls: true });
     await c.open();
     await c.authScram("peggy", "pw");
-    await c.open();
+    const features = await c.open();
+    assert.ok(features.getChild("bind", NS.BIND), "resource binding offered");
+    assert.ok(features.getChild("ver", "urn:xmpp:features:rosterver"), "roster versioning advertised");
+    assert.ok(features.getChild("sub", "urn:xmpp:features:pre-approval"), "pre-approval advertised");
     c.write(`<iq type='set' id='s0'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`);
     assert.equal((await c.next((el) => el.attrs.id === "s0")).attrs.type, "result");
     c.write(`<iq type='set' id='bad'><bind xmlns='${NS.BIND}'><resource>${"r".repeat(1100)}</resource></bind></iq>`);

@@ -300,7 +300,9 @@ export class ClientStream {
         if (config.registration.allow) f += `<register xmlns='${NS_REGISTER_FEATURE}'/>`;
       }
     } else {
-      f += `<bind xmlns='${NS.BIND}'/><session xmlns='${NS_SESSION}'><optional/></session>`;
+      // The sm answers roster `ver` (RFC 6121 §2.6) and keeps pre-approvals (§3.4).
+      f += `<bind xmlns='${NS.BIND}'/><session xmlns='${NS_SESSION}'><optional/></session>`
+        + "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>";
     }
     return `<stream:features>${f}</stream:features>`;
   }
