@@ -137,3 +137,42 @@ test("metrics settings are checked like every other key", async () => {
   assert.equal(r3.code, 2);
   assert.match(r3.stderr, /--metrics-port: got "65534"/);
 });
+
+test("config check passes the example farm file and names every mistake with its key path", async () => {
+  const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
+  const ok = await run(["config", "check", example]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s\)/);
+  const p = configFile("check-bad.yaml", `domain: localhost
+router:
+  port: 99999
+  components:
+    localhost: { secret: good-secret-1, trusted: true }
+sm:
+  offline: { limit: -1 }
+c2s:
+  listeners: { starttls: { port: "x" } }
+colour: blue
+`);
+  const bad = await run(["config", "check", p]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /colour: unknown key/);
+  assert.match(bad.stderr, /router\.port: got 99999/);
+  assert.match(bad.stderr, /sm\.offline\.limit: got -1/);
+  assert.match(bad.stderr, /c2s\.listeners\.starttls\.port: got "x"/);
+  assert.match(bad.stderr, /c2s\.secret: got nothing/, "a secret the router section does not provide is reported");
+  const usage = await run(["config", "frob"]);
+  assert.equal(usage.code, 2);
+});
+
+test("--pretty writes human-readable lines instead of JSON", async () => {
+  const p = configFile("pretty.yaml", `router:
+  port: 0
+  components:
+    sm: { secret: a-good-secret, trusted: true }
+`);
+  const r = await run(["router", "--config", p, "--pretty"], { untilLine: /router listening/, signal: "SIGTERM" });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /router listening for components/);
+  assert.throws(() => JSON.parse(r.stdout.trim().split("\n")[0]!), "not JSON lines");
+});

@@ -17,7 +17,7 @@ import { accountJid, addUser, changePassword, openAdminStorage, readPassword } f
 import { ConfigError, readConfigFile, validateSection } from "./config-file.js";
 import { embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
-import { createLogger } from "./logger.js";
+import { createLogger, toggleDebugOnSignal } from "./logger.js";
 import { Supervisor } from "./up.js";
 
 const USAGE = `usage: jabberfarm <command> [options]
@@ -47,9 +47,14 @@ accounts (through the running farm, or directly on its storage):
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
 
+checking a config file:
+  config check FILE       validate every section; print each mistake with its key path
+
 common options:
   --config FILE           farm config file (YAML or JSON); see farm.example.yaml
   --log-level LEVEL       trace, debug, info (default), warn, error, silent
+  --pretty                human-readable log lines instead of JSON
+                          (SIGUSR2 to a process switches it to debug and back)
 `;
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -71,6 +76,7 @@ interface Options {
   registration: boolean;
   plaintext: boolean;
   metricsPort?: number | undefined;
+  pretty: boolean;
   positionals: string[];
 }
 
@@ -91,6 +97,7 @@ function parse(argv: string[]): Options {
       registration: { type: "boolean", default: false },
       plaintext: { type: "boolean", default: false },
       "metrics-port": { type: "string" },
+      pretty: { type: "boolean", default: false },
     },
   });
   const level = values["log-level"] as Level;
@@ -105,7 +112,7 @@ function parse(argv: string[]): Options {
     throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
   }
   return {
-    metricsPort,
+    metricsPort, pretty: values.pretty ?? false,
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
@@ -161,7 +168,8 @@ async function serve<P extends Stoppable>(
 async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
-  const log = createLogger(name, o.level);
+  const log = createLogger(name, o.level, o.pretty);
+  toggleDebugOnSignal(log);
   switch (name) {
     case "router": {
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
@@ -202,11 +210,11 @@ async function runUp(o: Options): Promise<void> {
     configPath = resolve(o.data, "farm.generated.json");
     writeFileSync(configPath, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
   }
-  const log = createLogger("farm", o.level);
+  const log = createLogger("farm", o.level, o.pretty);
   const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
   const listeners = c2s.listeners as { starttls?: { host: string; port: number } | false | null; directTls?: { host: string; port: number } | false | null };
   const supervisor = new Supervisor({
-    cliPath: CLI_PATH, configPath, logLevel: o.level, log,
+    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log,
     onReady: () => {
       const where = [
         listeners.starttls ? `${listeners.starttls.host}:${listeners.starttls.port} (STARTTLS)` : undefined,
@@ -260,6 +268,43 @@ async function runAdmin(command: string, o: Options): Promise<void> {
   }
 }
 
+/** Top-level keys a farm file may have: shared values and one section per process. */
+const TOP_LEVEL_KEYS = new Set(["domain", "dataDir", "databaseUrl", "routers", "router", "xdb", "sm", "c2s"]);
+
+/**
+ * `jabberfarm config check FILE`: every section present (a file may serve
+ * only some processes) is completed with the shared values and validated;
+ * every mistake is printed with its key path. Exit 0 when all is well.
+ */
+function runConfigCheck(o: Options): number {
+  const [sub, fileArg] = o.positionals;
+  if (sub !== "check") throw new UsageError("usage: jabberfarm config check FILE");
+  const file = fileArg ?? o.config;
+  if (!file) throw new UsageError("usage: jabberfarm config check FILE");
+  const doc = readConfigFile(file);
+  const problems: string[] = [];
+  for (const k of Object.keys(doc)) if (!TOP_LEVEL_KEYS.has(k)) problems.push(`${k}: unknown key (expected one of ${[...TOP_LEVEL_KEYS].join(", ")})`);
+  const checks = [
+    ["router", routerConfigSchema], ["xdb", xdbConfigSchema], ["sm", smConfigSchema], ["c2s", c2sConfigSchema],
+  ] as const;
+  const present = checks.filter(([name]) => doc[name] !== undefined);
+  if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s");
+  for (const [name, schema] of present) {
+    try {
+      validateSection(sectionFor(doc, name), name, schema);
+    } catch (e) {
+      if (e instanceof ConfigError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  if (problems.length > 0) {
+    process.stderr.write(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n  ${problems.join("\n  ")}\n`);
+    return 1;
+  }
+  process.stdout.write(`${file}: ok (${present.map(([n]) => n).join(", ")})\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
@@ -285,6 +330,8 @@ async function main(argv: string[]): Promise<number> {
     case "migrate":
       await runAdmin(command, o);
       return 0;
+    case "config":
+      return runConfigCheck(o);
     default:
       throw new UsageError(`jabberfarm: unknown command '${command}'`);
   }

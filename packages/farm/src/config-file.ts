@@ -56,13 +56,22 @@ export function configSection<S extends z.ZodType>(doc: Record<string, unknown>,
 export function validateSection<S extends z.ZodType>(raw: unknown, section: string, schema: S): z.output<S> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const keys = issue.code === "unrecognized_keys" ? (issue as { keys: string[] }).keys : [];
-    if (keys.length > 0) {
-      return keys.map((k) => `${[section, ...issue.path, k].join(".")}: unknown key (value ${show(valueAt(raw, [...issue.path, k]))})`).join("\n");
-    }
-    const where = [section, ...issue.path].join(".");
-    return `${where}: got ${show(valueAt(raw, issue.path))}; ${issue.message}`;
-  });
-  throw new ConfigError(problems);
+  throw new ConfigError(result.error.issues.flatMap((issue) => describe(issue, [], raw, section)));
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** One line per problem; a union's mistake is told by its closest alternative, not as "Invalid input". */
+function describe(issue: Issue, prefix: PropertyKey[], raw: unknown, section: string): string[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((k) => `${[section, ...path, k].join(".")}: unknown key (value ${show(valueAt(raw, [...path, k]))})`);
+  }
+  if (issue.code === "invalid_union" && issue.errors.length > 0) {
+    // The alternative that got furthest into the value is the one meant.
+    const depth = (list: Issue[]): number => Math.max(...list.map((i) => i.path.length));
+    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+    if (depth(best) > 0) return best.flatMap((i) => describe(i, path, raw, section));
+  }
+  return [`${[section, ...path].join(".")}: got ${show(valueAt(raw, path))}; ${issue.message}`];
 }

@@ -23,6 +23,8 @@ export interface SupervisorOptions {
   cliPath: string;
   configPath: string;
   logLevel: string;
+  /** Children log for humans (pino-pretty) instead of JSON lines. */
+  pretty?: boolean;
   log: Logger;
   /** Called once, when every child has reported that it serves (over the IPC channel). */
   onReady?: () => void;
@@ -52,7 +54,7 @@ export class Supervisor {
     if (this.stopping) return;
     // JABBERFARM_PROFILE_DIR: each child writes a V8 CPU profile there when it exits (docs/performance.md).
     const profile = process.env.JABBERFARM_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.JABBERFARM_PROFILE_DIR}`] : [];
-    const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel], {
+    const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel, ...(this.o.pretty ? ["--pretty"] : [])], {
       // The IPC channel carries one message per start: { type: "ready" } once the child serves.
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       env: { ...process.env, ...this.o.env },
