@@ -102,11 +102,7 @@ export class ExclusiveSqlStorage extends SqlStorage {
   }
 
   override async listOffline(user: string): Promise<OfflineMessage[]> {
-    if (!this.mayHaveOffline.has(user)) return [];
-    const mark = this.quietMark();
-    const list = await super.listOffline(user);
-    if (list.length === 0 && this.stillQuiet(mark)) this.mayHaveOffline.delete(user);
-    return list;
+    return this.readUnlessSurelyEmpty(this.mayHaveOffline, user, () => super.listOffline(user));
   }
 
   override async countOffline(user: string): Promise<number> {
@@ -120,10 +116,15 @@ export class ExclusiveSqlStorage extends SqlStorage {
   }
 
   override async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
-    if (!this.mayHaveRequests.has(user)) return [];
+    return this.readUnlessSurelyEmpty(this.mayHaveRequests, user, () => super.listSubscriptionRequests(user));
+  }
+
+  /** Reads the list only for users in `set`; an empty read that no write overlapped takes them out. */
+  private async readUnlessSurelyEmpty<T>(set: Set<string>, user: string, read: () => Promise<T[]>): Promise<T[]> {
+    if (!set.has(user)) return [];
     const mark = this.quietMark();
-    const list = await super.listSubscriptionRequests(user);
-    if (list.length === 0 && this.stillQuiet(mark)) this.mayHaveRequests.delete(user);
+    const list = await read();
+    if (list.length === 0 && this.stillQuiet(mark)) set.delete(user);
     return list;
   }
 
