@@ -14,7 +14,7 @@ import { Router, routerConfigSchema } from "@jabberfarm/router";
 import { smConfigSchema, startSm } from "@jabberfarm/sm";
 import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
 import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
-import { ConfigError, readConfigFile, validateSection } from "./config-file.js";
+import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from "./config-file.js";
 import { embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
@@ -122,10 +122,10 @@ function parse(argv: string[]): Options {
 /** The farm document: the config file when given, else the embedded farm's in the data directory. */
 function farmDocument(o: Options): Doc {
   if (o.config) return readConfigFile(o.config);
-  return embeddedFarmDocument({
+  return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
     host: o.host, databaseUrl: o.databaseUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
-  });
+  }));
 }
 
 interface Stoppable {
