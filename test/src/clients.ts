@@ -22,8 +22,8 @@ export class LibraryClient {
   private waiters: Array<() => void> = [];
   jid = "";
 
-  constructor(port: number, username: string, password: string, resource: string, domain = "localhost") {
-    this.xmpp = client({ service: `xmpp://127.0.0.1:${port}`, domain, username, password, resource });
+  constructor(port: number, username: string, password: string, resource: string, domain = "localhost", host = "127.0.0.1") {
+    this.xmpp = client({ service: `xmpp://${host}:${port}`, domain, username, password, resource });
     // Tests decide when to connect again; the library's own reconnect would
     // retry a refused login forever.
     this.xmpp.reconnect.stop();
@@ -35,8 +35,8 @@ export class LibraryClient {
     });
   }
 
-  static async login(port: number, username: string, password: string, resource: string): Promise<LibraryClient> {
-    const c = new LibraryClient(port, username, password, resource);
+  static async login(port: number, username: string, password: string, resource: string, host = "127.0.0.1"): Promise<LibraryClient> {
+    const c = new LibraryClient(port, username, password, resource, "localhost", host);
     const address = await c.xmpp.start();
     c.jid = address.toString();
     return c;

@@ -69,6 +69,8 @@ export interface FarmOptions {
   dataDir?: string;
   databaseUrl?: string;
   registration?: boolean;
+  /** Extra arguments for `jabberfarm up` (e.g. --routers 2 --sm 2 --c2s 2). */
+  upArgs?: string[];
   ports?: { c2s: number; tls: number; router: number };
   /** `--metrics-port`: router's endpoints on it, xdb +1, sm +2, c2s +3. */
   metricsPort?: number;
@@ -104,7 +106,8 @@ export class Farm {
   }
 
   private upArgs(): string[] {
-    return this.options.metricsPort === undefined ? this.args() : [...this.args(), "--metrics-port", String(this.options.metricsPort)];
+    const base = this.options.metricsPort === undefined ? this.args() : [...this.args(), "--metrics-port", String(this.options.metricsPort)];
+    return [...base, ...(this.options.upArgs ?? [])];
   }
 
   /** Starts (or starts again) the farm; resolves when it says clients may connect. */
@@ -147,6 +150,15 @@ export class Farm {
     if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;
     this.proc.kill("SIGTERM");
     return this.exited!;
+  }
+
+  /** The pid of a child by its supervisor id ("router-1", "sm-2"...), from the supervisor's log. */
+  childPidById(id: string): number | undefined {
+    for (let i = this.logs.length - 1; i >= 0; i--) {
+      const l = this.logs[i]!;
+      if (l.msg === "child started" && l.child === id && typeof l.childPid === "number") return l.childPid;
+    }
+    return undefined;
   }
 
   /** The pids of the farm's children, from their log lines. */

@@ -18,7 +18,7 @@ import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from 
 import { embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
-import { Supervisor } from "./up.js";
+import { Supervisor, type ChildSpec } from "./up.js";
 
 const USAGE = `usage: jabberfarm <command> [options]
 
@@ -33,6 +33,9 @@ the farm on one machine:
     --host ADDR           address clients connect to (default 127.0.0.1)
     --database-url URL    use PostgreSQL instead of PGlite
     --registration        allow in-band registration (XEP-0077)
+    --routers N, --sm N, --c2s N
+                          how many of each to run (default 1 each); c2s i
+                          listens on the --host address + i-1 (127.0.0.2, ...)
     --plaintext           allow streams without TLS and PLAIN in the clear
                           (benchmarks on loopback only; never for real users)
     --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
@@ -77,6 +80,7 @@ interface Options {
   plaintext: boolean;
   metricsPort?: number | undefined;
   pretty: boolean;
+  counts: { router: number; sm: number; c2s: number };
   positionals: string[];
 }
 
@@ -98,6 +102,9 @@ function parse(argv: string[]): Options {
       plaintext: { type: "boolean", default: false },
       "metrics-port": { type: "string" },
       pretty: { type: "boolean", default: false },
+      routers: { type: "string", default: "1" },
+      sm: { type: "string", default: "1" },
+      c2s: { type: "string", default: "1" },
     },
   });
   const level = values["log-level"] as Level;
@@ -107,12 +114,18 @@ function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
     return n;
   };
+  const count = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
+    return n;
+  };
   const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
   if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535 - 3)) {
     throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
   }
   return {
     metricsPort, pretty: values.pretty ?? false,
+    counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
@@ -195,11 +208,53 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
   }
 }
 
+/** The c2s listen addresses: --host, then the next loopback addresses for more c2s. */
+function c2sHosts(o: Options): string[] {
+  if (o.counts.c2s === 1) return [o.host];
+  const m = /^127\.(\d+)\.(\d+)\.(\d+)$/.exec(o.host);
+  if (!m || Number(m[3]) + o.counts.c2s - 1 > 254) throw new UsageError(`--c2s ${o.counts.c2s}: needs --host on 127.0.0.0/8 with room for the next addresses`);
+  return Array.from({ length: o.counts.c2s }, (_, i) => `127.${m[1]}.${m[2]}.${Number(m[3]) + i}`);
+}
+
+/**
+ * The embedded farm's children: every router, xdb, every sm, every c2s, each
+ * told its own instance id, port or address through the environment
+ * (JABBERFARM__... overrides, docs/operations.md). Components get the list
+ * of all routers, so each links to every one.
+ */
+function farmChildren(o: Options, doc: Doc): ChildSpec[] {
+  const name = (kind: string, i: number, n: number): string => (n === 1 ? kind : `${kind}-${i}`);
+  const specs: ChildSpec[] = [];
+  if (o.counts.router > 1) {
+    doc.routers = Array.from({ length: o.counts.router }, (_, i) => ({ host: "127.0.0.1", port: o.routerPort + i }));
+  }
+  for (let i = 1; i <= o.counts.router; i++) {
+    specs.push({ kind: "router", id: name("router", i, o.counts.router), env: { JABBERFARM__ROUTER__PORT: String(o.routerPort + i - 1) } });
+  }
+  specs.push({ kind: "xdb", id: "xdb", env: {} });
+  for (let i = 1; i <= o.counts.sm; i++) specs.push({ kind: "sm", id: name("sm", i, o.counts.sm), env: { JABBERFARM__SM__INSTANCE: `sm-${i}` } });
+  const hosts = c2sHosts(o);
+  hosts.forEach((host, k) => {
+    const i = k + 1;
+    specs.push({
+      kind: "c2s", id: name("c2s", i, o.counts.c2s),
+      env: { JABBERFARM__C2S__INSTANCE: `c2s-${i}`, JABBERFARM__C2S__LISTENERS__STARTTLS__HOST: host, JABBERFARM__C2S__LISTENERS__DIRECT_TLS__HOST: host },
+    });
+  });
+  if (o.metricsPort !== undefined) {
+    specs.forEach((s, k) => (s.env = { ...s.env, [`JABBERFARM__${s.kind.toUpperCase()}__METRICS__PORT`]: String(o.metricsPort! + k) }));
+  }
+  return specs;
+}
+
 async function runUp(o: Options): Promise<void> {
   if (o.config && o.metricsPort !== undefined) {
     throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
   }
+  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1;
+  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s shape the embedded farm; with --config, run each process yourself");
   const doc = farmDocument(o);
+  const children = o.config ? undefined : farmChildren(o, doc);
   // Validate every section before starting anything, so a mistake is one clear message.
   validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
   validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
@@ -214,11 +269,12 @@ async function runUp(o: Options): Promise<void> {
   const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
   const listeners = c2s.listeners as { starttls?: { host: string; port: number } | false | null; directTls?: { host: string; port: number } | false | null };
   const supervisor = new Supervisor({
-    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log,
+    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log, ...(children ? { children } : {}),
     onReady: () => {
+      const hosts = c2sHosts(o);
       const where = [
-        listeners.starttls ? `${listeners.starttls.host}:${listeners.starttls.port} (STARTTLS)` : undefined,
-        listeners.directTls ? `${listeners.directTls.host}:${listeners.directTls.port} (direct TLS)` : undefined,
+        listeners.starttls ? `${hosts.join(", ")} port ${listeners.starttls.port} (STARTTLS)` : undefined,
+        listeners.directTls ? `port ${listeners.directTls.port} (direct TLS)` : undefined,
       ].filter(Boolean).join(" and ");
       const cfg = o.config ? ` --config ${o.config}` : o.data === "./.jabberfarm" ? "" : ` --data ${o.data}`;
       process.stderr.write(`

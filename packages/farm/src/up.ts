@@ -11,8 +11,14 @@ import type { Logger } from "pino";
 export type FarmProcess = "router" | "xdb" | "sm" | "c2s";
 export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s"];
 
-interface Child {
-  name: FarmProcess;
+/** One child to run: its process kind, its name in logs, and what its environment overrides (docs/operations.md). */
+export interface ChildSpec {
+  kind: FarmProcess;
+  id: string;
+  env?: Record<string, string>;
+}
+
+interface Child extends ChildSpec {
   proc: ChildProcess | undefined;
   restarts: number;
   startedAt: number;
@@ -30,42 +36,48 @@ export interface SupervisorOptions {
   onReady?: () => void;
   /** Extra environment for the children. */
   env?: NodeJS.ProcessEnv;
+  /** The children in start order (default: one of each kind). */
+  children?: ChildSpec[];
 }
 
 const STOP_TIMEOUT_MS = 10_000;
 
 export class Supervisor {
-  private readonly children: Child[] = START_ORDER.map((name) => ({ name, proc: undefined, restarts: 0, startedAt: 0, timer: undefined }));
+  private readonly children: Child[];
   private stopping = false;
   private ready = false;
-  private readonly serving = new Set<FarmProcess>();
+  private readonly serving = new Set<string>();
 
-  constructor(private readonly o: SupervisorOptions) {}
+  constructor(private readonly o: SupervisorOptions) {
+    const specs = o.children ?? START_ORDER.map((kind) => ({ kind, id: kind }));
+    this.children = specs.map((s) => ({ ...s, proc: undefined, restarts: 0, startedAt: 0, timer: undefined }));
+  }
 
   start(): void {
     for (const c of this.children) this.spawn(c);
   }
 
   pids(): Record<string, number | undefined> {
-    return Object.fromEntries(this.children.map((c) => [c.name, c.proc?.pid]));
+    return Object.fromEntries(this.children.map((c) => [c.id, c.proc?.pid]));
   }
 
   private spawn(c: Child): void {
     if (this.stopping) return;
     // JABBERFARM_PROFILE_DIR: each child writes a V8 CPU profile there when it exits (docs/performance.md).
     const profile = process.env.JABBERFARM_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.JABBERFARM_PROFILE_DIR}`] : [];
-    const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.name, "--config", this.o.configPath, "--log-level", this.o.logLevel, ...(this.o.pretty ? ["--pretty"] : [])], {
+    const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.kind, "--config", this.o.configPath, "--log-level", this.o.logLevel, ...(this.o.pretty ? ["--pretty"] : [])], {
       // The IPC channel carries one message per start: { type: "ready" } once the child serves.
       stdio: ["ignore", "pipe", "inherit", "ipc"],
-      env: { ...process.env, ...this.o.env },
+      env: { ...process.env, ...this.o.env, ...c.env },
     });
     c.proc = proc;
     c.startedAt = Date.now();
+    this.o.log.info({ child: c.id, childPid: proc.pid }, "child started");
     // Children log JSON lines; pass them through whole lines, never interleaved halves.
     createInterface({ input: proc.stdout! }).on("line", (line) => process.stdout.write(line + "\n"));
     proc.on("message", (m: unknown) => {
       if ((m as { type?: string } | null)?.type !== "ready") return;
-      this.serving.add(c.name);
+      this.serving.add(c.id);
       if (!this.ready && this.serving.size === this.children.length) {
         this.ready = true;
         this.o.onReady?.();
@@ -78,7 +90,7 @@ export class Supervisor {
       // A process that ran a while before dying starts again at once; one that keeps dying backs off.
       if (Date.now() - c.startedAt > 30_000) c.restarts = 0;
       const delay = Math.min(10_000, 250 * 2 ** c.restarts++);
-      this.o.log.warn({ child: c.name, code, signal, restartInMs: delay, restarts: c.restarts }, "child exited; restarting");
+      this.o.log.warn({ child: c.id, code, signal, restartInMs: delay, restarts: c.restarts }, "child exited; restarting");
       c.timer = setTimeout(() => this.spawn(c), delay);
     });
   }
@@ -92,7 +104,7 @@ export class Supervisor {
       if (!proc || proc.exitCode !== null) continue;
       await new Promise<void>((resolve) => {
         const kill = setTimeout(() => {
-          this.o.log.warn({ child: c.name }, "child did not stop in time; killing it");
+          this.o.log.warn({ child: c.id }, "child did not stop in time; killing it");
           proc.kill("SIGKILL");
         }, STOP_TIMEOUT_MS);
         proc.once("exit", () => {

@@ -1,0 +1,74 @@
+/**
+ * A bigger farm on one machine as plain processes: `jabberfarm up --routers 2
+ * --sm 2 --c2s 2`. Users homed on different SMs and connected to different
+ * c2s subscribe, see presence and chat through the routers; with one router
+ * killed, the others carry the traffic.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
+import { Farm } from "./farm.js";
+import { LibraryClient, xml } from "./clients.js";
+import type { Element } from "@jabberfarm/xml";
+
+const SMS = ["sm-1", "sm-2"].map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) }));
+const ownerOf = (bare: string): string => rendezvousPick(SMS, bare)!.rendezvousId;
+
+/** Two account names whose owners (by the routers' rule) are different SMs. */
+function usersOnDifferentSms(): [string, string] {
+  const first = "ivy";
+  for (let i = 0; ; i++) {
+    const other = `jack${i}`;
+    if (ownerOf(`${other}@localhost`) !== ownerOf(`${first}@localhost`)) return [first, other];
+  }
+}
+
+describe("jabberfarm up --routers 2 --sm 2 --c2s 2", () => {
+  let farm: Farm;
+  const clients: LibraryClient[] = [];
+  before(async () => {
+    farm = await Farm.start({ upArgs: ["--routers", "2", "--sm", "2", "--c2s", "2"] });
+  });
+  after(async () => {
+    for (const c of clients) await c.stop();
+    assert.equal(await farm.stop(), 0);
+  });
+
+  test("users on different SMs and c2s subscribe, see presence and chat; a router dies and traffic goes on", async () => {
+    const [a, b] = usersOnDifferentSms();
+    await farm.addUser(`${a}@localhost`, "pw-a");
+    await farm.addUser(`${b}@localhost`, "pw-b");
+    assert.ok(farm.stderr.includes("127.0.0.2"), "the banner names the second c2s address");
+    const ca = await LibraryClient.login(farm.ports.c2s, a, "pw-a", "one", "127.0.0.1");
+    const cb = await LibraryClient.login(farm.ports.c2s, b, "pw-b", "two", "127.0.0.2");
+    clients.push(ca, cb);
+    for (const c of [ca, cb]) {
+      await c.iq(xml("iq", { type: "get" }, xml("query", { xmlns: "jabber:iq:roster" })));
+      await c.send(xml("presence"));
+    }
+    const presenceFrom = (jid: string) => (e: Element) => e.name === "presence" && e.attrs.type === undefined && e.attrs.from === jid;
+    await ca.send(xml("presence", { type: "subscribe", to: `${b}@localhost` }));
+    await cb.next((e) => e.name === "presence" && e.attrs.type === "subscribe");
+    await cb.send(xml("presence", { type: "subscribed", to: `${a}@localhost` }));
+    await ca.next(presenceFrom(`${b}@localhost/two`));
+    await cb.send(xml("presence", { type: "subscribe", to: `${a}@localhost` }));
+    await ca.next((e) => e.name === "presence" && e.attrs.type === "subscribe");
+    await ca.send(xml("presence", { type: "subscribed", to: `${b}@localhost` }));
+    await cb.next(presenceFrom(`${a}@localhost/one`));
+
+    await ca.send(xml("message", { to: `${b}@localhost`, type: "chat", id: "x1" }, xml("body", {}, "across SMs")));
+    assert.equal((await cb.next((e) => e.attrs.id === "x1")).getChildText("body"), "across SMs");
+
+    // kill -9 one router: every component is linked to both, so traffic goes on
+    const pid = farm.childPidById("router-1");
+    assert.ok(pid, "router-1's pid is in the supervisor's log");
+    process.kill(pid, "SIGKILL");
+    const deadline = Date.now() + 5000;
+    let delivered = false;
+    for (let n = 0; !delivered && Date.now() < deadline; n++) {
+      await cb.send(xml("message", { to: `${a}@localhost/one`, type: "chat", id: `after${n}` }, xml("body", {}, "still")));
+      delivered = await ca.next((e) => e.name === "message" && e.attrs.id?.startsWith("after") === true, 400).then(() => true, () => false);
+    }
+    assert.ok(delivered, "messages flow through the remaining router within 5 s");
+  });
+});
