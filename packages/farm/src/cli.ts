@@ -15,7 +15,7 @@ import { smConfigSchema, startSm } from "@jabberfarm/sm";
 import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
 import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
 import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from "./config-file.js";
-import { embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
+import { TOP_LEVEL_KEYS, embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
 import { Supervisor, type ChildSpec } from "./up.js";
@@ -324,8 +324,6 @@ async function runAdmin(command: string, o: Options): Promise<void> {
   }
 }
 
-/** Top-level keys a farm file may have: shared values and one section per process. */
-const TOP_LEVEL_KEYS = new Set(["domain", "dataDir", "databaseUrl", "routers", "router", "xdb", "sm", "c2s"]);
 
 /**
  * `jabberfarm config check FILE`: every section present (a file may serve

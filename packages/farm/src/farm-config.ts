@@ -10,6 +10,9 @@ import { join, resolve } from "node:path";
 
 export type Doc = Record<string, unknown>;
 
+/** Top-level keys a farm file may have: shared values and one section per process. */
+export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "routers", "router", "xdb", "sm", "c2s"]);
+
 function obj(v: unknown): Doc {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Doc) : {};
 }

@@ -1,0 +1,126 @@
+/**
+ * There is no Docker engine on the machines this project is built on, so
+ * the deployment files are checked by reading them: every process command
+ * they run exists in the CLI, every JABBERFARM__ variable names a real key,
+ * and each process's configuration (the image's farm file plus the
+ * environment the file gives it) passes that process's zod schema, with
+ * ports and health checks matching the configuration.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, parseAllDocuments } from "yaml";
+import { c2sConfigSchema } from "@jabberfarm/c2s";
+import { TOP_LEVEL_KEYS, applyEnvOverrides, readConfigFile, sectionFor, validateSection } from "@jabberfarm/farm";
+import { routerConfigSchema } from "@jabberfarm/router";
+import { smConfigSchema } from "@jabberfarm/sm";
+import { xdbConfigSchema } from "@jabberfarm/xdb";
+import { ROOT } from "./farm.js";
+
+const SCHEMAS = { router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema } as const;
+type Kind = keyof typeof SCHEMAS;
+const IMAGE_CONFIG = "/etc/jabberfarm/farm.yaml";
+const dockerfile = readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8");
+
+/** The repository file the image holds at `path` (from the Dockerfile's COPY lines). */
+function imageFile(path: string): string {
+  const m = new RegExp(`^COPY\\s+(\\S+)\\s+${path.replace(/[/.]/g, "\\$&")}\\s*$`, "m").exec(dockerfile);
+  assert.ok(m, `the Dockerfile copies something to ${path}`);
+  return join(ROOT, m[1]!);
+}
+
+/** Validates one process as the image would run it: command line and environment. */
+function checkProcess(where: string, argv: string[], env: Record<string, string>): Record<string, unknown> {
+  const [kind, flag, file] = argv;
+  assert.ok(kind !== undefined && kind in SCHEMAS, `${where}: '${kind}' is a process command of the CLI`);
+  assert.equal(flag, "--config", `${where}: runs with --config`);
+  assert.equal(file, IMAGE_CONFIG, `${where}: reads the image's farm file`);
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith("JABBERFARM__")) continue;
+    const top = name.slice("JABBERFARM__".length).split("__")[0]!.replace(/_FILE$/, "").replace(/_/g, "").toLowerCase();
+    assert.ok([...TOP_LEVEL_KEYS].some((k) => k.toLowerCase() === top), `${where}: ${name} names a farm key`);
+  }
+  const saved = { ...process.env };
+  try {
+    for (const k of Object.keys(process.env)) if (k.startsWith("JABBERFARM__")) delete process.env[k];
+    Object.assign(process.env, env);
+    const doc = readConfigFile(imageFile(IMAGE_CONFIG));
+    return validateSection(sectionFor(doc, kind as Kind), kind!, SCHEMAS[kind as Kind]) as Record<string, unknown>;
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe("deploy files", () => {
+  test("the Dockerfile copies only what exists, and its entry point is the built CLI", () => {
+    for (const m of dockerfile.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+\s*$/gm)) {
+      for (const src of m[1]!.trim().split(/\s+/)) assert.ok(existsSync(join(ROOT, src)), `COPY source ${src} exists`);
+    }
+    const entry = /^ENTRYPOINT \["node", "\/app\/(.+)"\]/m.exec(dockerfile);
+    assert.ok(entry && existsSync(join(ROOT, entry[1]!)), "ENTRYPOINT runs a file the build produces");
+    assert.ok(existsSync(join(ROOT, ".dockerignore")));
+  });
+
+  test("docker-compose.yml: every farm service's command, environment, ports and health check", () => {
+    const compose = parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8"), { merge: true }) as {
+      services: Record<string, { image?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; ports?: string[]; healthcheck?: { test: string[] } }>;
+    };
+    const kinds = new Map<string, number>();
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (svc.image !== "jabberfarm:latest") continue;
+      const env: Record<string, string> = { ...(svc.environment ?? {}) };
+      let argv = svc.command ?? [];
+      if (svc.entrypoint?.[0] === "sh") {
+        // `VAR=value exec node .../cli.js c2s --config ...`: the variables it sets, then the CLI's arguments.
+        const line = svc.entrypoint[2]!.replace(/\$\$HOSTNAME/g, "a1b2c3d4e5f6");
+        for (const m of line.matchAll(/(JABBERFARM__\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
+        argv = line.slice(line.indexOf("cli.js") + "cli.js".length).trim().split(/\s+/);
+      }
+      const config = checkProcess(`compose service ${name}`, argv, env);
+      kinds.set(argv[0]!, (kinds.get(argv[0]!) ?? 0) + 1);
+      const metrics = config.metrics as { port: number } | undefined;
+      assert.ok(metrics, `${name}: serves /readyz for its health check`);
+      assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`127\\.0\\.0\\.1:${metrics.port}/readyz`), `${name}: the health check asks the metrics port`);
+      if (argv[0] === "c2s") {
+        const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number } };
+        assert.deepEqual(svc.ports, [String(listeners.starttls.port), String(listeners.directTls.port)], "c2s publishes its listener ports");
+      }
+      if (argv[0] === "sm" || argv[0] === "xdb" || argv[0] === "c2s") {
+        assert.equal((config.routers as unknown[]).length, 2, `${name}: linked to both routers`);
+      }
+    }
+    assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1 }, "two routers, one xdb, two SMs, a scalable c2s");
+    assert.ok(compose.services.postgres && compose.services.redis);
+  });
+
+  test("deploy/k8s: every container's args, environment (ConfigMap, Secret files, pod name) and ports", () => {
+    const docs = parseAllDocuments(readFileSync(join(ROOT, "deploy/k8s/jabberfarm.yaml"), "utf8")).map((d) => d.toJS() as Record<string, any>);
+    const configMap = docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>;
+    const secret = docs.find((d) => d.kind === "Secret")!.stringData as Record<string, string>;
+    // The Secret, mounted as files, for the *_FILE variables.
+    const mount = mkdtempSync(join(tmpdir(), "jf-k8s-secrets-"));
+    for (const [k, v] of Object.entries(secret)) writeFileSync(join(mount, k), v);
+    const kinds: string[] = [];
+    for (const d of docs.filter((x) => x.kind === "Deployment" || x.kind === "StatefulSet")) {
+      for (const c of d.spec.template.spec.containers as Array<Record<string, any>>) {
+        const env: Record<string, string> = {};
+        for (const [k, v] of Object.entries(configMap)) env[k] = v.replace("/run/secrets/jabberfarm", mount);
+        for (const e of (c.env ?? []) as Array<{ name: string; value?: string; valueFrom?: unknown }>) env[e.name] = e.value ?? `${d.metadata.name}-0`;
+        const config = checkProcess(`k8s ${d.kind} ${d.metadata.name}`, c.args as string[], env);
+        kinds.push(c.args[0]);
+        const ports = (c.ports as Array<{ containerPort: number }>).map((p) => p.containerPort);
+        assert.ok(ports.includes((config.metrics as { port: number }).port), `${d.metadata.name}: exposes its metrics port`);
+        assert.equal(c.readinessProbe.httpGet.port, (config.metrics as { port: number }).port);
+        if (c.args[0] === "c2s") {
+          const l = config.listeners as { starttls: { port: number }; directTls: { port: number } };
+          assert.ok(ports.includes(l.starttls.port) && ports.includes(l.directTls.port), "c2s exposes its listeners");
+        }
+        if (c.args[0] === "router") assert.ok(ports.includes(config.port as number), "router exposes its component port");
+      }
+    }
+    assert.deepEqual(kinds.sort(), ["c2s", "router", "sm", "xdb"]);
+  });
+});
