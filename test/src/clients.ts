@@ -98,9 +98,9 @@ export class RawClient {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  static connect(port: number): Promise<RawClient> {
+  static connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = tcpConnect({ host: "127.0.0.1", port }, () => resolve(new RawClient(s)));
+      const s = tcpConnect({ host, port }, () => resolve(new RawClient(s)));
       s.once("error", reject);
     });
   }

@@ -49,6 +49,8 @@ export interface ClientContext {
   readonly throttle: AuthThrottle;
   readonly registrations: SlidingWindow;
   readonly metrics: Metrics | undefined;
+  /** Another c2s to send a new client to (see-other-host), when this one is loaded above its share. */
+  redirectTarget(): string | undefined;
   newSid(): string;
   /** Makes envelopes for `sid` reach this connection. */
   track(sid: string, client: ClientStream): void;
@@ -202,6 +204,17 @@ export class ClientStream {
       this.log.info({ condition: error.condition, to: h.attrs.to, version: h.attrs.version }, "stream header refused");
       this.conn.close(error);
       return;
+    }
+    // A new client (first stream, before TLS and auth) may be sent to a less
+    // loaded c2s (RFC 6120 §4.9.3.19); one that already negotiated stays.
+    if (!this.secure && this.user === undefined) {
+      const target = this.ctx.redirectTarget();
+      if (target !== undefined) {
+        this.ctx.metrics?.redirects.inc();
+        this.log.info({ target }, "redirected to a less loaded c2s");
+        this.conn.close(new StreamError("see-other-host", undefined, target));
+        return;
+      }
     }
     this.streamOpen = true;
     this.send(this.features());

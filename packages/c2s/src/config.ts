@@ -39,6 +39,17 @@ export const c2sConfigSchema = z.object({
   requireTls: z.boolean().default(true),
   /** Offer PLAIN on unencrypted streams. Only for benchmarks on loopback. */
   allowPlainWithoutTls: z.boolean().default(false),
+  /**
+   * Redirection between c2s processes through Redis (load-board.ts): off
+   * without `redisUrl`. `advertise` is the host:port clients use to reach
+   * this c2s (default: the STARTTLS listener); `margin` how far above its
+   * fair share a c2s gets before it sends new clients elsewhere.
+   */
+  redirect: z.object({
+    redisUrl: z.string().url().optional(),
+    advertise: z.string().regex(/^[^\s:]+:\d+$/, "host:port").optional(),
+    margin: z.number().min(0).max(10).default(0.2),
+  }).strict().prefault({}),
   /** XEP-0077 in-band registration before authentication. */
   registration: z.object({
     allow: z.boolean().default(false),

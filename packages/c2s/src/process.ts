@@ -10,6 +10,7 @@ import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
 import type { Outlet } from "./client.js";
 import { C2sServer, type C2sPorts } from "./server.js";
+import { LoadBoard } from "./load-board.js";
 import { loadTlsMaterial, type TlsMaterial } from "./tls.js";
 
 export interface C2sProcessOptions {
@@ -93,8 +94,17 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   }
 
   let ports: C2sPorts;
+  let board: LoadBoard | undefined;
   try {
     ports = await server.listen();
+    const { redirect } = config;
+    if (redirect.redisUrl) {
+      const starttls = config.listeners.starttls;
+      const address = redirect.advertise ?? (starttls ? `${starttls.host}:${ports.starttls ?? starttls.port}` : undefined);
+      if (address === undefined) throw new Error("c2s.redirect needs 'advertise' when the STARTTLS listener is off");
+      board = new LoadBoard({ redisUrl: redirect.redisUrl, instance: config.instance, address, margin: redirect.margin, connections: () => server.connectionCount });
+      server.loadBoard = board;
+    }
   } catch (err) {
     await server.stop();
     await component.stop();
@@ -111,6 +121,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     ready: () => stopping === undefined && component.isUp,
     stop() {
       stopping ??= (async () => {
+        await board?.close();
         await server.stop();
         await component.stop();
         xdb?.abortAll("c2s stopping");

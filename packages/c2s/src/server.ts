@@ -77,6 +77,13 @@ export class C2sServer implements ClientContext {
     this.registrations = new SlidingWindow({ windowMs: config.registration.perIpWindowMs, maxPerKey: config.registration.perIpLimit });
   }
 
+  /** Set by the process when redirection is configured. */
+  loadBoard: { redirectTarget(): string | undefined } | undefined;
+
+  redirectTarget(): string | undefined {
+    return this.loadBoard?.redirectTarget();
+  }
+
   get connectionCount(): number {
     return this.clients.size;
   }

@@ -1,0 +1,51 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { LoadBoard } from "./load-board.js";
+
+const REDIS = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/4";
+
+test("redirects only from a c2s clearly above its share, to the least loaded one; a c2s that leaves drops out", async () => {
+  const run = randomBytes(3).toString("hex");
+  const load: Record<string, number> = { a: 0, b: 0, c: 0 };
+  const boards = ["a", "b", "c"].map((id) => new LoadBoard({
+    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, intervalMs: 200, connections: () => load[id]!,
+  }));
+  after(async () => {
+    for (const b of boards) await b.close();
+  });
+  // Twice: the first round publishes everyone's figures, the second reads them all.
+  const refreshAll = async (): Promise<void> => {
+    await Promise.all(boards.map((b) => b.refresh()));
+    await Promise.all(boards.map((b) => b.refresh()));
+  };
+  const [a, b, c] = boards as [LoadBoard, LoadBoard, LoadBoard];
+  await refreshAll();
+  assert.ok(a.peers.filter((p) => p.instance.startsWith(run)).length >= 2, "each c2s sees the others");
+
+  // balanced: nobody redirects
+  Object.assign(load, { a: 30, b: 30, c: 30 });
+  await refreshAll();
+  assert.equal(a.redirectTarget(), undefined);
+  assert.equal(b.redirectTarget(), undefined);
+
+  // a above its share: its new clients go to the least loaded, c
+  Object.assign(load, { a: 60, b: 20, c: 10 });
+  await refreshAll();
+  assert.equal(a.redirectTarget(), "c.test:5222");
+  assert.equal(b.redirectTarget(), undefined, "b is below the share");
+  assert.equal(c.redirectTarget(), undefined, "c never sends back: no loops");
+
+  // slightly above the share but within the margin: no redirect
+  Object.assign(load, { a: 33, b: 30, c: 27 });
+  await refreshAll();
+  assert.equal(a.redirectTarget(), undefined);
+
+  // c leaves: its entry goes (a crashed one would expire with its TTL) and nobody sends clients to it
+  Object.assign(load, { a: 60, b: 20, c: 0 });
+  await c.close();
+  await Promise.all([a.refresh(), b.refresh()]);
+  await Promise.all([a.refresh(), b.refresh()]);
+  assert.ok(!a.peers.some((p) => p.address === "c.test:5222"));
+  assert.equal(a.redirectTarget(), "b.test:5222");
+});

@@ -1,0 +1,106 @@
+/**
+ * Connection redirection between c2s processes (the 2002 farming plan's
+ * step 2, RFC 6120 §4.9.3.19 `see-other-host`): every c2s publishes its
+ * connection count and its advertised address in Redis, with a TTL renewed
+ * every second so a crashed process drops out by itself, and reads the
+ * others'. A c2s clearly above its fair share sends a new client to the
+ * least loaded one; a balanced farm redirects nobody, and only to a c2s
+ * clearly below the share, so redirects cannot loop.
+ */
+import { Redis } from "ioredis";
+
+export interface C2sLoad {
+  instance: string;
+  address: string;
+  connections: number;
+}
+
+export interface LoadBoardOptions {
+  redisUrl: string;
+  instance: string;
+  /** host:port clients should use to reach this c2s. */
+  address: string;
+  connections: () => number;
+  /** How far above the fair share (0.2 = 20 %) before redirecting. */
+  margin: number;
+  intervalMs?: number;
+}
+
+// One hash tag, so every key lands in one slot under Redis Cluster.
+const MEMBERS = "jf:{c2s}:members";
+const loadKey = (instance: string): string => `jf:{c2s}:load:${instance}`;
+/** Below this many connections the farm is not worth balancing. */
+const SLACK = 2;
+
+export class LoadBoard {
+  private readonly redis: Redis;
+  private readonly timer: NodeJS.Timeout;
+  private others: C2sLoad[] = [];
+
+  constructor(private readonly o: LoadBoardOptions) {
+    this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
+    this.redis.on("error", () => {}); // a Redis outage means no redirects, never a failed login
+    const every = o.intervalMs ?? 1000;
+    this.timer = setInterval(() => void this.tick(), every);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  private refreshing = false;
+
+  /** One refresh at a time: while Redis is away, they would pile up. */
+  private async tick(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      await this.refresh();
+    } catch {
+      // Redis unreachable: without fresh figures, redirect nobody.
+      this.others = [];
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /** Publishes our load and reads everyone's. */
+  async refresh(): Promise<void> {
+    const me: C2sLoad = { instance: this.o.instance, address: this.o.address, connections: this.o.connections() };
+    const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 1000) * 3) / 1000));
+    await this.redis.multi().set(loadKey(me.instance), JSON.stringify(me), "EX", ttl).sadd(MEMBERS, me.instance).exec();
+    const members = await this.redis.smembers(MEMBERS);
+    const values = members.length === 0 ? [] : await this.redis.mget(...members.map(loadKey));
+    const live: C2sLoad[] = [];
+    const gone: string[] = [];
+    members.forEach((m, i) => {
+      const v = values[i];
+      if (v) live.push(JSON.parse(v) as C2sLoad);
+      else gone.push(m);
+    });
+    if (gone.length > 0) await this.redis.srem(MEMBERS, ...gone);
+    this.others = live.filter((l) => l.instance !== this.o.instance);
+  }
+
+  /** Where to send a new client, or undefined to keep it. */
+  redirectTarget(): string | undefined {
+    if (this.others.length === 0) return undefined;
+    const mine = this.o.connections();
+    const total = mine + this.others.reduce((n, l) => n + l.connections, 0);
+    const fair = total / (this.others.length + 1);
+    if (mine <= fair * (1 + this.o.margin) + SLACK) return undefined;
+    let best = this.others[0]!;
+    for (const l of this.others) if (l.connections < best.connections) best = l;
+    // Only to one clearly below the share: after the move it is still not above it.
+    return best.connections + 1 <= fair * (1 - this.o.margin / 2) ? best.address : undefined;
+  }
+
+  get peers(): readonly C2sLoad[] {
+    return this.others;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.del(loadKey(this.o.instance)).catch(() => {});
+    await this.redis.srem(MEMBERS, this.o.instance).catch(() => {});
+    this.redis.disconnect();
+  }
+}
