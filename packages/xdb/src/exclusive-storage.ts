@@ -8,7 +8,7 @@
  * the database, so there every read goes to it.)
  */
 import type { OfflineMessage, ScramCredential, SubscriptionRequest } from "./storage.js";
-import { SqlStorage } from "./sql-storage.js";
+import { SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
 const DEFAULT_MAX_CACHED = 200_000;
@@ -51,7 +51,7 @@ export class ExclusiveSqlStorage extends SqlStorage {
         this.credentials.set(r.username, list);
       }
       if (r.mechanism !== null) {
-        list.push({ mechanism: r.mechanism as ScramCredential["mechanism"], salt: r.salt, iterations: r.iterations, storedKey: r.stored_key, serverKey: r.server_key });
+        list.push(credentialFromRow(r as CredentialRow));
       }
     }
     // Two mechanisms per account at most: fewer rows than the limit means we saw them all.

@@ -176,6 +176,19 @@ async function insertCredentials(tx: Db, user: string, creds: ScramCredential[])
   );
 }
 
+/** A row of the credentials table, as both the per-login read and the exclusive cache select it. */
+export interface CredentialRow {
+  mechanism: string;
+  salt: string;
+  iterations: number;
+  stored_key: string;
+  server_key: string;
+}
+
+export function credentialFromRow(r: CredentialRow): ScramCredential {
+  return { mechanism: r.mechanism as ScramCredential["mechanism"], salt: r.salt, iterations: r.iterations, storedKey: r.stored_key, serverKey: r.server_key };
+}
+
 export class SqlStorage implements Storage {
   /** The underlying connection; exposed for migrations, tests and maintenance, not for features. */
   readonly db: Db;
@@ -237,13 +250,7 @@ export class SqlStorage implements Storage {
     const out: ScramCredential[] = [];
     for (const r of rows) {
       if (r.mechanism === null) continue;
-      out.push({
-        mechanism: r.mechanism as ScramCredential["mechanism"],
-        salt: r.salt,
-        iterations: r.iterations,
-        storedKey: r.stored_key,
-        serverKey: r.server_key,
-      });
+      out.push(credentialFromRow(r as CredentialRow));
     }
     return out;
   }
