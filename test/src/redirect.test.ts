@@ -2,7 +2,8 @@
  * Connection redirection between c2s processes: with loads shared through
  * Redis, a c2s above its fair share answers a new stream with
  * `<see-other-host/>` naming the less loaded c2s, before TLS and auth; the
- * other c2s takes the client normally.
+ * other c2s takes the client normally; a c2s told to stop sends its
+ * clients to the other one.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -60,5 +61,16 @@ describe("see-other-host between two c2s (loads in Redis)", () => {
     await other.until(/<\/stream:features>/);
     assert.doesNotMatch(other.text, /see-other-host/, "the idle c2s keeps the client");
     held.push(other);
+
+    // Drain: SIGTERM to c2s-1 sends each of its clients to the other c2s.
+    const onFirst = held.filter((c) => c.socket.remoteAddress === "127.0.0.1" && !c.closed);
+    assert.ok(onFirst.length > 0);
+    const pid = farm.childPidById("c2s-1");
+    assert.ok(pid);
+    process.kill(pid, "SIGTERM");
+    for (const c of onFirst) {
+      const told = await c.until(/<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>([^<]+)<\/see-other-host>/);
+      assert.equal(told[1], `127.0.0.2:${farm.ports.c2s}`);
+    }
   });
 });

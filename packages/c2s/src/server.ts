@@ -78,7 +78,7 @@ export class C2sServer implements ClientContext {
   }
 
   /** Set by the process when redirection is configured. */
-  loadBoard: { redirectTarget(): string | undefined } | undefined;
+  loadBoard: { redirectTarget(): string | undefined; readonly peers: ReadonlyArray<{ address: string }> } | undefined;
 
   redirectTarget(): string | undefined {
     return this.loadBoard?.redirectTarget();
@@ -334,8 +334,19 @@ export class C2sServer implements ClientContext {
     clearInterval(this.sweeper);
     const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     const n = this.clients.size;
-    for (const c of [...this.clients]) c.fail(new StreamError("system-shutdown", "the server is stopping"));
-    if (n > 0) this.log.info({ clients: n }, "closed every client stream");
+    // Drain: with other c2s known, each client is told where to reconnect
+    // (RFC 6120 §4.9.3.19), spread over them; otherwise system-shutdown.
+    const others = this.loadBoard?.peers.map((p) => p.address) ?? [];
+    let k = 0;
+    for (const c of [...this.clients]) {
+      if (others.length > 0) {
+        this.metrics?.redirects.inc();
+        c.fail(new StreamError("see-other-host", "this server is stopping", others[k++ % others.length]));
+      } else {
+        c.fail(new StreamError("system-shutdown", "the server is stopping"));
+      }
+    }
+    if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others : undefined }, "closed every client stream");
     await Promise.race([listenersClosed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
   }
 }
