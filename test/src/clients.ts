@@ -142,7 +142,11 @@ export class RawClient {
 
   /** STARTTLS, SCRAM (256 by default) and a bound resource: a logged-in session. */
   static async login(port: number, user: string, password: string, resource: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
-    const c = await RawClient.connect(port);
+    return RawClient.loginAt("127.0.0.1", port, user, password, resource, mechanism);
+  }
+
+  static async loginAt(host: string, port: number, user: string, password: string, resource: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
+    const c = await RawClient.connect(port, host);
     c.header();
     await c.until(/<starttls/);
     c.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");

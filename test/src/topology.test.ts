@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 import { Farm } from "./farm.js";
-import { LibraryClient, xml } from "./clients.js";
+import { LibraryClient, RawClient, xml } from "./clients.js";
 import type { Element } from "@jabberfarm/xml";
 
 const SMS = ["sm-1", "sm-2"].map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) }));
@@ -38,6 +38,9 @@ describe("jabberfarm up --routers 2 --sm 2 --c2s 2", () => {
     const [a, b] = usersOnDifferentSms();
     await farm.addUser(`${a}@localhost`, "pw-a");
     await farm.addUser(`${b}@localhost`, "pw-b");
+    // For the next test: made now, while both routers serve (a restarted
+    // router needs a moment before every component has linked to it again).
+    await farm.addUser("kim@localhost", "pw-k");
     assert.ok(farm.stderr.includes("127.0.0.2"), "the banner names the second c2s address");
     const ca = await LibraryClient.login(farm.ports.c2s, a, "pw-a", "one", "127.0.0.1");
     const cb = await LibraryClient.login(farm.ports.c2s, b, "pw-b", "two", "127.0.0.2");
@@ -70,5 +73,17 @@ describe("jabberfarm up --routers 2 --sm 2 --c2s 2", () => {
       delivered = await ca.next((e) => e.name === "message" && e.attrs.id?.startsWith("after") === true, 400).then(() => true, () => false);
     }
     assert.ok(delivered, "messages flow through the remaining router within 5 s");
+  });
+
+  test("the same full JID bound on two c2s at once is a conflict across the farm: the older one goes", async () => {
+    const first = await RawClient.login(farm.ports.c2s, "kim", "pw-k", "desk");
+    const firstOn = first.socket.remoteAddress;
+    const secondHost = firstOn === "127.0.0.1" ? "127.0.0.2" : "127.0.0.1";
+    const second = await RawClient.loginAt(secondHost, farm.ports.c2s, "kim", "pw-k", "desk");
+    await first.until(/<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    await first.waitClosed();
+    second.write("<iq type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await second.until(/id='still'/);
+    second.socket.destroy();
   });
 });
