@@ -50,7 +50,12 @@ async def main(a_jid, a_pw, b_jid, b_pw, port):
     b.send_message(mto=m["from"], mbody="and back", mtype="chat")
     r = await wait_for(a, "message")
     assert r["body"] == "and back", r
-    roster = a.client_roster[b.boundjid.bare]["subscription"]
+    roster = "none"
+    for _ in range(50):  # roster pushes may still be on their way
+        roster = a.client_roster[b.boundjid.bare]["subscription"]
+        if roster == "both":
+            break
+        await asyncio.sleep(0.1)
     print(f"ok: login, roster, subscription ({roster}), presence and messages both ways with slixmpp {slixmpp.__version__}")
     for c in (a, b):
         c.disconnect()
