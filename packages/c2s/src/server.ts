@@ -208,7 +208,9 @@ export class C2sServer implements ClientContext {
         // The hot path: a stanza for a session, read by the splitter. Its
         // bytes go to the client as they are, never decoded.
         if (el.local === "route" && el.ns === ENVELOPE_NS && el.attrs.type !== "error") {
-          this.routeBytes(el, raw);
+          const { sid, from } = el.attrs;
+          if (!sid || !from) throw new EnvelopeError("route: from, to and sid are required");
+          this.deliverRouted(sid, from, routedStanzaBytes(raw));
           return;
         }
         // A storage answer is text only (JSON), which the splitter keeps.
@@ -233,19 +235,19 @@ export class C2sServer implements ClientContext {
     }
   }
 
-  private routeBytes(el: Element, raw: Buffer): void {
-    const sid = el.attrs.sid;
-    const from = el.attrs.from;
-    if (!sid || !from) throw new EnvelopeError("route: from, to and sid are required");
+  /** A stanza an SM routed to session `sid` (bytes from the splitter, or text). */
+  private deliverRouted(sid: string, from: string, stanza: string | Buffer): void {
     const client = this.sessions.get(sid);
     if (client?.session?.sid === sid) {
-      client.deliver(routedStanzaBytes(raw));
+      client.deliver(stanza);
       return;
     }
     if (client) {
+      // The SM sends `started` before anything else for a session; this is out of order, not stale.
       this.log.warn({ sid, from }, "route for a session still binding; dropped");
       return;
     }
+    // The session is gone here; tell the SM that sent this so it forgets it too.
     this.log.debug({ sid, from }, "route for an unknown session");
     this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: from, sid, reason: "no such session" }));
   }
@@ -258,19 +260,7 @@ export class C2sServer implements ClientContext {
           return;
         }
         const r = readRoute(el, raw);
-        const client = this.sessions.get(r.sid);
-        if (client?.session?.sid === r.sid) {
-          client.deliver(r.stanzaRaw);
-          return;
-        }
-        if (client) {
-          // The SM sends `started` before anything else for a session; this is out of order, not stale.
-          this.log.warn({ sid: r.sid, from: r.from }, "route for a session still binding; dropped");
-          return;
-        }
-        // The session is gone here; tell the SM that sent this so it forgets it too.
-        this.log.debug({ sid: r.sid, from: r.from }, "route for an unknown session");
-        this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: r.from, sid: r.sid, reason: "no such session" }));
+        this.deliverRouted(r.sid, r.from, r.stanzaRaw);
         return;
       }
       case "session": {

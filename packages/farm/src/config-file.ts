@@ -107,11 +107,6 @@ function show(v: unknown): string {
   return s.length > 80 ? s.slice(0, 77) + "..." : s;
 }
 
-/** Validates `doc[section]` with `schema`; throws ConfigError listing every problem. */
-export function configSection<S extends z.ZodType>(doc: Record<string, unknown>, section: string, schema: S): z.output<S> {
-  return validateSection(doc[section] ?? {}, section, schema);
-}
-
 /** Validates one section's object (already completed with shared values); `section` names it in errors. */
 export function validateSection<S extends z.ZodType>(raw: unknown, section: string, schema: S): z.output<S> {
   const result = schema.safeParse(raw);

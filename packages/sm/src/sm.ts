@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import {
-  ENVELOPE_NS, EnvelopeError, readRoute, readSession, routeEnvelope, sessionEnvelope, type SessionEnvelope,
+  ENVELOPE_NS, EnvelopeError, explicitClientStanza, readRoute, readSession, routeEnvelope, sessionEnvelope, type SessionEnvelope,
 } from "@jabberfarm/envelope";
 import type { Storage } from "@jabberfarm/xdb";
 import {
@@ -222,7 +222,7 @@ export class SessionManager implements ModuleApi {
     }
     // A stanza from a component, or relayed by another SM, reaches the client
     // as it is: only its content namespace is made explicit.
-    const text = el.attrs.xmlns === undefined ? raw.slice(0, 1 + el.name.length) + " xmlns='jabber:client'" + raw.slice(1 + el.name.length) : raw;
+    const text = explicitClientStanza(el, raw, el.attrs.from!);
     const user = to.bareString();
     void this.serial(user, () => this.inbound(el, text, user, to, from)).catch((err: unknown) => this.failed(el, err));
   }

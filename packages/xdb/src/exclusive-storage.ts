@@ -8,7 +8,7 @@
  * the database, so there every read goes to it.)
  */
 import type { OfflineMessage, ScramCredential, SubscriptionRequest } from "./storage.js";
-import { SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
+import { CREDENTIALS_SELECT, SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
 const DEFAULT_MAX_CACHED = 200_000;
@@ -25,16 +25,8 @@ export class ExclusiveSqlStorage extends SqlStorage {
   /** Reads every account's credentials into memory (if there are no more than `max`). */
   async warm(max = DEFAULT_MAX_CACHED): Promise<void> {
     this.max = max;
-    const rows = await this.db.query<{
-      username: string;
-      mechanism: string | null;
-      salt: string;
-      iterations: number;
-      stored_key: string;
-      server_key: string;
-    }>(
-      `SELECT a.username, c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
-       FROM accounts a LEFT JOIN credentials c ON c.username = a.username
+    const rows = await this.db.query<CredentialRow>(
+      `${CREDENTIALS_SELECT}
        ORDER BY a.username, c.mechanism
        LIMIT $1`,
       [max * 2 + 1],
@@ -51,7 +43,7 @@ export class ExclusiveSqlStorage extends SqlStorage {
         this.credentials.set(r.username, list);
       }
       if (r.mechanism !== null) {
-        list.push(credentialFromRow(r as CredentialRow));
+        list.push(credentialFromRow(r));
       }
     }
     // Two mechanisms per account at most: fewer rows than the limit means we saw them all.

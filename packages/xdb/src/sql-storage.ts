@@ -176,14 +176,23 @@ async function insertCredentials(tx: Db, user: string, creds: ScramCredential[])
   );
 }
 
-/** A row of the credentials table, as both the per-login read and the exclusive cache select it. */
+/** A row of CREDENTIALS_SELECT; `mechanism` is null for an account without credentials. */
 export interface CredentialRow {
-  mechanism: string;
+  username: string;
+  mechanism: string | null;
   salt: string;
   iterations: number;
   stored_key: string;
   server_key: string;
 }
+
+/**
+ * Every account with its credentials, one row per credential (NULLs for an
+ * account without any); callers add WHERE/ORDER BY. Selecting from accounts
+ * tells "no account" (no row) from "no credentials" (a row of NULLs).
+ */
+export const CREDENTIALS_SELECT = `SELECT a.username, c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
+       FROM accounts a LEFT JOIN credentials c ON c.username = a.username`;
 
 export function credentialFromRow(r: CredentialRow): ScramCredential {
   return { mechanism: r.mechanism as ScramCredential["mechanism"], salt: r.salt, iterations: r.iterations, storedKey: r.stored_key, serverKey: r.server_key };
@@ -231,17 +240,8 @@ export class SqlStorage implements Storage {
   }
 
   async getCredentials(user: string): Promise<ScramCredential[] | null> {
-    // Joined from accounts so that "no account" (no row) and "account without
-    // credentials" (one row of NULLs) can be told apart in one statement.
-    const rows = await this.db.query<{
-      mechanism: string | null;
-      salt: string;
-      iterations: number;
-      stored_key: string;
-      server_key: string;
-    }>(
-      `SELECT c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
-       FROM accounts a LEFT JOIN credentials c ON c.username = a.username
+    const rows = await this.db.query<CredentialRow>(
+      `${CREDENTIALS_SELECT}
        WHERE a.username = $1
        ORDER BY c.mechanism`,
       [text(user, "user")],
@@ -250,7 +250,7 @@ export class SqlStorage implements Storage {
     const out: ScramCredential[] = [];
     for (const r of rows) {
       if (r.mechanism === null) continue;
-      out.push(credentialFromRow(r as CredentialRow));
+      out.push(credentialFromRow(r));
     }
     return out;
   }

@@ -31,17 +31,22 @@ function checkInvariants(c: Collector, label: string): void {
   }
 }
 
+/** Writes `input` to the parser in chunks whose sizes cycle through `sizes` (all at once when empty). */
+function writeChunked(c: Collector, input: Uint8Array | string, sizes: number[]): void {
+  let at = 0;
+  let k = 0;
+  while (at < input.length) {
+    const n = sizes.length === 0 ? input.length : sizes[k++ % sizes.length]!;
+    c.parser.write(typeof input === "string" ? input.slice(at, at + n) : input.subarray(at, at + n));
+    at += n;
+  }
+}
+
 /** Writes `bytes` in chunks whose sizes cycle through `sizes`, then ends; must not throw. */
 function feed(bytes: Uint8Array, sizes: number[]): Collector {
   const c = collect();
   c.parser.write(HEADER_BYTES);
-  let at = 0;
-  let k = 0;
-  while (at < bytes.length) {
-    const n = sizes.length === 0 ? bytes.length : sizes[k++ % sizes.length]!;
-    c.parser.write(bytes.subarray(at, at + n));
-    at += n;
-  }
+  writeChunked(c, bytes, sizes);
   c.parser.end();
   return c;
 }
@@ -119,13 +124,7 @@ describe("fuzz: hostile input", () => {
         const c = collect();
         timed(() => {
           c.parser.write(HEADER);
-          let at = 0;
-          let k = 0;
-          while (at < s.length) {
-            const n = sizes.length === 0 ? s.length : sizes[k++ % sizes.length]!;
-            c.parser.write(s.slice(at, at + n));
-            at += n;
-          }
+          writeChunked(c, s, sizes);
           c.parser.end();
         });
         checkInvariants(c, "strings");
@@ -215,14 +214,7 @@ describe("fuzz: round trip", () => {
           const limit = Math.max(1, size + delta);
           const c = collect({ maxStanzaBytes: limit });
           c.parser.write(HEADER + "<presence/>");
-          const bytes = utf8(ws + stanza);
-          let at = 0;
-          let k = 0;
-          while (at < bytes.length) {
-            const n = sizes.length === 0 ? bytes.length : sizes[k++ % sizes.length]!;
-            c.parser.write(bytes.subarray(at, at + n));
-            at += n;
-          }
+          writeChunked(c, utf8(ws + stanza), sizes);
           if (size <= limit) {
             assert.equal(c.errors.length, 0, `size ${size} limit ${limit}`);
             assert.deepEqual(c.raws, ["<presence/>", stanza]);
