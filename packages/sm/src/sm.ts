@@ -67,6 +67,12 @@ export interface ModuleApi {
   accountExists(user: string): Promise<boolean>;
   /** A session sent its first available presence: fires `presence/initial` (offline delivery...). */
   initialPresence(session: Session): Promise<void>;
+  /**
+   * Handle envelope elements named `local` (urn:jabberfarm:envelope:1) that
+   * the core does not know, e.g. the operator's queries. Throwing answers
+   * the sender with `bad-request`.
+   */
+  onEnvelope(local: string, handler: (el: Element) => void): void;
 }
 
 export type SmModule = (api: ModuleApi) => void;
@@ -86,6 +92,7 @@ export class SessionManager implements ModuleApi {
   readonly roster: RosterManager;
   private readonly hooks = new Hooks();
   private readonly featureList: string[] = [];
+  private readonly envelopeHandlers = new Map<string, (el: Element) => void>();
   private readonly queues = new Map<string, Promise<unknown>>();
   /** The SMs serving our domain, as the routers announce them (null until the first notice). */
   private members: RendezvousCandidate[] | null = null;
@@ -116,6 +123,10 @@ export class SessionManager implements ModuleApi {
 
   features(): readonly string[] {
     return this.featureList;
+  }
+
+  onEnvelope(local: string, handler: (el: Element) => void): void {
+    this.envelopeHandlers.set(local, handler);
   }
 
   identities(): readonly Identity[] {
@@ -251,6 +262,8 @@ export class SessionManager implements ModuleApi {
         });
       } else if (el.local === "xdb") {
         this.onXdb?.(el);
+      } else if (this.envelopeHandlers.has(el.local)) {
+        this.envelopeHandlers.get(el.local)!(el);
       } else {
         throw new EnvelopeError(`unknown envelope <${el.local}/>`);
       }
