@@ -21,6 +21,9 @@ import { MECHANISMS, SaslExchange, accountFor, isMechanism, type Mechanism, type
 import type { C2sConfig } from "./config.js";
 import { TokenBucket, type AuthThrottle, type SlidingWindow } from "./limits.js";
 
+/** As long as the confirmation attributes can be (epoch, two numbers), for the size check. */
+const CONFIRM_ATTRS_ROOM = " seq='00000000.0000000000000000' low='0000000000000000'";
+
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_REGISTER = "jabber:iq:register";
 export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
@@ -40,6 +43,12 @@ export interface ClientContext {
   /** This process's address, `c2s/INSTANCE`. */
   readonly address: string;
   readonly outlet: Outlet;
+  /**
+   * Sends a session's stanza to its SM, confirmed (docs/envelope.md,
+   * "Confirmation"): `build` gets the attributes to put in the route's start
+   * tag. False when no router is reachable.
+   */
+  routeToSm(build: (confirmAttrs: string) => string): boolean;
   readonly storage: {
     getCredentials(user: string): Promise<ScramCredential[] | null>;
     createAccount(user: string, credentials: ScramCredential[]): Promise<boolean>;
@@ -729,7 +738,8 @@ export class ClientStream {
       el.attrs.xmlns ??= NS.CLIENT;
       text = el.toString();
     }
-    const envelope = routeEnvelope(this.ctx.address, s.bare, s.sid, text);
+    // Room for the confirmation attributes, which come with the send.
+    const envelope = routeEnvelope(this.ctx.address, s.bare, s.sid, text, CONFIRM_ATTRS_ROOM);
     const max = this.ctx.config.limits.maxRoutedBytes;
     // A router refuses a larger element by closing the whole link, with every
     // session on it; only this client's stream may pay for its stanza.
@@ -737,7 +747,7 @@ export class ClientStream {
       this.fail(new StreamError("policy-violation", `stanza larger than ${max} bytes once routed`));
       return;
     }
-    if (!this.ctx.outlet.send(envelope)) {
+    if (!this.ctx.routeToSm((c) => routeEnvelope(this.ctx.address, s.bare, s.sid, text, c))) {
       this.undeliverable(el, "remote-server-timeout", "the server cannot route stanzas right now; try again");
       return;
     }

@@ -85,6 +85,8 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
   }
   logLinkEvents(component, log);
+  // What that link carried may be lost with it: send what is unconfirmed again.
+  component.on("down", () => server.confirmed.linkLost());
   try {
     await component.start(opts.routerTimeoutMs);
   } catch (err) {
@@ -123,6 +125,8 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
       stopping ??= (async () => {
         await board?.close();
         await server.stop();
+        // What clients sent before the end must reach their SMs first.
+        await server.settle(2000);
         await component.stop();
         xdb?.abortAll("c2s stopping");
         log.info("c2s stopped");

@@ -7,7 +7,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { ENVELOPE_NS, EnvelopeError, readRoute, readSession, routedStanzaBytes, sessionEnvelope } from "@jabberfarm/envelope";
+import {
+  ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, EnvelopeError, readAck, readRoute, readSession, routedStanzaBytes, sessionEnvelope,
+} from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import type { Metrics } from "@jabberfarm/metrics";
 import { NS, StreamError, canBounce, parseElement, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
@@ -46,6 +48,10 @@ export class C2sServer implements ClientContext {
   readonly registrations: SlidingWindow;
   readonly log: Logger;
   readonly metrics: Metrics | undefined;
+  /** What this c2s routes to SMs, held until they confirm it. */
+  readonly confirmed: ConfirmedSender;
+  /** What SMs route to our sessions: duplicates dropped, handled ones acknowledged. */
+  readonly receiver: ConfirmedReceiver;
 
   private readonly clients = new Set<ClientStream>();
   private readonly sessions = new Map<string, ClientStream>();
@@ -75,6 +81,15 @@ export class C2sServer implements ClientContext {
       baseDelayMs: limits.authFailureDelayMs, maxDelayMs: limits.authFailureMaxDelayMs, windowMs: limits.authFailureWindowMs,
     });
     this.registrations = new SlidingWindow({ windowMs: config.registration.perIpWindowMs, maxPerKey: config.registration.perIpLimit });
+    const out = (text: string): boolean => this.outlet.send(text);
+    this.confirmed = new ConfirmedSender(out, {
+      onGiveUp: (text, sends) => this.log.warn({ sends, stanza: text.slice(0, 200) }, "gave up routing a stanza: no SM confirmed it"),
+    });
+    this.receiver = new ConfirmedReceiver(this.address, out);
+  }
+
+  routeToSm(build: (confirmAttrs: string) => string): boolean {
+    return this.confirmed.send(build);
   }
 
   /** Set by the process when redirection is configured. */
@@ -210,7 +225,14 @@ export class C2sServer implements ClientContext {
         if (el.local === "route" && el.ns === ENVELOPE_NS && el.attrs.type !== "error") {
           const { sid, from } = el.attrs;
           if (!sid || !from) throw new EnvelopeError("route: from, to and sid are required");
+          const r = this.receiver.receive(from, el.attrs.seq, el.attrs.low);
+          if (r?.receipt === "duplicate") return;
           this.deliverRouted(sid, from, routedStanzaBytes(raw));
+          if (r) this.receiver.handled(r.ticket);
+          return;
+        }
+        if (el.local === "ack" && el.ns === ENVELOPE_NS) {
+          this.confirmed.acknowledge(readAck(el, this.confirmed.epoch));
           return;
         }
         // A storage answer is text only (JSON), which the splitter keeps.
@@ -260,9 +282,15 @@ export class C2sServer implements ClientContext {
           return;
         }
         const r = readRoute(el, raw);
+        const c = this.receiver.receive(r.from, el.attrs.seq, el.attrs.low);
+        if (c?.receipt === "duplicate") return;
         this.deliverRouted(r.sid, r.from, r.stanzaRaw);
+        if (c) this.receiver.handled(c.ticket);
         return;
       }
+      case "ack":
+        this.confirmed.acknowledge(readAck(el, this.confirmed.epoch));
+        return;
       case "session": {
         const s = readSession(el);
         const client = this.sessions.get(s.sid);
@@ -296,6 +324,8 @@ export class C2sServer implements ClientContext {
 
   /** The router could not deliver a stanza of a session (no SM serves the domain): tell the client. */
   private bouncedRoute(el: Element): void {
+    // Answered, if by the router: nothing to resend.
+    this.confirmed.settleBounce(el.attrs.seq);
     const sid = el.attrs.sid;
     const client = sid === undefined ? undefined : this.sessions.get(sid);
     const stanza = el.getChildren().find((c) => c.local !== "error");
@@ -338,5 +368,13 @@ export class C2sServer implements ClientContext {
     }
     if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others : undefined }, "closed every client stream");
     await Promise.race([listenersClosed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+  }
+
+  /** Waits (at most `ms`) until the SMs confirmed what we routed, and sends our last acknowledgements. */
+  async settle(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.confirmed.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    this.receiver.stop();
+    this.confirmed.stop();
   }
 }

@@ -67,8 +67,16 @@ export function readSession(el: Element): SessionEnvelope {
  * Wraps one stanza's text for a session. `inner` must be a complete element
  * whose namespace is explicit (see `explicitClientStanza`).
  */
-export function routeEnvelope(from: string, to: string, sid: string, inner: string): string {
-  return `<route xmlns='${ENVELOPE_NS}' from='${escapeAttr(from)}' to='${escapeAttr(to)}' sid='${escapeAttr(sid)}'>${inner}</route>`;
+export function routeEnvelope(from: string, to: string, sid: string, inner: string, confirmAttrs = ""): string {
+  return `<route xmlns='${ENVELOPE_NS}' from='${escapeAttr(from)}' to='${escapeAttr(to)}' sid='${escapeAttr(sid)}'${confirmAttrs}>${inner}</route>`;
+}
+
+/**
+ * Wraps a stanza between users that an SM hands to the owner of its
+ * recipient (a `<route/>` without `sid`), so that it travels confirmed.
+ */
+export function relayEnvelope(from: string, to: string, inner: string, confirmAttrs = ""): string {
+  return `<route xmlns='${ENVELOPE_NS}' from='${escapeAttr(from)}' to='${escapeAttr(to)}'${confirmAttrs}>${inner}</route>`;
 }
 
 export interface RouteEnvelope {
@@ -123,9 +131,15 @@ export function routedStanzaBytes(raw: Buffer): Buffer {
 
 /** Validates a received `<route/>` and cuts out the carried stanza's text. */
 export function readRoute(el: Element, raw: string): RouteEnvelope {
+  if (!el.attrs.sid) throw new EnvelopeError("route: from, to and sid are required");
+  return readRelay(el, raw) as RouteEnvelope;
+}
+
+/** Like `readRoute` for a route between users, which has no `sid`. */
+export function readRelay(el: Element, raw: string): Omit<RouteEnvelope, "sid"> & { sid: string | undefined } {
   const a = el.attrs;
   if (el.local !== "route" || el.ns !== ENVELOPE_NS) throw new EnvelopeError(`not a route envelope: <${el.name}/>`);
-  if (!a.from || !a.to || !a.sid) throw new EnvelopeError("route: from, to and sid are required");
+  if (!a.from || !a.to) throw new EnvelopeError("route: from and to are required");
   const kids = el.getChildren();
   const stanza = kids[0];
   if (kids.length !== 1 || stanza === undefined) throw new EnvelopeError("route: exactly one stanza expected");

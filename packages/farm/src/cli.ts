@@ -31,7 +31,9 @@ the farm on one machine:
     --tls-port N          client direct TLS port (default 5223)
     --router-port N       router port for components (default 5347)
     --host ADDR           address clients connect to (default 127.0.0.1)
-    --database-url URL    use PostgreSQL instead of PGlite
+    --database-url URL    use PostgreSQL instead of PGlite (also DATABASE_URL)
+    --redis-url URL       Redis for the session registry shared by the SMs
+                          and the c2s loads for redirection (also REDIS_URL)
     --registration        allow in-band registration (XEP-0077)
     --routers N, --sm N, --c2s N
                           how many of each to run (default 1 each); c2s i
@@ -76,6 +78,7 @@ interface Options {
   routerPort: number;
   host: string;
   databaseUrl?: string | undefined;
+  redisUrl?: string | undefined;
   registration: boolean;
   plaintext: boolean;
   metricsPort?: number | undefined;
@@ -98,6 +101,7 @@ function parse(argv: string[]): Options {
       "router-port": { type: "string", default: "5347" },
       host: { type: "string", default: "127.0.0.1" },
       "database-url": { type: "string", default: process.env.DATABASE_URL },
+      "redis-url": { type: "string", default: process.env.REDIS_URL },
       registration: { type: "boolean", default: false },
       plaintext: { type: "boolean", default: false },
       "metrics-port": { type: "string" },
@@ -128,7 +132,7 @@ function parse(argv: string[]): Options {
     counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
-    databaseUrl: values["database-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
+    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
   };
 }
 
@@ -137,7 +141,7 @@ function farmDocument(o: Options): Doc {
   if (o.config) return readConfigFile(o.config);
   return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
-    host: o.host, databaseUrl: o.databaseUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
+    host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
   }));
 }
 
@@ -255,6 +259,9 @@ async function runUp(o: Options): Promise<void> {
   if (o.config && topology) throw new UsageError("--routers/--sm/--c2s shape the embedded farm; with --config, run each process yourself");
   const doc = farmDocument(o);
   const children = o.config ? undefined : farmChildren(o, doc);
+  if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {
+    process.stderr.write("jabberfarm: warning: several SMs without --redis-url (REDIS_URL): an SM that stops takes its users' sessions with it\n");
+  }
   // Validate every section before starting anything, so a mistake is one clear message.
   validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
   validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 export type Doc = Record<string, unknown>;
 
 /** Top-level keys a farm file may have: shared values and one section per process. */
-export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "routers", "router", "xdb", "sm", "c2s"]);
+export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "redisUrl", "routers", "router", "xdb", "sm", "c2s"]);
 
 function obj(v: unknown): Doc {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Doc) : {};
@@ -45,6 +45,7 @@ export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | 
   const domain = domainOf(doc);
   const dataDir = typeof doc.dataDir === "string" ? doc.dataDir : undefined;
   const routers = routerAddresses(doc);
+  const redisUrl = typeof doc.redisUrl === "string" ? doc.redisUrl : undefined;
   switch (process) {
     case "router":
       return { domains: [domain], ...section };
@@ -56,13 +57,17 @@ export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | 
         ...section,
       };
     case "sm":
-      return { domain, routers, secret: secretOf(doc, domain), ...section };
+      return { domain, routers, secret: secretOf(doc, domain), ...(redisUrl ? { redisUrl } : {}), ...section };
     case "c2s": {
       const tls = dataDir ? { dataDir: join(dataDir, "tls"), ...obj(section.tls) } : section.tls;
-      return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.c2s), ...section, ...(tls ? { tls } : {}) };
+      // The farm's Redis carries the c2s loads for redirection too.
+      const redirect = redisUrl ? { redisUrl, ...obj(section.redirect) } : section.redirect;
+      return {
+        domain, routers, secret: secretOf(doc, COMPONENT_NAMES.c2s), ...section, ...(tls ? { tls } : {}), ...(redirect ? { redirect } : {}),
+      };
     }
     case "cli":
-      return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.cli), dataDir, databaseUrl: doc.databaseUrl };
+      return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.cli), dataDir, databaseUrl: doc.databaseUrl, redisUrl };
   }
 }
 
@@ -93,6 +98,8 @@ export interface EmbeddedFarmOptions {
   c2sTlsPort: number;
   host: string;
   databaseUrl?: string | undefined;
+  /** Redis for the session registry and the c2s loads (several SMs, redirection). */
+  redisUrl?: string | undefined;
   registration?: boolean;
   /** Streams without TLS and PLAIN in the clear: for benchmarks on loopback, never for users. */
   plaintext?: boolean;
@@ -110,6 +117,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
     domain: o.domain,
     dataDir,
     ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
+    ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}),
     router: {
       host: "127.0.0.1",
       port: o.routerPort,

@@ -18,6 +18,14 @@ export const smConfigSchema = z.object({
   xdb: z.object({
     timeoutMs: z.number().int().positive().default(5000),
   }).strict().default({ timeoutMs: 5000 }),
+  /**
+   * The session registry in Redis (`redis://host:port/db`), which lets the
+   * SMs of a farm take each other's users over; absent: sessions live only
+   * in this process (a farm of one SM).
+   */
+  redisUrl: z.string().url().optional(),
+  /** Lifetime of this SM's keys in Redis without a heartbeat (renewed every third of it). */
+  sessionTtlSeconds: z.number().int().min(3).default(60),
   /** Modules to load, in order; the default loads every built-in one. */
   modules: z.array(z.string()).optional(),
   /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */

@@ -9,6 +9,7 @@ import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
 import { SessionManager, type SmModule } from "./sm.js";
+import { SessionStore } from "./shared-sessions.js";
 
 export interface SmProcessOptions {
   logger: Logger;
@@ -52,21 +53,37 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
     watchRouterLinks(m, component);
     m.sessions(() => sm.sessions.size);
   }
+  const store = config.redisUrl === undefined ? undefined : new SessionStore({
+    redisUrl: config.redisUrl, instance: config.instance, log, ttlSeconds: config.sessionTtlSeconds,
+    users: () => sm.sessions.users(), sessions: () => sm.sessions.all(),
+  });
+  sm.store = store;
   component.on("members", (name, instances) => {
     if (name === config.domain) sm.setMembers(instances);
   });
   logLinkEvents(component, log);
+  // What that link carried may be lost with it: send what is unconfirmed again.
+  component.on("down", () => sm.confirmed.linkLost());
   await component.start();
-  log.info({ domain: config.domain, instance: config.instance, modules: modules.length }, "sm serving");
-  let stopping = false;
+  log.info({ domain: config.domain, instance: config.instance, modules: modules.length, redis: store !== undefined }, "sm serving");
+  let stopping: Promise<void> | undefined;
   return {
     sm,
     component,
-    ready: () => !stopping && component.isUp,
-    async stop() {
-      stopping = true;
-      await component.stop();
-      xdb?.abortAll("sm stopping");
+    // With Redis configured, an SM that cannot write its sessions there could not hand them over.
+    ready: () => stopping === undefined && component.isUp && (store?.ready ?? true),
+    stop() {
+      stopping ??= (async () => {
+        // Hand-over: what we sent must be confirmed and what we were sent
+        // acknowledged before we leave the routers; then the other SMs take
+        // our users over from Redis, and senders resend anything unconfirmed.
+        await sm.settle(2000);
+        await component.stop();
+        xdb?.abortAll("sm stopping");
+        await store?.close();
+        log.info("sm stopped");
+      })();
+      return stopping;
     },
   };
 }

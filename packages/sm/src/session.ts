@@ -12,7 +12,6 @@ export class Session {
   interested = false;
   /** Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), owed an unavailable. */
   readonly directedTo = new Set<string>();
-  readonly startedAt = Date.now();
 
   constructor(
     /** Farm-wide session id chosen by c2s. */
@@ -20,6 +19,8 @@ export class Session {
     readonly jid: Jid,
     /** Address of the c2s holding the socket, e.g. `c2s/c2s-1`. */
     readonly c2s: string,
+    /** When it began (kept when another SM takes the session over). */
+    readonly startedAt: number = Date.now(),
   ) {}
 
   get bare(): string {

@@ -1,8 +1,9 @@
 import { Session } from "./session.js";
 
 /**
- * The sessions of the users this SM owns, in memory. (With Redis, later,
- * another SM can rebuild them after this one dies.)
+ * The sessions of the users this SM owns, in memory: the truth while we own
+ * them. With Redis, a copy is written through (shared-sessions.ts) so that
+ * another SM can rebuild them when this one dies or leaves.
  */
 export class SessionRegistry {
   private readonly byBare = new Map<string, Map<string, Session>>();
@@ -60,6 +61,11 @@ export class SessionRegistry {
 
   get size(): number {
     return this.bySid.size;
+  }
+
+  /** The users with at least one session. */
+  users(): IterableIterator<string> {
+    return this.byBare.keys();
   }
 
   all(): IterableIterator<Session> {

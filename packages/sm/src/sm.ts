@@ -6,7 +6,8 @@
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import {
-  ENVELOPE_NS, EnvelopeError, explicitClientStanza, readRoute, readSession, routeEnvelope, sessionEnvelope, type SessionEnvelope,
+  ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, EnvelopeError, explicitClientStanza, readAck, readRelay, readRoute, readSession,
+  relayEnvelope, routeEnvelope, sessionEnvelope, type SessionEnvelope, type Ticket,
 } from "@jabberfarm/envelope";
 import type { Storage } from "@jabberfarm/xdb";
 import {
@@ -18,6 +19,7 @@ import { Hooks, type Handler, type SmEvents } from "./hooks.js";
 import { RosterManager } from "./roster-manager.js";
 import { Session } from "./session.js";
 import { SessionRegistry } from "./sessions.js";
+import type { SessionStore } from "./shared-sessions.js";
 
 /** What the SM needs from its router links: a way out. Stanzas in arrive through `handle`. */
 export interface StanzaOutlet {
@@ -96,6 +98,15 @@ export class SessionManager implements ModuleApi {
   private readonly queues = new Map<string, Promise<unknown>>();
   /** The SMs serving our domain, as the routers announce them (null until the first notice). */
   private members: RendezvousCandidate[] | null = null;
+  private memberIds: ReadonlySet<string> = new Set();
+  /** What we send to sessions and to other SMs, held until confirmed (docs/envelope.md, "Confirmation"). */
+  readonly confirmed: ConfirmedSender;
+  /** What c2s and other SMs send us confirmed: duplicates dropped, handled ones acknowledged. */
+  readonly receiver: ConfirmedReceiver;
+  /** The session registry in Redis, when the farm has one (several SMs). */
+  store: SessionStore | undefined;
+  /** Users whose sessions were looked up in Redis since our share last changed (absent there or adopted). */
+  private readonly checked = new Set<string>();
 
   constructor(
     readonly config: SmConfig,
@@ -108,6 +119,11 @@ export class SessionManager implements ModuleApi {
     this.instance = config.instance;
     this.address = `${config.domain}/${config.instance}`;
     this.roster = new RosterManager(storage, this.sessions, (s, el) => this.toSession(s, el));
+    const out = (text: string): boolean => outlet.send(text);
+    this.confirmed = new ConfirmedSender(out, {
+      onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
+    });
+    this.receiver = new ConfirmedReceiver(this.address, out);
     for (const m of modules) m(this);
   }
 
@@ -134,7 +150,8 @@ export class SessionManager implements ModuleApi {
   }
 
   toSession(session: Session, stanza: Element | string): void {
-    this.outlet.send(routeEnvelope(this.address, session.c2s, session.sid, clientText(stanza)));
+    const text = clientText(stanza);
+    this.confirmed.send((c) => routeEnvelope(this.address, session.c2s, session.sid, text, c));
   }
 
   send(stanza: Element | string, parsed?: Element): void {
@@ -157,14 +174,101 @@ export class SessionManager implements ModuleApi {
           void this.serial(user, () => this.inbound(el, text, user, jid, from)).catch((err: unknown) => this.failed(el, err));
           return;
         }
+        // A user of another SM: the stanza travels confirmed, in a relay route.
+        if (from !== null) {
+          this.confirmed.send((c) => relayEnvelope(this.address, to, text, c));
+          return;
+        }
       }
     }
     this.outlet.send(text);
   }
 
-  /** The routers' list of the SMs serving our domain changed. */
+  /**
+   * The routers' list of the SMs serving our domain. When it changes, the
+   * users whose owner changed move: those we no longer own leave our memory
+   * (their sessions stay in Redis for the new owner), and we take over those
+   * now ours from the SMs that left or that had them before.
+   */
   setMembers(instances: readonly string[]): void {
+    const before = this.memberIds;
+    const now = new Set(instances);
+    if (before.size === now.size && [...now].every((i) => before.has(i))) return;
+    const first = this.members === null;
     this.members = instances.map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) }));
+    this.memberIds = now;
+    this.checked.clear();
+    if (this.store === undefined) return;
+    if (!first) this.log.info({ members: instances, before: [...before] }, "the SMs serving the domain changed");
+    for (const user of [...this.sessions.users()]) {
+      if (this.ownsUser(user)) continue;
+      void this.serial(user, async () => this.handOver(user));
+    }
+    for (const other of new Set([...before, ...now])) {
+      if (other !== this.instance) void this.takeOverFrom(other);
+    }
+  }
+
+  /** A user who moved to another SM: forget their sessions here (no presence: they are still online). */
+  private handOver(user: string): void {
+    if (this.ownsUser(user)) return;
+    for (const s of this.sessions.of(user)) this.sessions.remove(s.sid);
+    this.roster.evict(user);
+    const store = this.store;
+    // Out of our set a little later, when the new owner has read it.
+    if (store) setTimeout(() => this.ownsUser(user) || store.release(user), 5000).unref();
+  }
+
+  /** Adopts the users of SM `other` that are ours now. */
+  private async takeOverFrom(other: string): Promise<void> {
+    try {
+      const users = (await this.store?.usersOf(other)) ?? [];
+      let n = 0;
+      for (const user of users) {
+        if (!this.ownsUser(user) || this.sessions.isOnline(user)) continue;
+        n += await this.serial(user, () => this.adopt(user));
+      }
+      if (n > 0) this.log.info({ from: other, sessions: n }, "took sessions over");
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, from: other }, "could not take sessions over");
+    }
+  }
+
+  /**
+   * Loads `user`'s sessions from Redis when we hold none and have not
+   * looked since our share last changed; returns how many were adopted.
+   * Runs in the user's queue.
+   */
+  private async adopt(user: string): Promise<number> {
+    const store = this.store;
+    if (store === undefined || !store.ready || this.sessions.isOnline(user) || this.checked.has(user)) return 0;
+    const found = await store.load(user);
+    if (this.checked.size > 100_000) this.checked.clear();
+    this.checked.add(user);
+    let n = 0;
+    for (const s of found) {
+      if (this.c2sAlive !== undefined && !this.c2sAlive(s.c2s)) continue;
+      this.sessions.add(s);
+      store.save(s);
+      n++;
+    }
+    return n;
+  }
+
+  /** Whether a c2s address (`c2s/INSTANCE`) is served now; set by the process from the routers' notices. */
+  c2sAlive: ((address: string) => boolean) | undefined;
+
+  /** Ends the sessions held by c2s processes that are gone (their contacts see them go unavailable). */
+  c2sGone(alive: (address: string) => boolean): void {
+    for (const s of [...this.sessions.all()]) {
+      if (alive(s.c2s)) continue;
+      void this.serial(s.bare, async () => {
+        if (this.sessions.remove(s.sid)) {
+          this.log.info({ sid: s.sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s is gone");
+          await this.ended(s);
+        }
+      }).catch((err: unknown) => this.log.error({ err, sid: s.sid }, "ending a session of a gone c2s failed"));
+    }
   }
 
   /** Whether the routers bring `user`'s stanzas to this SM (same rule, same list). Unknown list: no. */
@@ -187,6 +291,20 @@ export class SessionManager implements ModuleApi {
   async kick(session: Session, condition: string, reason?: string): Promise<void> {
     this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: session.c2s, sid: session.sid, condition, reason }));
     if (this.sessions.remove(session.sid)) await this.ended(session);
+  }
+
+  /** Waits (at most `ms`) for the work queued and for what we sent to be confirmed; then acknowledges what we handled. */
+  async settle(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    await Promise.race([Promise.all([...this.queues.values()]), new Promise((r) => setTimeout(r, ms).unref())]);
+    while (this.confirmed.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    this.receiver.stop();
+    this.confirmed.stop();
+  }
+
+  /** Writes a session's state through to Redis (another SM may take it over). */
+  saveSession(session: Session): void {
+    this.store?.save(session);
   }
 
   serial<T>(user: string, fn: () => Promise<T>): Promise<T> {
@@ -227,33 +345,50 @@ export class SessionManager implements ModuleApi {
       this.error(el, "jid-malformed");
       return;
     }
-    if (to.local === "") {
-      void this.hostStanza(el, raw, from).catch((err: unknown) => this.failed(el, err));
-      return;
-    }
-    // A stanza from a component, or relayed by another SM, reaches the client
-    // as it is: only its content namespace is made explicit.
+    void this.plain(el, raw, to, from);
+  }
+
+  /** A stanza to one of our users or to the server, from a component or another SM; settles when handled. */
+  private plain(el: Element, raw: string, to: Jid, from: Jid): Promise<void> {
+    if (to.local === "") return this.hostStanza(el, raw, from).catch((err: unknown) => this.failed(el, err));
+    // It reaches the client as it is: only its content namespace is made explicit.
     const text = explicitClientStanza(el, raw, el.attrs.from!);
     const user = to.bareString();
-    void this.serial(user, () => this.inbound(el, text, user, to, from)).catch((err: unknown) => this.failed(el, err));
+    return this.serial(user, () => this.inbound(el, text, user, to, from)).catch((err: unknown) => this.failed(el, err));
+  }
+
+  /** Runs `work` unless the confirmed element is a copy seen before; acknowledges once it settled. */
+  private confirmedWork(el: Element, work: () => Promise<unknown>): void {
+    const c = this.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
+    if (c?.receipt === "duplicate") return;
+    const done = (): void => {
+      if (c) this.receiver.handled(c.ticket as Ticket);
+    };
+    work().then(done, done);
   }
 
   private handleEnvelope(el: Element, raw: string): void {
     try {
       if (el.local === "route") {
+        if (el.attrs.type === "error") {
+          this.bouncedRoute(el);
+          return;
+        }
+        if (el.attrs.sid === undefined) {
+          // A stanza between users, from another SM.
+          const r = readRelay(el, raw);
+          const to = r.stanza.attrs.to === undefined ? null : Jid.tryParse(r.stanza.attrs.to);
+          const from = r.stanza.attrs.from === undefined ? null : Jid.tryParse(r.stanza.attrs.from);
+          if (to === null || from === null) throw new EnvelopeError("route: the carried stanza needs a valid to and from");
+          this.confirmedWork(el, () => this.plain(r.stanza, r.stanzaRaw, to, from));
+          return;
+        }
         const r = readRoute(el, raw);
-        const session = this.sessions.get(r.sid);
-        if (!session) {
-          // c2s has a session we do not know (we restarted): end it so the client reconnects.
-          this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: r.from, sid: r.sid, condition: "reset", reason: "unknown session" }));
-          return;
-        }
-        if (r.stanza.attrs.from !== session.full) {
-          this.log.warn({ sid: r.sid, from: r.stanza.attrs.from }, "route with a from that is not its session; dropped");
-          return;
-        }
-        void this.serial(session.bare, () => this.outbound(r.stanza, r.stanzaRaw, session))
-          .catch((err: unknown) => this.failed(r.stanza, err));
+        const user = Jid.tryParse(r.stanza.attrs.from ?? "")?.bareString() ?? r.to;
+        this.confirmedWork(el, () => this.serial(user, () => this.fromSession(r.sid, r.from, r.stanza, r.stanzaRaw))
+          .catch((err: unknown) => this.failed(r.stanza, err)));
+      } else if (el.local === "ack") {
+        this.confirmed.acknowledge(readAck(el, this.confirmed.epoch));
       } else if (el.local === "session") {
         const s = readSession(el);
         const user = Jid.tryParse(s.jid ?? s.to)?.bareString() ?? s.to;
@@ -275,6 +410,52 @@ export class SessionManager implements ModuleApi {
     }
   }
 
+  /** A stanza of a session, in its user's queue. */
+  private async fromSession(sid: string, c2s: string, stanza: Element, raw: string): Promise<void> {
+    let session = this.sessions.get(sid);
+    if (!session) {
+      // Perhaps a user who just moved to us from another SM.
+      const user = Jid.tryParse(stanza.attrs.from ?? "")?.bareString();
+      if (user !== undefined && (await this.adopt(user)) > 0) session = this.sessions.get(sid);
+    }
+    if (!session) {
+      // c2s has a session nobody knows (its SM restarted): end it so the client reconnects.
+      this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: c2s, sid, condition: "reset", reason: "unknown session" }));
+      return;
+    }
+    if (stanza.attrs.from !== session.full) {
+      this.log.warn({ sid, from: stanza.attrs.from }, "route with a from that is not its session; dropped");
+      return;
+    }
+    const wasInterested = session.interested;
+    await this.outbound(stanza, raw, session);
+    if (stanza.name === "presence" || session.interested !== wasInterested) this.saveSession(session);
+  }
+
+  /**
+   * The router could not deliver one of our routes: the c2s of a session is
+   * gone (the session ends), or no SM serves a stanza between users (its
+   * sender gets the error). Either way it is answered: nothing to resend.
+   */
+  private bouncedRoute(el: Element): void {
+    this.confirmed.settleBounce(el.attrs.seq);
+    const stanza = el.getChildren().find((c) => c.local !== "error");
+    const sid = el.attrs.sid;
+    if (sid !== undefined) {
+      const s = this.sessions.get(sid);
+      if (s) {
+        void this.serial(s.bare, async () => {
+          if (this.sessions.remove(sid)) {
+            this.log.info({ sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s cannot be reached");
+            await this.ended(s);
+          }
+        }).catch((err: unknown) => this.log.error({ err, sid }, "ending a session failed"));
+      }
+      return;
+    }
+    if (stanza) this.error(stanza, "service-unavailable");
+  }
+
   /** Replies for storage requests, when storage goes through xdb. */
   onXdb: ((el: Element) => void) | undefined;
 
@@ -287,11 +468,14 @@ export class SessionManager implements ModuleApi {
           return;
         }
         const session = new Session(e.sid, jid, e.from);
+        // Perhaps the user's other sessions are on record from an SM that left.
+        await this.adopt(session.bare);
         const old = this.sessions.add(session);
         if (old) {
           this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: old.c2s, sid: old.sid, condition: "conflict", reason: "replaced by a new session" }));
           await this.ended(old);
         }
+        this.saveSession(session);
         this.outlet.send(sessionEnvelope({ type: "started", id: e.id, from: this.address, to: e.from, sid: e.sid }));
         this.log.debug({ sid: e.sid, jid: session.full }, "session started");
         await this.hooks.notify("session/start", { session });
@@ -315,6 +499,7 @@ export class SessionManager implements ModuleApi {
 
   private async ended(session: Session): Promise<void> {
     this.log.debug({ sid: session.sid, jid: session.full }, "session ended");
+    this.store?.remove(session, !this.sessions.isOnline(session.bare));
     await this.hooks.notify("session/end", { session });
     if (!this.sessions.isOnline(session.bare)) this.roster.evict(session.bare);
   }
@@ -375,6 +560,8 @@ export class SessionManager implements ModuleApi {
   // ---- inbound: to one of our users ------------------------------------------
 
   private async inbound(stanza: Element, raw: string, user: string, to: Jid, from: Jid): Promise<void> {
+    // A user who moved to us from another SM has their sessions in Redis.
+    if (this.store !== undefined && !this.sessions.isOnline(user)) await this.adopt(user);
     const event = { stanza, raw, user, to, from };
     if (stanza.name === "iq") {
       const type = stanza.attrs.type;

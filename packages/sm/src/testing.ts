@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
 import { Component, rawText } from "@jabberfarm/component";
-import { readRoute, readSession, routeEnvelope, sessionEnvelope, ENVELOPE_NS } from "@jabberfarm/envelope";
+import { ConfirmedReceiver, readRoute, readSession, routeEnvelope, sessionEnvelope, ENVELOPE_NS } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { Router } from "@jabberfarm/router";
 import { deriveCredentials } from "@jabberfarm/sasl";
@@ -114,11 +114,15 @@ export class SessionDriver {
   private readonly sessions = new Map<string, TestSession>();
   private readonly startWaiters = new Map<string, (ok: boolean, condition?: string) => void>();
   private counter = 0;
+  /** Routes are confirmed as c2s confirms them (docs/envelope.md, "Confirmation"). */
+  private readonly receiver: ConfirmedReceiver;
 
-  constructor(routerPort: number, readonly instance = "c2s-test") {
+  constructor(routerPort: number | number[], readonly instance = "c2s-test") {
     this.address = `c2s/${instance}`;
-    this.component = new Component({ name: "c2s", secret: C2S_SECRET, instance, routers: [{ host: "127.0.0.1", port: routerPort }] });
+    const ports = typeof routerPort === "number" ? [routerPort] : routerPort;
+    this.component = new Component({ name: "c2s", secret: C2S_SECRET, instance, routers: ports.map((port) => ({ host: "127.0.0.1", port })) });
     this.component.on("stanza", (el, raw) => this.onStanza(el, rawText(raw)));
+    this.receiver = new ConfirmedReceiver(this.address, (t) => this.component.send(t), { flushMs: 5 });
   }
 
   start(): Promise<void> {
@@ -128,8 +132,11 @@ export class SessionDriver {
   private onStanza(el: Element, raw: string): void {
     if (el.ns !== ENVELOPE_NS) return;
     if (el.local === "route") {
+      const c = this.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
+      if (c?.receipt === "duplicate") return;
       const r = readRoute(el, raw);
       this.sessions.get(r.sid)?.deliver(r.stanza, r.stanzaRaw);
+      if (c) this.receiver.handled(c.ticket);
     } else if (el.local === "session") {
       const s = readSession(el);
       if (s.type === "started" || s.type === "error") this.startWaiters.get(s.sid)?.(s.type === "started", s.condition);
@@ -177,6 +184,7 @@ export class SessionDriver {
   }
 
   stop(): Promise<void> {
+    this.receiver.stop();
     return this.component.stop();
   }
 }
