@@ -77,6 +77,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     m.connections("client", () => server.connectionCount);
     m.sessions(() => server.sessionCount);
     m.queueBytes(() => server.queuedBytes);
+    m.confirmation(() => ({ unconfirmed: server.confirmed.size, resent: server.confirmed.resent, duplicates: server.receiver.duplicates }));
     // At zero from the start, so rate() and alerts work before the first failure.
     m.authFailures.inc({ reason: "not-authorized" }, 0);
     // Nothing redirects clients yet; the counter is there for dashboards.

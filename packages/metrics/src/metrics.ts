@@ -164,6 +164,34 @@ export class Metrics {
     this.queueSources.push(read);
   }
 
+  /**
+   * Confirmed delivery (docs/envelope.md): jabberfarm_unconfirmed (held, not
+   * yet acknowledged), jabberfarm_resent_total, jabberfarm_duplicates_dropped_total;
+   * read on every scrape from the process's sender and receiver.
+   */
+  confirmation(read: () => { unconfirmed: number; resent: number; duplicates: number }): void {
+    new Gauge({
+      name: "jabberfarm_unconfirmed", help: "Routes sent and held until their receiver acknowledges them.", registers: [this.registry],
+      collect() {
+        this.set(read().unconfirmed);
+      },
+    });
+    new Counter({
+      name: "jabberfarm_resent_total", help: "Routes sent again because no acknowledgement came (a router or receiver went away).", registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read().resent);
+      },
+    });
+    new Counter({
+      name: "jabberfarm_duplicates_dropped_total", help: "Routes received a second time (a resend) and dropped.", registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read().duplicates);
+      },
+    });
+  }
+
   private sumGauge(name: string, help: string, sources: Array<() => number>): void {
     new Gauge({
       name,

@@ -52,6 +52,7 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   if (m) {
     watchRouterLinks(m, component);
     m.sessions(() => sm.sessions.size);
+    m.confirmation(() => ({ unconfirmed: sm.confirmed.size, resent: sm.confirmed.resent, duplicates: sm.receiver.duplicates }));
   }
   const store = config.redisUrl === undefined ? undefined : new SessionStore({
     redisUrl: config.redisUrl, instance: config.instance, log, ttlSeconds: config.sessionTtlSeconds,

@@ -449,6 +449,15 @@ export class SessionManager implements ModuleApi {
             this.log.info({ sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s cannot be reached");
             await this.ended(s);
           }
+          // A message the session did not get goes where a message to the user
+          // goes now (another resource, or offline storage): not lost with the c2s.
+          if (stanza?.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat") {
+            const from = Jid.tryParse(stanza.attrs.from ?? "");
+            if (from !== null) {
+              const text = stanza.toString();
+              await this.inbound(stanza, text, s.bare, s.jid.bare(), from);
+            }
+          }
         }).catch((err: unknown) => this.log.error({ err, sid }, "ending a session failed"));
       }
       return;
