@@ -90,7 +90,13 @@ export class LoadBoard {
     let best = this.others[0]!;
     for (const l of this.others) if (l.connections < best.connections) best = l;
     // Only to one clearly below the share: after the move it is still not above it.
-    return best.connections + 1 <= fair * (1 - this.o.margin / 2) ? best.address : undefined;
+    if (best.connections + 1 > fair * (1 - this.o.margin / 2)) return undefined;
+    // Count the client there until the next refresh brings its real figure.
+    // Otherwise, between two refreshes, every new client goes to the same
+    // "least loaded" c2s, which, reading our equally old figure, sends them
+    // straight back: a burst of clients bounced between the two.
+    best.connections++;
+    return best.address;
   }
 
   get peers(): readonly C2sLoad[] {
