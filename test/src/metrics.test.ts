@@ -7,31 +7,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Farm, freshDatabase, freePortBlock } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
+import { sample, scrape as scrapePort, type Scrape } from "./prometheus.js";
 
 const PROCESSES = ["router", "xdb", "sm", "c2s"] as const;
 type Name = (typeof PROCESSES)[number];
 
-/** Samples of one scrape, by `name{labels}` with the labels as exposed (sorted here). */
-type Scrape = Map<string, number>;
-
-function parse(text: string): Scrape {
-  const out: Scrape = new Map();
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = [...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => `${x[1]}=${x[2]}`).sort();
-    out.set(`${m[1]}{${labels.join(",")}}`, Number(m[3]));
-  }
-  return out;
-}
-
 /** A sample's value; labels other than those given must match the process's defaults. */
 function value(s: Scrape, name: string, process: Name, instance: string, labels: Record<string, string> = {}): number {
-  const all = { ...labels, process, instance };
-  const key = `${name}{${Object.entries(all).map(([k, v]) => `${k}=${v}`).sort().join(",")}}`;
-  const v = s.get(key);
-  if (v === undefined) throw new Error(`no sample ${key}; have:\n${[...s.keys()].filter((k) => k.startsWith("jabberfarm_")).join("\n")}`);
-  return v;
+  return sample(s, name, { ...labels, process, instance });
 }
 
 describe("metrics and health endpoints of a farm", () => {
@@ -41,11 +24,7 @@ describe("metrics and health endpoints of a farm", () => {
   const clients: LibraryClient[] = [];
   const port = (p: Name): number => base + PROCESSES.indexOf(p);
   const instance = (p: Name): string => (p === "router" ? `127.0.0.1:${farm.ports.router}` : `${p}-1`);
-  const scrape = async (p: Name): Promise<Scrape> => {
-    const res = await fetch(`http://127.0.0.1:${port(p)}/metrics`);
-    assert.equal(res.status, 200);
-    return parse(await res.text());
-  };
+  const scrape = (p: Name): Promise<Scrape> => scrapePort(port(p));
 
   before(async () => {
     base = await freePortBlock(4);

@@ -29,8 +29,8 @@ export interface LoadBoardOptions {
 // One hash tag, so every key lands in one slot under Redis Cluster.
 const MEMBERS = "jf:{c2s}:members";
 const loadKey = (instance: string): string => `jf:{c2s}:load:${instance}`;
-/** Below this many connections the farm is not worth balancing. */
-const SLACK = 2;
+/** Connections above its share plus the margin that a c2s still keeps, so a small farm is not rebalanced over a client or two. */
+export const REDIRECT_SLACK = 2;
 
 export class LoadBoard {
   private readonly redis: Redis;
@@ -86,11 +86,17 @@ export class LoadBoard {
     const mine = this.o.connections();
     const total = mine + this.others.reduce((n, l) => n + l.connections, 0);
     const fair = total / (this.others.length + 1);
-    if (mine <= fair * (1 + this.o.margin) + SLACK) return undefined;
+    if (mine <= fair * (1 + this.o.margin) + REDIRECT_SLACK) return undefined;
     let best = this.others[0]!;
     for (const l of this.others) if (l.connections < best.connections) best = l;
     // Only to one clearly below the share: after the move it is still not above it.
-    return best.connections + 1 <= fair * (1 - this.o.margin / 2) ? best.address : undefined;
+    if (best.connections + 1 > fair * (1 - this.o.margin / 2)) return undefined;
+    // Count the client there until the next refresh brings its real figure.
+    // Otherwise, between two refreshes, every new client goes to the same
+    // "least loaded" c2s, which, reading our equally old figure, sends them
+    // straight back: a burst of clients bounced between the two.
+    best.connections++;
+    return best.address;
   }
 
   get peers(): readonly C2sLoad[] {

@@ -80,7 +80,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     m.confirmation(() => ({ unconfirmed: server.confirmed.size, resent: server.confirmed.resent, duplicates: server.receiver.duplicates }));
     // At zero from the start, so rate() and alerts work before the first failure.
     m.authFailures.inc({ reason: "not-authorized" }, 0);
-    // Nothing redirects clients yet; the counter is there for dashboards.
+    // At zero from the start too, before the first redirect.
     m.redirects.inc(0);
   } else {
     component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
