@@ -2,7 +2,7 @@
  * Connection redirection between c2s processes (the 2002 farming plan's
  * step 2, RFC 6120 §4.9.3.19 `see-other-host`): every c2s publishes its
  * connection count and its advertised address in Redis, with a TTL renewed
- * every second so a crashed process drops out by itself, and reads the
+ * twice a second so a crashed process drops out by itself, and reads the
  * others'. A c2s clearly above its fair share sends a new client to the
  * least loaded one; a balanced farm redirects nobody, and only to a c2s
  * clearly below the share, so redirects cannot loop.
@@ -40,7 +40,7 @@ export class LoadBoard {
   constructor(private readonly o: LoadBoardOptions) {
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
     this.redis.on("error", () => {}); // a Redis outage means no redirects, never a failed login
-    const every = o.intervalMs ?? 1000;
+    const every = o.intervalMs ?? 500;
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
     void this.tick();
@@ -65,7 +65,7 @@ export class LoadBoard {
   /** Publishes our load and reads everyone's. */
   async refresh(): Promise<void> {
     const me: C2sLoad = { instance: this.o.instance, address: this.o.address, connections: this.o.connections() };
-    const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 1000) * 3) / 1000));
+    const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 500) * 6) / 1000));
     await this.redis.multi().set(loadKey(me.instance), JSON.stringify(me), "EX", ttl).sadd(MEMBERS, me.instance).exec();
     const members = await this.redis.smembers(MEMBERS);
     const values = members.length === 0 ? [] : await this.redis.mget(...members.map(loadKey));
