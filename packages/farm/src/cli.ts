@@ -157,9 +157,11 @@ interface Stoppable {
  * that arrives while the process starts stops it once it has.
  */
 async function serve<P extends Stoppable>(
-  name: string, instance: string, endpoint: MetricsEndpoint | undefined, log: Logger,
-  start: (metrics: Metrics | undefined) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
+  name: string, instance: string, endpoint: MetricsEndpoint | undefined, processLog: Logger,
+  start: (metrics: Metrics | undefined, log: Logger) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
 ): Promise<void> {
+  // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
+  const log = processLog.child({ instance });
   const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
   let proc: P | undefined;
   let stopping = false;
@@ -167,7 +169,7 @@ async function serve<P extends Stoppable>(
     ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
     : undefined;
   if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
-  const starting = start(metrics);
+  const starting = start(metrics, log);
   stopOnSignals(log, async () => {
     stopping = true;
     const started = await starting.catch(() => undefined);
@@ -191,7 +193,7 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     case "router": {
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
       // A router has no instance id; where it listens tells routers apart.
-      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics) => {
+      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
         const router = new Router(config, { logger: log, metrics });
         await router.start();
         return router;
@@ -199,15 +201,15 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     }
     case "xdb": {
       const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
     }
     case "sm": {
       const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
     }
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
     }
   }
 }
