@@ -33,8 +33,17 @@ export interface ComponentEvents {
   /** `raw` is bytes when the component reads with the splitter (`splitter: true`), else text. */
   stanza: [el: Element, raw: string | Buffer, via: RouterLink];
   up: [link: RouterLink];
-  /** A router's list of the instances serving `name` (ours included), sent on every change. */
+  /**
+   * One router's list of the instances serving `name`, as it arrives: for
+   * every name the router serves, on every change (empty once nobody serves
+   * it), and each name's current list when the link comes up.
+   */
   members: [name: string, instances: string[], via: RouterLink];
+  /**
+   * `instancesOf(name)` changed: a router's notice, or a link going down and
+   * taking its lists with it. Emitted only on a real change.
+   */
+  membership: [name: string, instances: ReadonlySet<string>];
   down: [link: RouterLink, reason: CloseReason];
 }
 
@@ -49,6 +58,8 @@ interface Slot {
   link: RouterLink | undefined;
   attempt: number;
   timer: NodeJS.Timeout | undefined;
+  /** The latest non-empty list per name from this link's router; cleared when the link goes down. */
+  members: Map<string, string[]>;
 }
 
 export class Component extends EventEmitter<ComponentEvents> {
@@ -57,13 +68,15 @@ export class Component extends EventEmitter<ComponentEvents> {
   private readonly slots: Slot[];
   private current: RouterLink | undefined;
   private stopped = true;
+  /** The last union per name announced with `membership`. */
+  private readonly membership = new Map<string, ReadonlySet<string>>();
 
   constructor(opts: ComponentOptions) {
     super();
     if (opts.routers.length === 0) throw new Error("a component needs at least one router address");
     this.opts = opts;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
-    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined }));
+    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map() }));
   }
 
   get name(): string {
@@ -91,6 +104,18 @@ export class Component extends EventEmitter<ComponentEvents> {
     let n = 0;
     for (const s of this.slots) n += s.link?.queuedBytes ?? 0;
     return n;
+  }
+
+  /**
+   * The instances serving `name` as far as the live links' routers know: the
+   * union of their latest lists. A process that died leaves every router's
+   * list, so it leaves the union within a round trip; a router that died
+   * takes its lists with it.
+   */
+  instancesOf(name: string): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.slots) for (const id of s.members.get(name) ?? []) out.add(id);
+    return out;
   }
 
   /** Starts every link; resolves once one of them is ready (or rejects after `timeoutMs`). */
@@ -179,7 +204,7 @@ export class Component extends EventEmitter<ComponentEvents> {
       onStanza: (l, el, raw) => {
         if (el.local === "members" && el.ns === FARM_ROUTER_NS) {
           const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
-          if (m) this.emit("members", m.name, m.instances, l);
+          if (m) this.onMembers(slot, l, m.name, m.instances);
           return;
         }
         this.emit("stanza", el, raw, l);
@@ -187,13 +212,32 @@ export class Component extends EventEmitter<ComponentEvents> {
       onDown: (l, reason) => {
         if (slot.link !== l) return;
         slot.link = undefined;
+        const names = [...slot.members.keys()];
+        slot.members.clear();
         if (this.current === l) this.current = undefined;
         this.emit("down", l, reason);
+        for (const name of names) this.recountMembership(name);
         this.schedule(slot);
       },
     });
     slot.link = link;
     link.open();
+  }
+
+  private onMembers(slot: Slot, link: RouterLink, name: string, instances: string[]): void {
+    if (instances.length === 0) slot.members.delete(name);
+    else slot.members.set(name, instances);
+    this.emit("members", name, instances, link);
+    this.recountMembership(name);
+  }
+
+  private recountMembership(name: string): void {
+    const now = this.instancesOf(name);
+    const before = this.membership.get(name);
+    if (before === undefined ? now.size === 0 : sameSet(before, now)) return;
+    if (now.size === 0) this.membership.delete(name);
+    else this.membership.set(name, now);
+    this.emit("membership", name, now);
   }
 
   private schedule(slot: Slot): void {
@@ -202,4 +246,10 @@ export class Component extends EventEmitter<ComponentEvents> {
     // Not unref'd: a process whose only work is its router links must keep retrying.
     slot.timer = setTimeout(() => this.connect(slot), delay);
   }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }

@@ -2,7 +2,7 @@ import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Component, rawText } from "@jabberfarm/component";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
-import { RawPeer, SECRETS, delay, startRouter } from "./testing.js";
+import { RawPeer, SECRETS, delay, eventually, startRouter } from "./testing.js";
 import type { Router } from "./router.js";
 
 function collect(c: Component): { els: Element[]; raws: string[]; next: (ms?: number) => Promise<Element> } {
@@ -400,6 +400,111 @@ describe("router: membership notices", () => {
       await sm1.stop();
       await sm2.stop();
       await r.router.stop();
+    }
+  });
+});
+
+describe("router: membership of every name", () => {
+  /** The lists of `name` a component heard, in order. */
+  function heard(c: Component, name: string): string[][] {
+    const lists: string[][] = [];
+    c.on("members", (n, ids) => {
+      if (n === name) lists.push(ids);
+    });
+    return lists;
+  }
+
+  test("every trusted connection hears the instances of every name on each change, down to an empty list; untrusted ones hear nothing", async () => {
+    const r = await startRouter();
+    const sm = component("sm", [r.port], "sm-1");
+    const c2sSeen = heard(sm, "c2s");
+    const c2s1 = component("c2s", [r.port], "c2s-1");
+    const c2s2 = component("c2s", [r.port], "c2s-2");
+    const ext = await RawPeer.connect(r.port);
+    try {
+      await ext.handshake("ext.test", SECRETS["ext.test"]);
+      await ext.until((t) => t.includes("<handshake/>"));
+      await sm.start();
+      await c2s1.start();
+      await eventually(() => c2sSeen.length === 1, "the sm hears of c2s-1");
+      assert.deepEqual(c2sSeen[0], ["c2s-1"]);
+      await c2s2.start();
+      await eventually(() => c2sSeen.length === 2, "the sm hears of c2s-2");
+      assert.deepEqual(c2sSeen[1], ["c2s-1", "c2s-2"]);
+      // A crash, not a goodbye: the router notices the socket close.
+      c2s2.crash();
+      await eventually(() => c2sSeen.length === 3, "the sm hears c2s-2 went");
+      assert.deepEqual(c2sSeen[2], ["c2s-1"]);
+      assert.deepEqual([...sm.instancesOf("c2s")], ["c2s-1"]);
+      await c2s1.stop();
+      await eventually(() => c2sSeen.length === 4, "the sm hears the last c2s went");
+      assert.deepEqual(c2sSeen[3], [], "the last instance leaving is announced as an empty list");
+      assert.equal(sm.instancesOf("c2s").size, 0);
+      await delay(50);
+      assert.doesNotMatch(ext.text, /members/, "an external component never sees a notice");
+    } finally {
+      ext.close();
+      await Promise.all([sm.stop(), c2s1.stop(), c2s2.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("a trusted connection that authenticates is told the current list of every name served", async () => {
+    const r = await startRouter();
+    const sms = ["sm-1", "sm-2"].map((id) => component("sm", [r.port], id));
+    const b = component("b.test", [r.port]);
+    const late = component("c2s", [r.port], "c2s-1");
+    const smSeen = heard(late, "sm");
+    const bSeen = heard(late, "b.test");
+    const ownSeen = heard(late, "c2s");
+    try {
+      await Promise.all([...sms.map((s) => s.start()), b.start()]);
+      await eventually(() => r.router.table.size === 3, "everyone is connected");
+      await late.start();
+      await eventually(() => smSeen.length > 0 && bSeen.length > 0 && ownSeen.length > 0, "the newcomer heard every name");
+      assert.deepEqual(smSeen, [["sm-1", "sm-2"]]);
+      assert.equal(bSeen.length, 1);
+      assert.equal(bSeen[0]!.length, 1, "b.test's one connection (its instance id is the router's connection id)");
+      assert.deepEqual(ownSeen, [["c2s-1"]]);
+      assert.deepEqual([...late.instancesOf("sm")].sort(), ["sm-1", "sm-2"]);
+    } finally {
+      await Promise.all([...sms.map((s) => s.stop()), b.stop(), late.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("instancesOf is the union over the live links' routers; it shrinks with a link that goes down and grows back when it returns", async () => {
+    const r1 = await startRouter();
+    const r2 = await startRouter();
+    const sm = component("sm", [r1.port, r2.port], "sm-1");
+    const changes: string[][] = [];
+    sm.on("membership", (name, ids) => {
+      if (name === "c2s") changes.push([...ids].sort());
+    });
+    // Each c2s is linked to one router only, so no single router knows both.
+    const c2s1 = component("c2s", [r1.port], "c2s-1");
+    const c2s2 = component("c2s", [r2.port], "c2s-2");
+    try {
+      await Promise.all([sm.start(), c2s1.start(), c2s2.start()]);
+      await eventually(() => sm.instancesOf("c2s").size === 2, "the sm knows both c2s");
+      assert.deepEqual(changes.at(-1), ["c2s-1", "c2s-2"]);
+      const toR2 = sm.liveLinks.find((l) => l.router.port === r2.port)!;
+      toR2.destroy();
+      await eventually(() => changes.at(-1)?.length === 1, "the union loses what only r2 knew");
+      assert.deepEqual(changes.at(-1), ["c2s-1"]);
+      // The link comes back (backoff 50 ms) and r2 tells it the current lists again.
+      await eventually(() => sm.instancesOf("c2s").size === 2, "the union has c2s-2 again");
+      assert.deepEqual(changes.at(-1), ["c2s-1", "c2s-2"]);
+      const n = changes.length;
+      // r2 announces an empty list; r1 still has c2s-1: one change, announced once.
+      await c2s2.stop();
+      await eventually(() => sm.instancesOf("c2s").size === 1, "c2s-2 left");
+      await delay(50);
+      assert.deepEqual(changes.slice(n), [["c2s-1"]]);
+    } finally {
+      await Promise.all([sm.stop(), c2s1.stop(), c2s2.stop()]);
+      await r1.router.stop();
+      await r2.router.stop();
     }
   });
 });

@@ -136,19 +136,29 @@ export class Router {
     this.table.add(route);
     this.log.info({ conn: c.id, component: c.name, instance: c.instance }, "component connected");
     this.announceMembers(c.name);
+    // A newcomer learns the others' lists now, not at their next change.
+    if (route.trusted) {
+      for (const name of this.table.names()) if (name !== c.name) this.sendNotice(route, this.membersNotice(name));
+    }
   }
 
-  /** Tell every connection of `name` which instances serve it now (docs/router.md, membership). */
+  /**
+   * Tell every trusted connection which instances serve `name` now, an empty
+   * list once nobody does (docs/router.md, membership notices).
+   */
   private announceMembers(name: string): void {
-    const routes = this.table.candidates(name);
-    if (routes.length === 0) return;
-    const notice = membersElement(name, [...new Set(routes.map((r) => r.rendezvousId))].sort());
+    const notice = this.membersNotice(name);
     // Only farm processes know the notice; an external component would not.
-    for (const r of routes) {
-      if (!r.trusted) continue;
-      r.component.send(notice);
-      this.stats?.out.add(OTHER);
-    }
+    for (const r of this.routes.values()) if (r.trusted) this.sendNotice(r, notice);
+  }
+
+  private membersNotice(name: string): string {
+    return membersElement(name, [...new Set(this.table.candidates(name).map((r) => r.rendezvousId))].sort());
+  }
+
+  private sendNotice(route: Route, notice: string): void {
+    route.component.send(notice);
+    this.stats?.out.add(OTHER);
   }
 
   private onClose(c: AcceptedComponent, reason: CloseReason): void {
