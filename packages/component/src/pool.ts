@@ -3,7 +3,7 @@
  * the list, each reconnecting on its own with exponential backoff and
  * jitter. Stanzas leave through one live link at a time (sticky, so that
  * stanzas between two entities keep their order, RFC 6120 §10.1) and move to
- * another live link when that one dies.
+ * another live link when that one dies or its router says it is leaving.
  */
 import { EventEmitter } from "node:events";
 import { Element, NS, parseElement } from "@jabberfarm/xml";
@@ -33,6 +33,8 @@ export interface ComponentEvents {
   /** `raw` is bytes when the component reads with the splitter (`splitter: true`), else text. */
   stanza: [el: Element, raw: string | Buffer, via: RouterLink];
   up: [link: RouterLink];
+  /** The link's router is stopping (`<leaving/>`): new stanzas go through another link while it drains. */
+  leaving: [link: RouterLink];
   /**
    * One router's list of the instances serving `name`, as it arrives: for
    * every name the router serves, on every change (empty once nobody serves
@@ -60,13 +62,16 @@ interface Slot {
   timer: NodeJS.Timeout | undefined;
   /** The latest non-empty list per name from this link's router; cleared when the link goes down. */
   members: Map<string, string[]>;
+  /** The link's router sent `<leaving/>`: still read from it, send through another when there is one. */
+  draining: boolean;
 }
 
 export class Component extends EventEmitter<ComponentEvents> {
   private readonly opts: ComponentOptions;
   private readonly backoff: BackoffOptions;
   private readonly slots: Slot[];
-  private current: RouterLink | undefined;
+  /** The slot whose link new stanzas leave through, kept while it is live and not draining. */
+  private current: Slot | undefined;
   private stopped = true;
   /** The last union per name announced with `membership`. */
   private readonly membership = new Map<string, ReadonlySet<string>>();
@@ -76,7 +81,7 @@ export class Component extends EventEmitter<ComponentEvents> {
     if (opts.routers.length === 0) throw new Error("a component needs at least one router address");
     this.opts = opts;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
-    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map() }));
+    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false }));
   }
 
   get name(): string {
@@ -96,7 +101,12 @@ export class Component extends EventEmitter<ComponentEvents> {
 
   /** True when the link in use has more queued than its high-water mark. */
   get congested(): boolean {
-    return this.current?.congested ?? false;
+    return this.current?.link?.congested ?? false;
+  }
+
+  /** The link new stanzas leave through now, if any is live. */
+  get linkInUse(): RouterLink | undefined {
+    return this.pick();
   }
 
   /** Bytes queued on every link, live or closing. */
@@ -185,9 +195,26 @@ export class Component extends EventEmitter<ComponentEvents> {
   }
 
   private pick(): RouterLink | undefined {
-    if (this.current?.isReady) return this.current;
-    this.current = this.slots.find((s) => s.link?.isReady)?.link;
-    return this.current;
+    const current = this.current;
+    if (current?.link?.isReady && !current.draining) return current.link;
+    this.current = this.choose();
+    return this.current?.link;
+  }
+
+  /**
+   * The slot to send through when the current one is gone or draining: the
+   * first live one whose router is not leaving. When every live router is
+   * leaving, the current link stays (a draining router still routes), else
+   * the first live one.
+   */
+  private choose(): Slot | undefined {
+    let fallback: Slot | undefined;
+    for (const s of this.slots) {
+      if (!s.link?.isReady) continue;
+      if (!s.draining) return s;
+      fallback ??= s;
+    }
+    return this.current?.link?.isReady ? this.current : fallback;
   }
 
   private connect(slot: Slot): void {
@@ -202,9 +229,8 @@ export class Component extends EventEmitter<ComponentEvents> {
         this.emit("up", l);
       },
       onStanza: (l, el, raw) => {
-        if (el.local === "members" && el.ns === FARM_ROUTER_NS) {
-          const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
-          if (m) this.onMembers(slot, l, m.name, m.instances);
+        if (el.ns === FARM_ROUTER_NS) {
+          this.onRouterNotice(slot, l, el, raw);
           return;
         }
         this.emit("stanza", el, raw, l);
@@ -214,14 +240,26 @@ export class Component extends EventEmitter<ComponentEvents> {
         slot.link = undefined;
         const names = [...slot.members.keys()];
         slot.members.clear();
-        if (this.current === l) this.current = undefined;
+        if (this.current === slot) this.current = undefined;
         this.emit("down", l, reason);
         for (const name of names) this.recountMembership(name);
         this.schedule(slot);
       },
     });
     slot.link = link;
+    slot.draining = false;
     link.open();
+  }
+
+  /** What the router says to the farm's processes (members.ts); an unknown notice is ignored. */
+  private onRouterNotice(slot: Slot, link: RouterLink, el: Element, raw: string | Buffer): void {
+    if (el.local === "members") {
+      const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
+      if (m) this.onMembers(slot, link, m.name, m.instances);
+    } else if (el.local === "leaving" && !slot.draining) {
+      slot.draining = true;
+      this.emit("leaving", link);
+    }
   }
 
   private onMembers(slot: Slot, link: RouterLink, name: string, instances: string[]): void {

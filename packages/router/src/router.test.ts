@@ -509,9 +509,104 @@ describe("router: membership of every name", () => {
   });
 });
 
+describe("router: drain on stop", () => {
+  async function trustedPeer(port: number, name: "a.test" | "b.test"): Promise<RawPeer> {
+    const p = await RawPeer.connect(port);
+    await p.handshake(name, SECRETS[name]);
+    await p.until((t) => t.includes("<handshake/>"));
+    return p;
+  }
+
+  test("stop tells trusted connections it is leaving, refuses newcomers, keeps routing for drainMs, then closes with system-shutdown", async () => {
+    const r = await startRouter({ drainMs: 400 });
+    const a = await trustedPeer(r.port, "a.test");
+    const b = await trustedPeer(r.port, "b.test");
+    const ext = await RawPeer.connect(r.port);
+    try {
+      await ext.handshake("ext.test", SECRETS["ext.test"]);
+      await ext.until((t) => t.includes("<handshake/>"));
+      const started = Date.now();
+      const stopped = r.router.stop();
+      await a.until((t) => t.includes("<leaving xmlns='urn:jabberfarm:router:0'/>"));
+      await b.until((t) => t.includes("<leaving xmlns='urn:jabberfarm:router:0'/>"));
+      assert.equal(r.router.listening, false, "no longer ready");
+      await assert.rejects(RawPeer.connect(r.port), "new connections are refused while draining");
+      a.write("<message from='alice@a.test' to='bob@b.test' id='during-drain'/>");
+      await b.until((t) => t.includes("id='during-drain'"));
+      assert.equal(b.closed, false);
+      await Promise.all([a.waitClosed(), b.waitClosed(), ext.waitClosed()]);
+      assert.ok(Date.now() - started >= 350, "the streams stayed open for the drain period");
+      for (const p of [a, b, ext]) assert.match(p.text, /<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+      assert.doesNotMatch(ext.text, /leaving/, "an external component is not told");
+      await stopped;
+    } finally {
+      for (const p of [a, b, ext]) p.close();
+      await r.router.stop();
+    }
+  });
+
+  test("with drainMs 0 every stream closes at once, without a word of leaving", async () => {
+    const r = await startRouter({ drainMs: 0 });
+    const a = await trustedPeer(r.port, "a.test");
+    try {
+      const started = Date.now();
+      await r.router.stop();
+      await a.waitClosed();
+      assert.ok(Date.now() - started < 300, "no drain period");
+      assert.doesNotMatch(a.text, /leaving/);
+      assert.match(a.text, /<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    } finally {
+      a.close();
+    }
+  });
+
+  test("stopping the router a sender uses mid-stream loses no stanza: the sender moves to the other router", async () => {
+    const r1 = await startRouter({ drainMs: 500 });
+    const r2 = await startRouter({ drainMs: 500 });
+    const ports = [r1.port, r2.port];
+    const a = component("a.test", ports);
+    const b = component("b.test", ports);
+    const received = new Map<number, number>(); // stanza number → the router port it came through
+    const leaving: number[] = [];
+    a.on("leaving", (l) => leaving.push(l.router.port));
+    let duplicates = 0;
+    b.on("stanza", (el, _raw, via) => {
+      const n = Number(el.attrs.id);
+      if (received.has(n)) duplicates++;
+      received.set(n, via.router.port);
+    });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      await eventually(() => a.liveLinks.length === 2 && b.liveLinks.length === 2, "both linked to both routers");
+      const first = a.linkInUse!.router.port;
+      const [used, other] = first === r1.port ? [r1, r2] : [r2, r1];
+      const total = 1500;
+      let stopped: Promise<void> | undefined;
+      for (let n = 0; n < total; n++) {
+        assert.ok(a.send(`<message from='alice@a.test' to='bob@b.test' id='${n}'/>`), `stanza ${n} had a link`);
+        if (n === 500) stopped = used.router.stop();
+        // A steady stream: 10 stanzas per turn, a turn every millisecond or so.
+        if (n % 10 === 9) await delay(1);
+      }
+      await eventually(() => received.size === total, `all ${total} stanzas arrived (got ${received.size})`, 5000);
+      await stopped;
+      assert.equal(duplicates, 0);
+      assert.deepEqual(leaving, [used.port], "the sender heard that its router was leaving");
+      assert.equal(a.linkInUse?.router.port, other.port, "the sender carried on through the other router");
+      assert.equal(received.get(0), used.port);
+      assert.equal(received.get(total - 1), other.port);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await r1.router.stop();
+      await r2.router.stop();
+    }
+  });
+});
+
 describe("router: failover between routers", () => {
   test("with one of two routers killed, stanzas flow through the other", async () => {
-    const r1 = await startRouter();
+    // No drain: the streams close at once, as when the router dies.
+    const r1 = await startRouter({ drainMs: 0 });
     const r2 = await startRouter();
     const a = component("a.test", [r1.port, r2.port]);
     const b = component("b.test", [r1.port, r2.port]);
