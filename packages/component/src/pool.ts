@@ -27,6 +27,12 @@ export interface ComponentOptions extends XmlConnectionOptions {
   handshakeTimeoutMs?: number;
   /** Read the routers' streams with the splitter (see LinkOptions.splitter). */
   splitter?: boolean;
+  /**
+   * A link up for less than this is passed over for one up longer: its router
+   * may have (re)started a moment ago and not yet heard from every component,
+   * so it would bounce stanzas with service-unavailable. Default 1000 ms.
+   */
+  settleMs?: number;
 }
 
 export interface ComponentEvents {
@@ -64,11 +70,14 @@ interface Slot {
   members: Map<string, string[]>;
   /** The link's router sent `<leaving/>`: still read from it, send through another when there is one. */
   draining: boolean;
+  /** `performance.now()` when the link came up. */
+  upAt: number;
 }
 
 export class Component extends EventEmitter<ComponentEvents> {
   private readonly opts: ComponentOptions;
   private readonly backoff: BackoffOptions;
+  private readonly settleMs: number;
   private readonly slots: Slot[];
   /** The slot whose link new stanzas leave through, kept while it is live and not draining. */
   private current: Slot | undefined;
@@ -81,7 +90,8 @@ export class Component extends EventEmitter<ComponentEvents> {
     if (opts.routers.length === 0) throw new Error("a component needs at least one router address");
     this.opts = opts;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
-    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false }));
+    this.settleMs = opts.settleMs ?? 1000;
+    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false, upAt: 0 }));
   }
 
   get name(): string {
@@ -202,19 +212,30 @@ export class Component extends EventEmitter<ComponentEvents> {
   }
 
   /**
-   * The slot to send through when the current one is gone or draining: the
-   * first live one whose router is not leaving. When every live router is
-   * leaving, the current link stays (a draining router still routes), else
-   * the first live one.
+   * The slot to send through when the current one is gone or draining: a live
+   * one whose router is not leaving, settled ones first (see `settleMs`), then
+   * the one up longest, then the first in the list. When every live router is
+   * leaving, the current link stays (a draining router still routes).
    */
   private choose(): Slot | undefined {
-    let fallback: Slot | undefined;
+    const now = performance.now();
+    let best: Slot | undefined;
     for (const s of this.slots) {
       if (!s.link?.isReady) continue;
-      if (!s.draining) return s;
-      fallback ??= s;
+      if (best === undefined || this.better(s, best, now)) best = s;
     }
-    return this.current?.link?.isReady ? this.current : fallback;
+    if (best?.draining && this.current?.link?.isReady) return this.current;
+    return best;
+  }
+
+  /** Whether live `a` should carry new stanzas rather than live `b`, which comes before it in the list. */
+  private better(a: Slot, b: Slot, now: number): boolean {
+    if (a.draining !== b.draining) return !a.draining;
+    const aSettled = now - a.upAt >= this.settleMs;
+    const bSettled = now - b.upAt >= this.settleMs;
+    if (aSettled !== bSettled) return aSettled;
+    // Neither settled: the one up longer has heard from more components.
+    return !aSettled && a.upAt < b.upAt;
   }
 
   private connect(slot: Slot): void {
@@ -226,6 +247,7 @@ export class Component extends EventEmitter<ComponentEvents> {
     }, {
       onReady: (l) => {
         slot.attempt = 0;
+        slot.upAt = performance.now();
         this.emit("up", l);
       },
       onStanza: (l, el, raw) => {
