@@ -111,7 +111,7 @@ export class Farm {
   }
 
   /** Starts (or starts again) the farm; resolves when it says clients may connect. */
-  async up(timeoutMs = 30_000): Promise<void> {
+  async up(timeoutMs = 60_000): Promise<void> {
     const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
@@ -130,7 +130,13 @@ export class Farm {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(() => {
+        // Stop what did start: a farm left running would keep the test file from ever ending.
+        proc.kill("SIGTERM");
+        const seen = this.logs.filter((l) => l.msg === "child started" || /serving|listening/.test(String(l.msg)))
+          .map((l) => `${String(l.process)}${l.child ? `/${String(l.child)}` : ""}: ${String(l.msg)}`);
+        reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}\nseen:\n${seen.join("\n")}`));
+      }, timeoutMs);
       proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
         this.stderr += d;
         if (this.stderr.includes("jabberfarm is up")) {
