@@ -193,29 +193,4 @@ describe("component: choosing the link to send through", () => {
       await fresh?.stop();
     }
   });
-
-  test("among links that are all fresh, the one up longest is chosen", async () => {
-    const x = await StandInRouter.start();
-    const laterPort = await StandInRouter.freePort();
-    const earlierPort = await StandInRouter.freePort();
-    const c = linkedTo([x.port, laterPort, earlierPort], 10_000);
-    let earlier: StandInRouter | undefined;
-    let later: StandInRouter | undefined;
-    try {
-      await c.start();
-      earlier = await StandInRouter.start(earlierPort);
-      await eventually(() => c.liveLinks.length === 2, "linked to earlier");
-      await delay(30);
-      later = await StandInRouter.start(laterPort);
-      await eventually(() => c.liveLinks.length === 3, "linked to later");
-      await x.stop();
-      await eventually(() => c.liveLinks.length === 2, "x's link is down");
-      assert.equal(c.linkInUse?.router.port, earlierPort);
-    } finally {
-      await c.stop();
-      await x.stop();
-      await earlier?.stop();
-      await later?.stop();
-    }
-  });
 });

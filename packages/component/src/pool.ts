@@ -214,8 +214,9 @@ export class Component extends EventEmitter<ComponentEvents> {
   /**
    * The slot to send through when the current one is gone or draining: a live
    * one whose router is not leaving, settled ones first (see `settleMs`), then
-   * the one up longest, then the first in the list. When every live router is
-   * leaving, the current link stays (a draining router still routes).
+   * the first in the list, so that the farm's processes tend to agree on one
+   * router. When every live router is leaving, the current link stays (a
+   * draining router still routes).
    */
   private choose(): Slot | undefined {
     const now = performance.now();
@@ -231,11 +232,7 @@ export class Component extends EventEmitter<ComponentEvents> {
   /** Whether live `a` should carry new stanzas rather than live `b`, which comes before it in the list. */
   private better(a: Slot, b: Slot, now: number): boolean {
     if (a.draining !== b.draining) return !a.draining;
-    const aSettled = now - a.upAt >= this.settleMs;
-    const bSettled = now - b.upAt >= this.settleMs;
-    if (aSettled !== bSettled) return aSettled;
-    // Neither settled: the one up longer has heard from more components.
-    return !aSettled && a.upAt < b.upAt;
+    return now - a.upAt >= this.settleMs && now - b.upAt < this.settleMs;
   }
 
   private connect(slot: Slot): void {
