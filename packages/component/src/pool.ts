@@ -160,6 +160,16 @@ export class Component extends EventEmitter<ComponentEvents> {
     });
   }
 
+  /**
+   * Resolves once every router in the list is linked, or after `ms`. A
+   * short-lived process (the CLI) waits for it before asking: an answer may
+   * come back through any router, and one we are not linked to yet bounces it.
+   */
+  async allLinked(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.liveLinks.length < this.slots.length && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+  }
+
   /** Sends through the link in use; false when no router is reachable now. */
   send(stanza: Element | string | Buffer): boolean {
     const link = this.pick();
