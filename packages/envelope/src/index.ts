@@ -6,3 +6,8 @@ export {
   XDB_OPS, isXdbOp, xdbRequest, xdbResult, readXdbRequest, parseXdbParams, parseXdbResult, scramCredentialSchema, rosterItemSchema,
   type XdbOp, type XdbParams, type XdbResult, type XdbRequest,
 } from "./xdb.js";
+export {
+  ADMIN_OPS, ROUTER_ADDRESS, AdminFailure, adminRequest, adminResult, adminError, readAdminRequest, readAdminReply, answerAdmin, processFacts,
+  processStatusSchema, sessionInfoSchema, componentConnectionSchema,
+  type AdminOp, type AdminParams, type AdminResult, type AdminRequest, type AdminReply, type AdminHandlers, type ProcessStatus, type SessionInfo,
+} from "./admin.js";
