@@ -51,7 +51,7 @@ test("status results are told apart by process", () => {
   const req = readAdminRequest(parse(adminRequest("s", "status", "cli/c", "c2s/c2s-1", {})));
   const c2s = {
     process: "c2s" as const, address: "c2s/c2s-1", instance: "c2s-1", ...processFacts(),
-    listeners: [{ kind: "starttls" as const, host: "127.0.0.1", port: 5222 }], clients: 2, sessions: 1, routerLinks: 2,
+    listeners: [{ kind: "starttls" as const, host: "127.0.0.1", port: 5222 }], clients: 2, sessions: 1,
   };
   assert.deepEqual(readAdminReply("status", parse(adminResult(req, "c2s/c2s-1", c2s))).type, "result");
   const asSm = parse(adminResult(req, "c2s/c2s-1", { ...c2s, process: "sm" } as never));

@@ -57,10 +57,9 @@ export const processStatusSchema = z.discriminatedUnion("process", [
     /** Client connections, bound or not. */
     clients: count,
     sessions: count,
-    routerLinks: count,
   }),
-  z.object({ process: z.literal("sm"), ...processFields, domain: z.string(), sessions: count, users: count, routerLinks: count }),
-  z.object({ process: z.literal("xdb"), ...processFields, backend: z.enum(["pglite", "postgres"]), routerLinks: count }),
+  z.object({ process: z.literal("sm"), ...processFields, domain: z.string(), sessions: count, users: count }),
+  z.object({ process: z.literal("xdb"), ...processFields, backend: z.enum(["pglite", "postgres"]) }),
 ]);
 
 export const sessionInfoSchema = z.object({

@@ -62,6 +62,11 @@ export class SessionRegistry {
     return this.bySid.size;
   }
 
+  /** Users with at least one session. */
+  get users(): number {
+    return this.byBare.size;
+  }
+
   all(): IterableIterator<Session> {
     return this.bySid.values();
   }
