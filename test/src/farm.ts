@@ -130,7 +130,11 @@ export class Farm {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(() => {
+        // Stopped, or its pipes would keep the test file running after the failure.
+        proc.kill("SIGTERM");
+        reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}`));
+      }, timeoutMs);
       proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
         this.stderr += d;
         if (this.stderr.includes("jabberfarm is up")) {
