@@ -3,7 +3,8 @@
  * --routers 2 --sm 2 --c2s 2`), run as an operator would, as child
  * processes: `status` sees every process and its load, `sessions` finds a
  * user's session on its c2s and SM, `kick` ends it for the client and its
- * contact, and fails for a session that is not there.
+ * contact, and fails for a session that is not there; a process that does
+ * not answer is reported, not waited for.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -107,5 +108,20 @@ describe("jabberfarm status, sessions and kick on --routers 2 --sm 2 --c2s 2", (
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no session alice@localhost\/phone/);
     assert.match(none.stdout, /alice@localhost has no session/);
+  });
+
+  test("a process that does not answer is shown as such, in bounded time, and status exits 1", async () => {
+    const pid = farm.childPidById("c2s-1")!;
+    process.kill(pid, "SIGSTOP"); // its router links stay up, it just never answers
+    try {
+      const started = Date.now();
+      const r = await farm.admin(["status"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /^ {2}c2s\/c2s-1 +no answer$/m);
+      assert.match(r.stdout, /^ {2}c2s\/c2s-2 +\d+ /m, "the others are still shown");
+      assert.ok(Date.now() - started < 15_000, "bounded by the CLI's timeouts");
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
   });
 });
