@@ -176,14 +176,16 @@ export class Farm {
     return undefined;
   }
 
-  /** Runs a `jabberfarm` admin command against this farm's data directory. */
-  async admin(args: string[], stdin = ""): Promise<{ code: number | null; stderr: string }> {
-    const proc = spawn(process.execPath, [CLI, ...args, ...this.args()], { stdio: ["pipe", "ignore", "pipe"] });
+  /** Runs a `jabberfarm` admin or operator command against this farm's data directory. */
+  async admin(args: string[], stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const proc = spawn(process.execPath, [CLI, ...args, ...this.args()], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
     let stderr = "";
+    proc.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     proc.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     proc.stdin!.end(stdin);
-    const code = await new Promise<number | null>((resolve) => proc.once("exit", resolve));
-    return { code, stderr };
+    const code = await new Promise<number | null>((resolve) => proc.once("close", resolve));
+    return { code, stdout, stderr };
   }
 
   async addUser(user: string, password: string): Promise<void> {

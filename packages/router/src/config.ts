@@ -15,6 +15,8 @@ export const routerConfigSchema = z.object({
   /** Address to listen on; loopback unless the farm spans machines. */
   host: z.string().min(1).default("127.0.0.1"),
   port: z.number().int().min(0).max(65535).default(5347),
+  /** How `jabberfarm status` names this router (default `host:port`); `up` numbers its routers `router-1`, ... */
+  instance: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-'").optional(),
   /**
    * Domains this farm serves. A stanza to one of them (or a subdomain) that no
    * component serves is answered service-unavailable; any other domain is

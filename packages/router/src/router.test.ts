@@ -1,6 +1,7 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Component, rawText } from "@jabberfarm/component";
+import { adminRequest, readAdminReply } from "@jabberfarm/envelope";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { RawPeer, SECRETS, delay, eventually, startRouter } from "./testing.js";
 import type { Router } from "./router.js";
@@ -372,6 +373,64 @@ describe("router: addressing one instance", () => {
       assert.equal(got[0]!.els.length + got[1]!.els.length, 21, "delivered to some instance, not dropped");
     } finally {
       await Promise.all([...sms.map((s) => s.stop()), a.stop()]);
+      await r.router.stop();
+    }
+  });
+});
+
+describe("router: operator queries", () => {
+  test("a trusted component's <admin op='status' to='router'/> is answered by the router itself with its connections", async () => {
+    const r = await startRouter({ instance: "router-7" });
+    const sm = component("sm", [r.port], "sm-1");
+    const a = component("a.test", [r.port], "cli-1");
+    try {
+      await Promise.all([sm.start(), a.start()]);
+      const inbox = collect(a);
+      a.send(adminRequest("st1", "status", "x@a.test", "router", {}));
+      const reply = readAdminReply("status", await inbox.next());
+      assert.equal(reply.type, "result");
+      assert.equal(reply.id, "st1");
+      if (reply.type !== "result" || reply.result.process !== "router") throw new Error("a router status was expected");
+      const s = reply.result;
+      assert.equal(s.instance, "router-7");
+      assert.equal(s.pid, process.pid);
+      assert.deepEqual(s.listen, { host: "127.0.0.1", port: r.port });
+      assert.deepEqual(s.domains, ["local.test"]);
+      assert.deepEqual(s.connections.map((c) => [c.name, c.instance, c.trusted]).sort(), [["a.test", "cli-1", true], ["sm", "sm-1", true]]);
+      for (const c of s.connections) {
+        assert.match(c.remote, /^127\.0\.0\.1:\d+$/);
+        assert.ok(Date.now() - Date.parse(c.since) < 60_000);
+      }
+      // A request for an op the router does not serve is an error, not silence.
+      a.send(adminRequest("st2", "sessions", "x@a.test", "router", { user: "u@local.test" }));
+      const no = readAdminReply("sessions", await inbox.next());
+      assert.equal(no.type === "error" && no.condition, "feature-not-implemented");
+    } finally {
+      await Promise.all([sm.stop(), a.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("an untrusted component may not send envelopes: <admin/> and <session/> are answered forbidden, not delivered", async () => {
+    const r = await startRouter();
+    const sm = component("sm", [r.port], "sm-1");
+    try {
+      await sm.start();
+      const got = collect(sm);
+      const p = await RawPeer.connect(r.port);
+      await p.handshake("ext.test", SECRETS["ext.test"]);
+      await p.until((t) => t.includes("<handshake/>"));
+      p.write(adminRequest("k1", "kick", "ext.test", "alice@sm", { jid: "alice@sm/phone" }));
+      p.write("<session xmlns='urn:jabberfarm:envelope:1' type='kick' id='k2' from='ext.test' to='sm/sm-1' sid='s1'/>");
+      p.write(adminRequest("k3", "status", "ext.test", "router", {}));
+      const text = await p.until((t) => (t.match(/<forbidden /g) ?? []).length === 3);
+      assert.match(text, /<admin [^>]*id='k1'[^>]*type='error'|<admin [^>]*type='error'[^>]*id='k1'/);
+      p.write("<message from='ext.test' to='bob@sm' id='plain'/>");
+      assert.equal((await got.next()).attrs.id, "plain", "only the plain stanza got through");
+      assert.equal(got.els.length, 1);
+      p.close();
+    } finally {
+      await sm.stop();
       await r.router.stop();
     }
   });

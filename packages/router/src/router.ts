@@ -6,7 +6,12 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
+<<<<<<< HEAD
 import { AcceptedComponent, LEAVING_NOTICE, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
+=======
+import { AcceptedComponent, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
+import { ENVELOPE_NS, ROUTER_ADDRESS, answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
+>>>>>>> h-admin
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOf, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
@@ -91,6 +96,27 @@ export class Router {
 
   get address(): AddressInfo | null {
     return this.server.address() as AddressInfo | null;
+  }
+
+  /** The configured instance id, else where it listens. */
+  get instance(): string {
+    const addr = this.address;
+    return this.config.instance ?? `${addr?.address ?? this.config.host}:${addr?.port ?? this.config.port}`;
+  }
+
+  /** This router and its component connections, for `jabberfarm status` (docs/envelope.md, operator queries). */
+  status(): ProcessStatus {
+    const addr = this.address;
+    return {
+      process: "router", address: ROUTER_ADDRESS, instance: this.instance, ...processFacts(),
+      listen: { host: addr?.address ?? this.config.host, port: addr?.port ?? this.config.port },
+      domains: this.config.domains,
+      connections: [...this.routes.values()].map((r) => {
+        const { remoteAddress, remotePort } = r.component.conn.socket;
+        return { name: r.name, instance: r.rendezvousId, remote: `${remoteAddress ?? "?"}:${remotePort ?? "?"}`, since: r.since.toISOString(), trusted: r.trusted };
+      }),
+      pending: this.pending.size,
+    };
   }
 
   /**
@@ -227,8 +253,16 @@ export class Router {
       src.close(new StreamError("invalid-from", `'${from}' is not within '${route.name}'`));
       return false;
     }
+    // The envelope is the farm's own protocol: from an external component, a
+    // <session type='kick'/> or an <admin op='kick'/> would end users' sessions.
+    if (!route.trusted && el.ns === ENVELOPE_NS) return this.bounce(src, el, raw, "forbidden", "the envelope is for the farm's own processes");
     const to = el.attrs.to;
     if (to === undefined) return this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
+    if (to === ROUTER_ADDRESS && el.local === "admin" && el.ns === ENVELOPE_NS) {
+      // Answered on the asker's own connection: the question is about this router.
+      void answerAdmin(el, ROUTER_ADDRESS, { status: () => this.status() }, (text) => src.send(text));
+      return true;
+    }
     const toJid = Jid.tryParse(to);
     if (toJid === null) return this.bounce(src, el, raw, "jid-malformed", `'${to}' is not a valid JID`);
     // `name/instance` addresses one process among those serving a name (a
