@@ -6,12 +6,8 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-<<<<<<< HEAD
 import { AcceptedComponent, LEAVING_NOTICE, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
-=======
-import { AcceptedComponent, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
 import { ENVELOPE_NS, ROUTER_ADDRESS, answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
->>>>>>> h-admin
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOf, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
