@@ -40,7 +40,10 @@ export class LibraryClient {
 
   constructor(port: number, username: string, password: string, resource: string, domain = "localhost", host = "127.0.0.1", options: LibraryClientOptions = {}) {
     const credentials = options.plain ? { credentials: (authenticate: Authenticate) => authenticate({ username, password }, "PLAIN") } : {};
+    // The library gives each step (stream open, TLS...) 2 s by default; a
+    // loaded 2-core machine running several farms can take longer than that.
     this.xmpp = client({ service: `xmpp://${host}:${port}`, domain, username, password, resource, ...credentials });
+    (this.xmpp as unknown as { timeout: number }).timeout = 10_000;
     // Tests decide when to connect again; the library's own reconnect would
     // retry a refused login forever.
     this.xmpp.reconnect.stop();
