@@ -14,16 +14,17 @@
 //   node bench/scale.mjs --report bench/results/scale-X.json   # rewrite the Markdown
 //
 // Benchmarks, not tests; see bench/README.md.
-import { spawn } from "node:child_process";
 import { pbkdf2Sync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { rssSnapshot } from "./load/procstat.mjs";
 import { ROOT, farmSupportsPlaintext, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm } from "./lib/targets.mjs";
 import { scaleMarkdown, topologyName } from "./lib/scale-report.mjs";
+import { envNumber, envText } from "./lib/env-settings.mjs";
+import { XMPPLOAD, runGenerator, scenarioEntry } from "./lib/generator.mjs";
+import { abortOnSignalsAndDeadline, answerHelpOrReport, exitWhenDone, stopGeneratorAndServer } from "./lib/run-lifecycle.mjs";
 
-const XMPPLOAD = join(ROOT, "bench/load/xmppload.mjs");
 // A fifth shape with 2 routers does not fit in 5 minutes on this box; run it on its own (see bench/README.md).
 const DEFAULT_TOPOLOGIES = ["1x1x1", "1x2x1", "1x1x3", "1x2x3"];
 const ALL_SCENARIOS = ["login", "messages", "idle"];
@@ -42,32 +43,26 @@ environment (defaults in brackets):
 `;
 
 function config(argv) {
-  const env = (k, d) => (process.env[k] === undefined || process.env[k] === "" ? d : process.env[k]);
-  const num = (k, d) => {
-    const v = Number(env(k, d));
-    if (!Number.isFinite(v) || v < 0) throw new Error(`${k}=${process.env[k]} is not a number`);
-    return v;
-  };
   const topologies = (argv.length ? argv : DEFAULT_TOPOLOGIES).map((t) => {
     const m = /^(\d)x(\d)x(\d)$/.exec(t);
     if (!m || [m[1], m[2], m[3]].some((n) => Number(n) < 1)) throw new Error(`topology "${t}": expected ROUTERSxSMxC2S, e.g. 1x2x3 (1-9 each)`);
     return { routers: Number(m[1]), sm: Number(m[2]), c2s: Number(m[3]) };
   });
   const c = {
-    users: num("USERS", 2000),
-    logins: num("LOGINS", 800),
-    concurrency: num("CONC", 50),
-    pairs: num("PAIRS", 100),
-    window: num("WINDOW", 10),
-    duration: num("DURATION", 8),
-    drain: num("DRAIN", 5),
-    idle: num("IDLE", 1500),
-    hold: num("HOLD", 2),
-    repeat: Math.max(1, num("REPEAT", 1)),
-    deadline: num("DEADLINE", 300),
-    domain: env("DOMAIN", "bench.test"),
-    outDir: env("OUT_DIR", join(ROOT, "bench/results")),
-    scenarios: env("SCENARIOS", ALL_SCENARIOS.join(",")).split(",").map((s) => s.trim()).filter(Boolean),
+    users: envNumber("USERS", 2000),
+    logins: envNumber("LOGINS", 800),
+    concurrency: envNumber("CONC", 50),
+    pairs: envNumber("PAIRS", 100),
+    window: envNumber("WINDOW", 10),
+    duration: envNumber("DURATION", 8),
+    drain: envNumber("DRAIN", 5),
+    idle: envNumber("IDLE", 1500),
+    hold: envNumber("HOLD", 2),
+    repeat: Math.max(1, envNumber("REPEAT", 1)),
+    deadline: envNumber("DEADLINE", 300),
+    domain: envText("DOMAIN", "bench.test"),
+    outDir: envText("OUT_DIR", join(ROOT, "bench/results")),
+    scenarios: envText("SCENARIOS", ALL_SCENARIOS.join(",")).split(",").map((s) => s.trim()).filter(Boolean),
     topologies,
   };
   for (const s of c.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`SCENARIOS: unknown "${s}" (known: ${ALL_SCENARIOS.join(", ")})`);
@@ -129,19 +124,7 @@ function generatorArgs(c, inst, scenario, out, deadlineS) {
 const running = { generator: undefined, instance: undefined, starting: undefined, template: undefined, templateDir: undefined };
 
 async function cleanup() {
-  if (running.starting) {
-    const inst = await running.starting.catch(() => undefined);
-    if (inst) running.instance = inst;
-  }
-  const g = running.generator;
-  if (g && g.exitCode === null && g.signalCode === null) {
-    g.kill("SIGTERM");
-    await sleep(500);
-    if (g.exitCode === null && g.signalCode === null) g.kill("SIGKILL");
-  }
-  const inst = running.instance;
-  running.instance = undefined;
-  if (inst) await inst.stop().catch((e) => log(`stop: ${e.message}`));
+  await stopGeneratorAndServer(running, log);
   if (running.template) await running.template.drop().catch(() => {});
   // Interrupted while the accounts were being written: the half-made template goes too.
   else if (running.templateDir) rmSync(running.templateDir, { recursive: true, force: true });
@@ -152,47 +135,26 @@ async function cleanup() {
  * speed every second (3 PBKDF2s, ~1 % of a core); resolves with its exit, the
  * highest RSS each process reached meanwhile and the median core speed.
  */
-function runGenerator(args, killAfterS, procs) {
-  return new Promise((resolve) => {
-    // One socket per session: the hard open-file limit.
-    const g = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "gen", process.execPath, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    running.generator = g;
-    let out = "";
-    g.stdout.setEncoding("utf8").on("data", (d) => { out += d; });
-    const peak = {};
-    const speed = [];
-    let ticks = 0;
-    const sample = () => {
-      for (const [k, v] of Object.entries(rssSnapshot(procs).by_process_kb)) peak[k] = Math.max(peak[k] ?? 0, v);
-      if (ticks++ % 4 === 3) speed.push(coreSpeedProbe(3));
-    };
-    sample();
-    const poll = setInterval(sample, 250);
-    const t1 = setTimeout(() => g.kill("SIGTERM"), killAfterS * 1000);
-    const t2 = setTimeout(() => g.kill("SIGKILL"), (killAfterS + 10) * 1000);
-    g.on("exit", (code, signal) => {
-      clearInterval(poll);
-      clearTimeout(t1);
-      clearTimeout(t2);
-      sample();
-      running.generator = undefined;
-      resolve({ code, signal, stdout: out, peak, pbkdf2: median(speed) });
-    });
-  });
+async function runGeneratorSampling(args, killAfterS, procs) {
+  const peak = {};
+  const speed = [];
+  let ticks = 0;
+  const sample = () => {
+    for (const [k, v] of Object.entries(rssSnapshot(procs).by_process_kb)) peak[k] = Math.max(peak[k] ?? 0, v);
+    if (ticks++ % 4 === 3) speed.push(coreSpeedProbe(3));
+  };
+  const exit = runGenerator(args, killAfterS, running);
+  sample();
+  const poll = setInterval(sample, 250);
+  const g = await exit;
+  clearInterval(poll);
+  sample();
+  return { ...g, peak, pbkdf2: median(speed) };
 }
 
 async function main() {
   const argv = process.argv.slice(2);
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (argv[0] === "--report") {
-    process.stdout.write(scaleMarkdown(JSON.parse(readFileSync(argv[1], "utf8"))));
-    return 0;
-  }
+  if (answerHelpOrReport(argv, { help: HELP, markdown: scaleMarkdown })) return 0;
   let c;
   try {
     c = config(argv);
@@ -225,21 +187,15 @@ async function main() {
     writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
     writeFileSync(mdPath, scaleMarkdown(result));
   };
-  let aborted = false;
-  const abort = async (why, code) => {
-    if (aborted) return;
-    aborted = true;
-    log(`${why}: stopping what runs and writing partial results`);
-    result.error = why;
-    await cleanup();
-    save();
-    log(`wrote ${jsonPath} and ${mdPath} (farm logs and generator JSON in ${workDir})`);
-    process.exit(code);
-  };
-  process.on("SIGINT", () => void abort("interrupted (SIGINT)", 130));
-  process.on("SIGTERM", () => void abort("terminated (SIGTERM)", 143));
-  const hard = setTimeout(() => void abort(`overall deadline of ${c.deadline} s reached`, 3), c.deadline * 1000);
-  hard.unref();
+  const { disarm } = abortOnSignalsAndDeadline({
+    deadlineS: c.deadline, log,
+    stop: async (why) => {
+      result.error = why;
+      await cleanup();
+      save();
+      log(`wrote ${jsonPath} and ${mdPath} (farm logs and generator JSON in ${workDir})`);
+    },
+  });
   const left = () => c.deadline - (Date.now() - t0) / 1000;
 
   running.templateDir = join(workDir, "template-pglite"); // where makeJabberfarmTemplate writes
@@ -294,17 +250,8 @@ async function main() {
       const out = join(workDir, `${name}-r${round}.${scenario}.json`);
       const args = generatorArgs(c, inst, scenario, out, budget);
       log(`${name} / ${scenario}: node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`);
-      const g = await runGenerator(args, budget + 25, inst.procs);
-      let entry;
-      try {
-        const run = JSON.parse(readFileSync(out, "utf8"));
-        entry = run.scenarios[scenario] ?? { scenario, error: "no result for the scenario" };
-        if (run.error) entry.generator_error = run.error;
-      } catch (err) {
-        entry = { scenario, error: `generator wrote no result (exit ${g.code ?? g.signal}): ${err.message}` };
-      }
-      if (g.code !== 0) entry.generator_exit = g.code ?? g.signal;
-      row.scenarios[scenario] = entry;
+      const g = await runGeneratorSampling(args, budget + 25, inst.procs);
+      row.scenarios[scenario] = scenarioEntry({ out, scenario, exit: g });
       row.rss_peak_kb[scenario] = g.peak;
       row.pbkdf2_cpu_ms_during[scenario] = g.pbkdf2;
       row.rss_after_kb[scenario] = rssSnapshot(inst.procs).by_process_kb;
@@ -317,7 +264,7 @@ async function main() {
     if (inst.warnings.length) row.server_warnings = inst.warnings;
     save();
   }
-  clearTimeout(hard);
+  disarm();
   result.pbkdf2_cpu_ms_at_end = coreSpeedProbe();
   await running.template.drop();
   running.template = undefined;
@@ -327,8 +274,4 @@ async function main() {
   return 0;
 }
 
-main().then((code) => process.exit(code), async (err) => {
-  log(`failed: ${err.stack ?? err}`);
-  await cleanup();
-  process.exit(1);
-});
+exitWhenDone(main, { log, cleanup });

@@ -12,16 +12,18 @@
 //   node bench/side-by-side.mjs --report bench/results/side-by-side-X.json   # rewrite the Markdown
 //
 // Sizes and switches are environment variables; see --help and bench/README.md.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import {
   PEERS, ROOT, SHARED, dpkgVersion, farmSupportsPlaintext, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm, startPeer,
 } from "./lib/targets.mjs";
 import { sideBySideMarkdown } from "./lib/side-report.mjs";
+import { envNumber, envText } from "./lib/env-settings.mjs";
+import { XMPPLOAD, runGenerator, scenarioEntry } from "./lib/generator.mjs";
+import { abortOnSignalsAndDeadline, answerHelpOrReport, exitWhenDone, stopGeneratorAndServer } from "./lib/run-lifecycle.mjs";
 
-const XMPPLOAD = join(ROOT, "bench/load/xmppload.mjs");
 const ALL_TARGETS = ["jabberfarm-embedded", "jabberfarm-postgres", "ejabberd", "prosody", "jabberd2"];
 const ALL_SCENARIOS = ["login", "idle", "messages", "presence"];
 
@@ -46,36 +48,30 @@ environment (defaults in brackets):
 `;
 
 function config() {
-  const env = (k, d) => (process.env[k] === undefined || process.env[k] === "" ? d : process.env[k]);
-  const num = (k, d) => {
-    const v = Number(env(k, d));
-    if (!Number.isFinite(v) || v < 0) throw new Error(`${k}=${process.env[k]} is not a number`);
-    return v;
-  };
   const c = {
-    users: num("USERS", 10000),
-    logins: num("LOGINS", 2000),
-    concurrency: num("CONC", 50),
-    idle: num("IDLE", 5000),
-    hold: num("HOLD", 5),
-    pairs: num("PAIRS", 100),
-    window: num("WINDOW", 10),
-    duration: num("DURATION", 10),
-    drain: num("DRAIN", 5),
-    churners: num("PRESENCE_CHURNERS", 100),
-    observers: num("PRESENCE_OBSERVERS", 0),
-    roster: num("PRESENCE_ROSTER", 20),
-    presenceDuration: num("PRESENCE_DURATION", num("DURATION", 10)),
-    tls: env("TLS", "0") === "1",
-    mech: env("MECH", "PLAIN"),
-    domain: env("DOMAIN", "bench.test"),
-    peerPresence: env("PEER_PRESENCE", "xmpp"),
-    jfPresenceSeed: env("JF_PRESENCE_SEED", "storage"),
-    jfRateLimit: env("JF_RATE_LIMIT", "off"),
-    pgAdminUrl: env("PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    outDir: env("OUT_DIR", join(ROOT, "bench/results")),
-    scenarios: env("SCENARIOS", ALL_SCENARIOS.join(",")).split(",").map((s) => s.trim()).filter(Boolean),
-    deadline: num("DEADLINE", 0),
+    users: envNumber("USERS", 10000),
+    logins: envNumber("LOGINS", 2000),
+    concurrency: envNumber("CONC", 50),
+    idle: envNumber("IDLE", 5000),
+    hold: envNumber("HOLD", 5),
+    pairs: envNumber("PAIRS", 100),
+    window: envNumber("WINDOW", 10),
+    duration: envNumber("DURATION", 10),
+    drain: envNumber("DRAIN", 5),
+    churners: envNumber("PRESENCE_CHURNERS", 100),
+    observers: envNumber("PRESENCE_OBSERVERS", 0),
+    roster: envNumber("PRESENCE_ROSTER", 20),
+    presenceDuration: envNumber("PRESENCE_DURATION", envNumber("DURATION", 10)),
+    tls: envText("TLS", "0") === "1",
+    mech: envText("MECH", "PLAIN"),
+    domain: envText("DOMAIN", "bench.test"),
+    peerPresence: envText("PEER_PRESENCE", "xmpp"),
+    jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
+    jfRateLimit: envText("JF_RATE_LIMIT", "off"),
+    pgAdminUrl: envText("PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+    outDir: envText("OUT_DIR", join(ROOT, "bench/results")),
+    scenarios: envText("SCENARIOS", ALL_SCENARIOS.join(",")).split(",").map((s) => s.trim()).filter(Boolean),
+    deadline: envNumber("DEADLINE", 0),
   };
   c.observers ||= c.churners;
   for (const s of c.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`SCENARIOS: unknown "${s}"`);
@@ -129,50 +125,11 @@ async function cleanup() {
     const t = await running.preparing.catch(() => undefined);
     if (t) running.templates.add(t);
   }
-  if (running.starting) {
-    const inst = await running.starting.catch(() => undefined);
-    if (inst) running.instance = inst;
-  }
-  const g = running.generator;
-  if (g && g.exitCode === null && g.signalCode === null) {
-    g.kill("SIGTERM");
-    await sleep(500);
-    if (g.exitCode === null && g.signalCode === null) g.kill("SIGKILL");
-  }
-  running.generator = undefined;
-  const inst = running.instance;
-  running.instance = undefined;
-  if (inst) await inst.stop().catch((e) => log(`stop: ${e.message}`));
+  await stopGeneratorAndServer(running, log);
   for (const t of [...running.templates]) {
     await t.drop().catch((e) => log(`drop template: ${e.message}`));
     running.templates.delete(t);
   }
-}
-
-let aborted = false;
-/** Once the run is being aborted, the main loop stops here; abort() cleans up and exits. */
-async function haltIfAborted() {
-  if (aborted) await new Promise(() => {});
-}
-
-function runGenerator(args, killAfterS) {
-  return new Promise((resolve) => {
-    // The generator holds one socket per session: the hard open-file limit, as for the servers.
-    const g = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "gen", process.execPath, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    running.generator = g;
-    let out = "";
-    g.stdout.setEncoding("utf8").on("data", (d) => { out += d; });
-    const t1 = setTimeout(() => g.kill("SIGTERM"), killAfterS * 1000);
-    const t2 = setTimeout(() => g.kill("SIGKILL"), (killAfterS + 10) * 1000);
-    g.on("exit", (code, signal) => {
-      clearTimeout(t1);
-      clearTimeout(t2);
-      running.generator = undefined;
-      resolve({ code, signal, stdout: out });
-    });
-  });
 }
 
 function peerInstalled(name) {
@@ -187,15 +144,7 @@ function peerInstalled(name) {
 
 async function main() {
   const argv = process.argv.slice(2);
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (argv[0] === "--report") {
-    const result = JSON.parse(readFileSync(argv[1], "utf8"));
-    process.stdout.write(sideBySideMarkdown(result));
-    return 0;
-  }
+  if (answerHelpOrReport(argv, { help: HELP, markdown: sideBySideMarkdown })) return 0;
   const c = config();
   const targets = argv.length ? argv : process.env.TARGETS ? process.env.TARGETS.split(/[\s,]+/).filter(Boolean) : ALL_TARGETS;
   for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t} (known: ${ALL_TARGETS.join(", ")})`);
@@ -224,20 +173,15 @@ async function main() {
     writeFileSync(mdPath, sideBySideMarkdown(result));
   };
 
-  const abort = async (why, code) => {
-    if (aborted) return;
-    aborted = true;
-    log(`${why}: stopping what runs and writing partial results`);
-    result.error = why;
-    await cleanup();
-    save();
-    log(`wrote ${jsonPath} and ${mdPath}`);
-    process.exit(code);
-  };
-  process.on("SIGINT", () => void abort("interrupted (SIGINT)", 130));
-  process.on("SIGTERM", () => void abort("terminated (SIGTERM)", 143));
-  const hard = setTimeout(() => void abort(`overall deadline of ${Math.round(deadlineS)} s reached`, 3), deadlineS * 1000);
-  hard.unref();
+  const { haltIfAborted, disarm } = abortOnSignalsAndDeadline({
+    deadlineS, shownDeadline: Math.round(deadlineS), log,
+    stop: async (why) => {
+      result.error = why;
+      await cleanup();
+      save();
+      log(`wrote ${jsonPath} and ${mdPath}`);
+    },
+  });
   log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
 
   for (const target of targets) {
@@ -307,24 +251,20 @@ async function main() {
       const out = join(workDir, `${target}.${scenario}.json`);
       const args = generatorArgs(c, target, inst, scenario, out, seed);
       log(`${target} / ${scenario}: node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`);
-      const g = await runGenerator(args, generatorDeadline(c, scenario) + 40);
+      const g = await runGenerator(args, generatorDeadline(c, scenario) + 40, running);
       process.stderr.write(g.stdout);
       await haltIfAborted();
       await inst.stop();
       running.instance = undefined;
-      let entry;
-      try {
-        const run = JSON.parse(readFileSync(out, "utf8"));
-        entry = run.scenarios[scenario] ?? { scenario, error: "no result for the scenario" };
-        entry.server = {
-          processes: run.server_processes, rss_at_start_kb: run.server_rss_at_start_kb, mode: inst.mode,
-          ...(inst.rosterItems ? { roster_items_written: inst.rosterItems } : {}),
-        };
-        if (run.error) entry.generator_error = run.error;
-      } catch (err) {
-        entry = { scenario, error: `generator wrote no result (exit ${g.code ?? g.signal}): ${err.message}` };
-      }
-      if (g.code !== 0) entry.generator_exit = g.code ?? g.signal;
+      const entry = scenarioEntry({
+        out, scenario, exit: g,
+        annotate: (e, run) => {
+          e.server = {
+            processes: run.server_processes, rss_at_start_kb: run.server_rss_at_start_kb, mode: inst.mode,
+            ...(inst.rosterItems ? { roster_items_written: inst.rosterItems } : {}),
+          };
+        },
+      });
       if (inst.warnings.length) entry.server_warnings = inst.warnings;
       t.scenarios[scenario] = entry;
       save();
@@ -335,7 +275,7 @@ async function main() {
       running.templates.delete(template);
     }
   }
-  clearTimeout(hard);
+  disarm();
   save();
   rmSync(join(workDir, "template-pglite"), { recursive: true, force: true });
   log(`wrote ${jsonPath} and ${mdPath} (logs and generator JSON in ${workDir})`);
@@ -343,8 +283,4 @@ async function main() {
   return 0;
 }
 
-main().then((code) => process.exit(code), async (err) => {
-  log(`failed: ${err.stack ?? err}`);
-  await cleanup();
-  process.exit(1);
-});
+exitWhenDone(main, { log, cleanup });
