@@ -4,7 +4,7 @@
  * going to xdb (or to a Storage handed in, for tests and embedded use).
  */
 import type { Logger } from "pino";
-import { Component, logLinkEvents } from "@jabberfarm/component";
+import { Component, logLinkEvents, resendWhenOneLeaves } from "@jabberfarm/component";
 import { answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
@@ -89,6 +89,8 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   logLinkEvents(component, log);
   // What that link carried may be lost with it: send what is unconfirmed again.
   component.on("down", () => server.confirmed.linkLost());
+  // An SM that left (died or stopped) took what it had not handled: resend, the new owner gets it.
+  resendWhenOneLeaves(component, config.domain, () => server.confirmed.linkLost());
   try {
     await component.start(opts.routerTimeoutMs);
   } catch (err) {

@@ -320,3 +320,18 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   for (const x of a) if (!b.has(x)) return false;
   return true;
 }
+
+/**
+ * Calls `fn` whenever an instance of `name` disappears from every router's
+ * list (a process we send confirmed routes to died or stopped).
+ */
+export function resendWhenOneLeaves(component: Component, name: string, fn: () => void): void {
+  let before: ReadonlySet<string> = new Set();
+  component.on("membership", (n, now) => {
+    if (n !== name) return;
+    let lost = false;
+    for (const id of before) if (!now.has(id)) lost = true;
+    before = now;
+    if (lost) fn();
+  });
+}

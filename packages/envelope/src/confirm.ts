@@ -6,8 +6,8 @@
  *
  * The sender numbers what it wants confirmed (`seq='EPOCH.N'`, EPOCH being
  * random per process start) and keeps it until the receiver acknowledges
- * it; what stays unacknowledged is sent again, after a router link went
- * down at once, else after `resendAfterMs`. The receiver acknowledges a
+ * it; what stays unacknowledged is sent again at once when a router link
+ * went down or a receiving process left, else after `resendAfterMs`. The receiver acknowledges a
  * number once it has *handled* the element (an SM after its work for it is
  * done, a c2s once written to the client), in batches, and drops numbers it
  * has seen, so a resent copy is harmless. The sender also says the lowest
@@ -51,10 +51,13 @@ export class ConfirmedSender {
     private readonly out: (text: string) => boolean,
     private readonly o: ConfirmedSenderOptions = {},
   ) {
-    this.resendAfterMs = o.resendAfterMs ?? 2000;
+    // Long: a receiver that is only slow (an overloaded box) must not be
+    // sent everything twice. A router link going down, or a receiver leaving
+    // (membership), resends at once through `linkLost`.
+    this.resendAfterMs = o.resendAfterMs ?? 15_000;
     this.maxSends = o.maxSends ?? 10;
     this.maxPending = o.maxPending ?? 200_000;
-    this.timer = setInterval(() => this.resendOlderThan(this.resendAfterMs), Math.max(100, this.resendAfterMs / 4));
+    this.timer = setInterval(() => this.resendOlderThan(this.resendAfterMs), Math.min(1000, Math.max(100, this.resendAfterMs / 4)));
     this.timer.unref();
   }
 
@@ -90,7 +93,10 @@ export class ConfirmedSender {
     this.pending.delete(Number(seqAttr.slice(this.epoch.length + 1)));
   }
 
-  /** A router link went down: whatever it carried may be lost; send everything held again now. */
+  /**
+   * A router link went down, or a process we send to left: whatever was in
+   * flight may be lost; send everything held again now (copies are harmless).
+   */
   linkLost(): void {
     this.resendOlderThan(0);
   }

@@ -3,7 +3,7 @@
  * through xdb (or a Storage handed in, for tests and embedded use).
  */
 import type { Logger } from "pino";
-import { Component, logLinkEvents, rawText } from "@jabberfarm/component";
+import { Component, logLinkEvents, rawText, resendWhenOneLeaves } from "@jabberfarm/component";
 import { countedSend, kindOf, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
@@ -96,6 +96,9 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   logLinkEvents(component, log);
   // What that link carried may be lost with it: send what is unconfirmed again.
   component.on("down", () => sm.confirmed.linkLost());
+  // Another SM (relays) or a c2s (routes to its sessions) left: resend what it had not handled.
+  resendWhenOneLeaves(component, config.domain, () => sm.confirmed.linkLost());
+  resendWhenOneLeaves(component, "c2s", () => sm.confirmed.linkLost());
   await component.start();
   log.info({ domain: config.domain, instance: config.instance, modules: modules.length, redis: store !== undefined }, "sm serving");
   let stopping: Promise<void> | undefined;
