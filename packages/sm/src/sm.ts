@@ -609,6 +609,8 @@ export class SessionManager implements ModuleApi {
 
   private failed(stanza: Element, err: unknown): void {
     this.log.error({ err, from: stanza.attrs.from, to: stanza.attrs.to, id: stanza.attrs.id }, "stanza handling failed");
-    if (stanza.name === "iq") this.error(stanza, "internal-server-error");
+    // A message is answered too: it went nowhere (say, storage failed before
+    // it could be delivered or stored), and its sender must not believe otherwise.
+    if (stanza.name === "iq" || stanza.name === "message") this.error(stanza, "internal-server-error");
   }
 }
