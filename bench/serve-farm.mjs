@@ -9,6 +9,7 @@
 //   node bench/serve-farm.mjs --users 1000                 # embedded, plaintext c2s
 //   node bench/serve-farm.mjs --postgres --tls --for 600
 //   node bench/serve-farm.mjs --presence 100,20            # + rosters: 100 churners, 20 contacts each
+//   node bench/serve-farm.mjs --sm 2 --c2s 3               # up --sm 2 --c2s 3: c2s on 127.0.0.1-3
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,13 +28,18 @@ const { values } = parseArgs({
     observers: { type: "string", default: "0" },
     for: { type: "string", default: "1800" },
     "write-env": { type: "string", default: "" },
+    routers: { type: "string", default: "1" },
+    sm: { type: "string", default: "1" },
+    c2s: { type: "string", default: "1" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   process.stdout.write(`usage: node bench/serve-farm.mjs [--users N] [--domain D] [--postgres] [--tls]
        [--rate-limit off|default] [--presence CHURNERS,ROSTER [--observers M]] [--for SECONDS] [--write-env FILE]
---write-env writes PORT=, PIDS=, DOMAIN= and TLS= lines for scripts.
+       [--routers N] [--sm N] [--c2s N]
+--write-env writes PORT=, HOSTS=, PIDS=, DOMAIN= and TLS= lines for scripts.
+--c2s N puts c2s k on 127.0.0.k (same port); give the generator --hosts.
 `);
   process.exit(0);
 }
@@ -68,6 +74,7 @@ try {
   farm = await startJabberfarm({
     template, scenario: "serve", domain: values.domain, tls: values.tls, plaintextSupported: farmSupportsPlaintext(),
     presence, workDir, log, rateLimit: values["rate-limit"],
+    topology: { routers: Number(values.routers), sm: Number(values.sm), c2s: Number(values.c2s) },
   });
 } catch (err) {
   log(err.message);
@@ -75,12 +82,12 @@ try {
 }
 const pids = farm.procs.map((p) => `${p.name}:${p.pid}`).join(",");
 if (values["write-env"]) {
-  writeFileSync(values["write-env"], `PORT=${farm.port}\nPIDS=${pids}\nDOMAIN=${values.domain}\nTLS=${farm.tls ? 1 : 0}\n`);
+  writeFileSync(values["write-env"], `PORT=${farm.port}\nHOSTS=${farm.hosts.join(",")}\nPIDS=${pids}\nDOMAIN=${values.domain}\nTLS=${farm.tls ? 1 : 0}\n`);
 }
-process.stdout.write(`jabberfarm (${farm.database}) up on 127.0.0.1:${farm.port}, ${farm.mode}; ${users} accounts user1..user${users} / pw` +
+process.stdout.write(`jabberfarm (${farm.database}) up on ${farm.hosts.join(", ")} port ${farm.port}, ${farm.mode}; ${users} accounts user1..user${users} / pw` +
   `${presence ? `; rosters for ${presence.churners} churners × ${presence.roster} contacts` : ""}\n` +
   `command: ${farm.command}\n` +
   `measure: --pids ${pids}\n` +
-  `try:     node bench/load/xmppload.mjs --port ${farm.port} --domain ${values.domain}${farm.tls ? " --tls" : ""} --users ${users} --pids ${pids} --scenario login\n` +
+  `try:     node bench/load/xmppload.mjs${farm.hosts.length > 1 ? ` --hosts ${farm.hosts.join(",")}` : ""} --port ${farm.port} --domain ${values.domain}${farm.tls ? " --tls" : ""} --users ${users} --pids ${pids} --scenario login\n` +
   `stops by itself in ${life} s (or Ctrl-C)\n`);
 setTimeout(() => void stop(0), life * 1000);

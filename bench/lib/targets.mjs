@@ -4,7 +4,7 @@
 // listens on 127.0.0.1 only; everything started here is stopped here.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { processName } from "../load/procstat.mjs";
@@ -104,6 +104,9 @@ async function createAccounts(storage, deriveCredentials, n, domain, concurrency
     while (next <= n) {
       const i = next++;
       await storage.createAccount(`user${i}@${domain}`, creds);
+      // PGlite answers through microtasks only: without a turn of the event loop now and
+      // then, Ctrl-C and SIGTERM wait until every account is written.
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -181,12 +184,62 @@ export async function makeJabberfarmTemplate({ kind, users, domain, workDir, pgA
 
 // ------------------------------------------------------------------ jabberfarm
 
+/** True when nothing listens on host:port (TCP). */
+function portFree(port, host) {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/** A port free on every one of `hosts`, with the next `run - 1` ports free too (routers take BASE, BASE+1, ...). */
+async function freePortOn(hosts, run = 1) {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + run - 1 > 65535) continue;
+    let ok = true;
+    for (let p = base; p < base + run && ok; p++) for (const h of hosts) if (!(await portFree(p, h))) ok = false;
+    if (ok) return base;
+  }
+  throw new Error(`no run of ${run} free port(s) on ${hosts.join(", ")}`);
+}
+
+/** Where `jabberfarm up --c2s N --host 127.0.0.1` puts its c2s: 127.0.0.1, 127.0.0.2, ... (packages/farm/src/cli.ts). */
+export const c2sHosts = (n) => Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
+
+/**
+ * A farm child's name as `up` names it: its kind, with the instance number
+ * when there are several of that kind (sm-1, sm-2, c2s-3, router-2), read
+ * from the environment `up` gave it (/proc/PID/environ: the instance id, or
+ * the router's port).
+ */
+function farmChildName(pid, topology, routerPort) {
+  const kind = processName(pid);
+  const count = { router: topology.routers, sm: topology.sm, c2s: topology.c2s }[kind];
+  if (!count || count === 1) return kind;
+  let env = "";
+  try {
+    env = readFileSync(`/proc/${pid}/environ`, "utf8");
+  } catch { /* gone */ }
+  const v = (k) => new RegExp(`(?:^|\0)${k}=([^\0]*)`).exec(env)?.[1];
+  if (kind === "router") {
+    const port = Number(v("JABBERFARM__ROUTER__PORT"));
+    return port ? `router-${port - routerPort + 1}` : kind;
+  }
+  return v(`JABBERFARM__${kind.toUpperCase()}__INSTANCE`) ?? kind;
+}
+
 /**
  * Starts `jabberfarm up` on a fresh clone of the template; resolves once
  * stderr says "jabberfarm is up". Server processes are the children of
- * the `up` process.
+ * the `up` process. `topology` is `up --routers/--sm/--c2s`; with several
+ * c2s, clients reach them on `hosts` (same port).
  */
-export async function startJabberfarm({ template, scenario, domain, tls, plaintextSupported, presence, workDir, log, rateLimit = "off", startTimeoutMs = 90_000 }) {
+export async function startJabberfarm({
+  template, scenario, domain, tls, plaintextSupported, presence, workDir, log, rateLimit = "off", startTimeoutMs = 90_000,
+  topology = { routers: 1, sm: 1, c2s: 1 },
+}) {
   const dataDir = join(workDir, `jabberfarm-${template.kind}-${scenario}`);
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
@@ -210,30 +263,27 @@ export async function startJabberfarm({ template, scenario, domain, tls, plainte
         await storage.close();
       }
     }
-    const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await freePort()];
+    const hosts = c2sHosts(topology.c2s);
+    const port = await freePortOn(hosts);
+    const tlsPort = await freePortOn(hosts);
+    const routerPort = await freePortOn(["127.0.0.1"], topology.routers);
     const plaintext = !tls && plaintextSupported;
-    let args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",
+    const counts = [["routers", topology.routers], ["sm", topology.sm], ["c2s", topology.c2s]].filter(([, n]) => n > 1).flatMap(([k, n]) => [`--${k}`, String(n)]);
+    const args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",
       "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
-      ...(databaseUrl ? ["--database-url", databaseUrl] : []), ...(plaintext ? ["--plaintext"] : [])];
-    let configFile;
-    if (rateLimit === "off") {
-      // The peers run without traffic shaping (../shared/bench/README.md); c2s has a per-client
-      // byte rate (64 KiB/s by default) that a fast sender in the message test exceeds. Same farm
-      // as the flags above (the document `up` itself would generate from them), with that lifted.
-      const { embeddedFarmDocument } = await import(join(ROOT, "packages/farm/dist/farm-config.js"));
-      const doc = embeddedFarmDocument({
-        domain, dataDir, routerPort, c2sPort: port, c2sTlsPort: tlsPort, host: "127.0.0.1", databaseUrl, registration: false, plaintext,
-      });
-      if (plaintext && doc.c2s.requireTls !== false) throw new Error("embeddedFarmDocument ignored plaintext; use JF_RATE_LIMIT=default");
-      doc.c2s.limits = { ...(doc.c2s.limits ?? {}), bytesPerSecond: 1_000_000_000, burstBytes: 1_000_000_000 };
-      configFile = join(dataDir, "farm.bench.json");
-      writeFileSync(configFile, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
-      args = [CLI, "up", "--config", configFile, "--log-level", "warn"];
-    }
+      ...counts, ...(databaseUrl ? ["--database-url", databaseUrl] : []), ...(plaintext ? ["--plaintext"] : [])];
     const env = { ...process.env };
     for (const k of ["DATABASE_URL", "JABBERFARM_DATA", "JABBERFARM_PROFILE_DIR", "NODE_OPTIONS"]) delete env[k];
+    for (const k of Object.keys(env)) if (k.startsWith("JABBERFARM__")) delete env[k];
+    // The peers run without traffic shaping (../shared/bench/README.md); c2s has a per-client
+    // byte rate (64 KiB/s by default) that a fast sender in the message test exceeds. The same
+    // farm as the flags alone give, with that lifted through up's environment overrides
+    // (docs/operations.md), which every child inherits.
+    const overrides = rateLimit === "off" ? { JABBERFARM__C2S__LIMITS__BYTES_PER_SECOND: "1000000000", JABBERFARM__C2S__LIMITS__BURST_BYTES: "1000000000" } : {};
+    Object.assign(env, overrides);
     const logFile = join(workDir, `jabberfarm-${template.kind}-${scenario}.log`);
     const logStream = createWriteStream(logFile);
+    const tStart = Date.now();
     const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
     const warnings = [];
     let stderr = "";
@@ -278,11 +328,13 @@ export async function startJabberfarm({ template, scenario, domain, tls, plainte
       throw err;
     }
     const pids = childPids(proc.pid);
-    const procs = pids.map((pid) => ({ name: processName(pid), pid }));
+    const procs = pids.map((pid) => ({ name: farmChildName(pid, topology, routerPort), pid }));
+    const envText = Object.entries(overrides).map(([k, v]) => `${k}=${v} `).join("");
     return {
-      port, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems,
+      port, hosts, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems, topology,
+      start_s: (Date.now() - tStart) / 1000,
       mode: plaintext ? "plaintext (--plaintext)" : tls ? "STARTTLS" : "STARTTLS (this build has no --plaintext)",
-      command: `node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`,
+      command: `${envText}node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`,
       rate_limit: rateLimit === "off" ? "c2s byte rate lifted (limits.bytesPerSecond = burstBytes = 1e9)" : "c2s defaults (64 KiB/s per client)",
       database: databaseUrl ? `PostgreSQL ${databaseUrl.replace(/\/\/[^@]*@/, "//")}` : "PGlite",
       supervisor_pid: proc.pid,

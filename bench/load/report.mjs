@@ -78,7 +78,7 @@ export const fmt = (v) => (v == null ? "–" : typeof v === "number" ? (Number.i
 /** Markdown for one generator run: a table per scenario, then CPU by process. */
 export function runMarkdown(run) {
   const out = [];
-  const where = `${run.target.host}:${run.target.port}`;
+  const where = `${(run.target.hosts ?? [run.target.host]).join(", ")}:${run.target.port}`;
   out.push(`## ${run.label && run.label !== where ? `${run.label}: ` : ""}${where} ${run.target.domain}, ${run.target.tls ? "STARTTLS" : "plaintext"}, SASL ${run.target.mech}`);
   out.push("");
   for (const s of Object.values(run.scenarios)) {

@@ -26,6 +26,9 @@ const USAGE = `usage: node bench/load/xmppload.mjs [options]
 
 target (loopback only):
   --host ADDR            127.0.0.1 (any 127.0.0.0/8 address, ::1 or localhost)
+  --hosts A,B,...        several c2s on one --port (jabberfarm up --c2s N listens on
+                         127.0.0.1, 127.0.0.2, ...): clients go round-robin over them
+                         in the order they are created; overrides --host
   --port N               5222
   --domain D             localhost
   --tls                  STARTTLS (required; certificate not checked)
@@ -60,6 +63,7 @@ function parse(argv) {
     options: {
       help: { type: "boolean" },
       host: { type: "string", default: "127.0.0.1" },
+      hosts: { type: "string", default: "" },
       port: { type: "string", default: "5222" },
       domain: { type: "string", default: "localhost" },
       tls: { type: "boolean", default: false },
@@ -112,8 +116,11 @@ function parse(argv) {
   if (!["none", "xmpp"].includes(values.seed)) throw new Error(`--seed: "${values.seed}" (none or xmpp)`);
   let meta = {};
   if (values.meta) meta = JSON.parse(values.meta);
+  const hosts = values.hosts ? values.hosts.split(",").map((h) => h.trim()).filter(Boolean) : [values.host];
+  if (hosts.length === 0) throw new Error(`--hosts: "${values.hosts}" names no address`);
   return {
-    host: values.host,
+    host: hosts[0],
+    hosts,
     port: num("port", 1),
     domain: values.domain,
     tls: values.tls,
@@ -187,7 +194,7 @@ async function main() {
   let o;
   try {
     o = parse(process.argv.slice(2));
-    await checkLoopback(o.host);
+    for (const h of o.hosts) await checkLoopback(h);
   } catch (err) {
     process.stderr.write(`${err.message}\n\n${USAGE}`);
     process.exit(2);
@@ -201,8 +208,8 @@ async function main() {
   const tDeadline = now() + deadlineS * 1000;
   const run = {
     tool: "jabberfarm bench/load/xmppload.mjs",
-    label: o.label || `${o.host}:${o.port}`,
-    target: { host: o.host, port: o.port, domain: o.domain, tls: o.tls, mech: o.mech, scram_cache: o.mech === "PLAIN" ? undefined : o.scramCache },
+    label: o.label || `${o.hosts.join(", ")}:${o.port}`,
+    target: { host: o.host, ...(o.hosts.length > 1 ? { hosts: o.hosts } : {}), port: o.port, domain: o.domain, tls: o.tls, mech: o.mech, scram_cache: o.mech === "PLAIN" ? undefined : o.scramCache },
     accounts: { users: o.users, prefix: o.userPrefix },
     server_processes: procs,
     generator: { node: process.version, pid: process.pid, cores: cpus().length, fd_limit: fds },
@@ -232,12 +239,15 @@ async function main() {
   }, deadlineS * 1000 + 20_000);
   hard.unref();
 
+  // With several c2s addresses, the k-th client made goes to hosts[k mod n]: in the messages
+  // scenario, sender 2k and receiver 2k+1 then always sit on different c2s when n > 1.
+  let clientsMade = 0;
   const ctx = {
     o,
     procs,
     account: (i) => `${o.userPrefix}${(i % o.users) + 1}`,
     client: (user, extra = {}) => new XmppClient({
-      host: o.host, port: o.port, domain: o.domain, user, password: o.password, tls: o.tls, mech: o.mech,
+      host: o.hosts[clientsMade++ % o.hosts.length], port: o.port, domain: o.domain, user, password: o.password, tls: o.tls, mech: o.mech,
       timeoutMs: o.loginTimeout * 1000, scramCache: o.scramCache, ...extra,
     }),
     expired: () => now() >= tDeadline,

@@ -1,7 +1,8 @@
 /**
  * Accounts are managed with `jabberfarm adduser/passwd/deluser` while the
- * farm runs (through the router to xdb), and the farm restarts a child
- * process that dies.
+ * farm runs (through the router to xdb), the operator's status, sessions
+ * and kick work on the embedded farm, and the farm restarts a child process
+ * that dies.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -38,6 +39,22 @@ describe("operating an embedded farm", () => {
     await gone.stop();
     const bad = await farm.admin(["adduser", "not a jid@@"], "pw\n");
     assert.equal(bad.code, 1);
+  });
+
+  test("status, sessions and kick on the embedded farm (one of each)", async () => {
+    await farm.addUser("ivan@localhost", "ivan-pw");
+    const c = await LibraryClient.login(farm.ports.c2s, "ivan", "ivan-pw", "desk");
+    const kicked = new Promise<string | undefined>((resolve) => c.xmpp.on("error", (e: { condition?: string }) => resolve(e.condition)));
+    const [status, sessions] = await Promise.all([farm.admin(["status"]), farm.admin(["sessions", "ivan@localhost"])]);
+    assert.equal(status.code, 0, status.stderr);
+    for (const row of [/^ {2}router-1 +127\.0\.0\.1:\d+ .* MiB +\d+$/m, /^ {2}c2s\/c2s-1 .* 1 client, 1 session +1\/1 /m, /^ {2}localhost\/sm-1 .* 1 session, 1 user +1\/1 /m, /^ {2}xdb\/xdb-1 .* storage pglite$/m]) {
+      assert.match(status.stdout, row);
+    }
+    assert.match(sessions.stdout, /ivan@localhost\/desk +c2s-1\.\S+ +c2s\/c2s-1 +localhost\/sm-1 +no +0 /);
+    const kick = await farm.admin(["kick", "ivan@localhost/desk"]);
+    assert.equal(kick.code, 0, kick.stderr);
+    assert.equal(await kicked, "policy-violation");
+    await c.stop();
   });
 
   test("a child that dies is restarted, and the restart is logged", async () => {

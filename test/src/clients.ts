@@ -5,7 +5,7 @@
  */
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
-import { client, xml, type XmppClient, type XmppElement } from "@xmpp/client";
+import { client, xml, type Authenticate, type XmppClient, type XmppElement } from "@xmpp/client";
 import { ScramClient, type ScramMechanism } from "@jabberfarm/sasl";
 import { parseElement, type Element } from "@jabberfarm/xml";
 
@@ -15,19 +15,44 @@ process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 export { xml };
 
 
+export interface LibraryClientOptions {
+  /**
+   * SASL PLAIN (over TLS) instead of the library's SCRAM-SHA-1, whose 4096
+   * PBKDF2 rounds it runs as one WebCrypto HMAC call each: about 0.4 s of a
+   * core per login, too slow for tests that log in hundreds of clients.
+   */
+  plain?: boolean;
+}
+
+const NS_STREAM = "http://etherx.jabber.org/streams";
+const NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams";
+
 /** @xmpp/client with a queue of received stanzas to wait on. */
 export class LibraryClient {
   readonly xmpp: XmppClient;
   readonly received: Element[] = [];
+  /** Every service the library connected to, in order: the first, then each `<see-other-host/>` it followed. */
+  readonly services: string[] = [];
+  /** The hosts named by `<see-other-host/>` stream errors; the library reconnects there by itself. */
+  readonly seeOtherHost: string[] = [];
   private waiters: Array<() => void> = [];
   jid = "";
 
-  constructor(port: number, username: string, password: string, resource: string, domain = "localhost", host = "127.0.0.1") {
-    this.xmpp = client({ service: `xmpp://${host}:${port}`, domain, username, password, resource });
+  constructor(port: number, username: string, password: string, resource: string, domain = "localhost", host = "127.0.0.1", options: LibraryClientOptions = {}) {
+    const credentials = options.plain ? { credentials: (authenticate: Authenticate) => authenticate({ username, password }, "PLAIN") } : {};
+    // The library gives each step (stream open, TLS...) 2 s by default; a
+    // loaded 2-core machine running several farms can take longer than that.
+    this.xmpp = client({ service: `xmpp://${host}:${port}`, domain, username, password, resource, ...credentials });
+    (this.xmpp as unknown as { timeout: number }).timeout = 10_000;
     // Tests decide when to connect again; the library's own reconnect would
     // retry a refused login forever.
     this.xmpp.reconnect.stop();
     this.xmpp.on("error", () => {});
+    this.xmpp.on("connecting", (service: string) => this.services.push(service));
+    this.xmpp.on("nonza", (el: XmppElement) => {
+      const host = el.is("error", NS_STREAM) ? el.getChildText("see-other-host", NS_STREAM_ERRORS) : null;
+      if (host !== null) this.seeOtherHost.push(host);
+    });
     this.xmpp.on("stanza", (el: XmppElement) => {
       // Re-read with our parser so tests use one element API.
       this.received.push(parseElement(el.toString(), "jabber:client"));

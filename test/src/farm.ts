@@ -124,7 +124,7 @@ export class Farm {
   }
 
   /** Starts (or starts again) the farm; resolves when it says clients may connect. */
-  async up(timeoutMs = 30_000): Promise<void> {
+  async up(timeoutMs = 60_000): Promise<void> {
     const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
@@ -144,9 +144,11 @@ export class Farm {
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        // Not left running: its children would keep the test runner waiting.
+        // Stop what did start: a farm left running would keep the test file from ever ending.
         proc.kill("SIGTERM");
-        reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}`));
+        const seen = this.logs.filter((l) => l.msg === "child started" || /serving|listening/.test(String(l.msg)))
+          .map((l) => `${String(l.process)}${l.child ? `/${String(l.child)}` : ""}: ${String(l.msg)}`);
+        reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}\nseen:\n${seen.join("\n")}`));
       }, timeoutMs);
       proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
         this.stderr += d;
@@ -206,14 +208,16 @@ export class Farm {
     return undefined;
   }
 
-  /** Runs a `jabberfarm` admin command against this farm's data directory. */
-  async admin(args: string[], stdin = ""): Promise<{ code: number | null; stderr: string }> {
-    const proc = spawn(process.execPath, [CLI, ...args, ...this.args()], { stdio: ["pipe", "ignore", "pipe"] });
+  /** Runs a `jabberfarm` admin or operator command against this farm's data directory. */
+  async admin(args: string[], stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const proc = spawn(process.execPath, [CLI, ...args, ...this.args()], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
     let stderr = "";
+    proc.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     proc.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     proc.stdin!.end(stdin);
-    const code = await new Promise<number | null>((resolve) => proc.once("exit", resolve));
-    return { code, stderr };
+    const code = await new Promise<number | null>((resolve) => proc.once("close", resolve));
+    return { code, stdout, stderr };
   }
 
   async addUser(user: string, password: string): Promise<void> {

@@ -1,63 +1,49 @@
 /**
  * The metrics and health endpoints of a real farm (`jabberfarm up
- * --metrics-port`, on PostgreSQL): every process answers, and the counters
- * move with real clients' traffic.
+ * --metrics-port`, on PostgreSQL and a private Redis): every process
+ * answers, the counters move with real clients' traffic, and /readyz turns
+ * false when what a process needs goes away (Redis for the sm, the router
+ * for everyone) and true again when it is back.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Farm, freshDatabase, freePortBlock } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
+import { sample, scrape as scrapePort, type Scrape } from "./prometheus.js";
+import { PrivateRedis } from "./redis-server.js";
+import { Redis } from "ioredis";
 
 const PROCESSES = ["router", "xdb", "sm", "c2s"] as const;
 type Name = (typeof PROCESSES)[number];
 
-/** Samples of one scrape, by `name{labels}` with the labels as exposed (sorted here). */
-type Scrape = Map<string, number>;
-
-function parse(text: string): Scrape {
-  const out: Scrape = new Map();
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = [...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => `${x[1]}=${x[2]}`).sort();
-    out.set(`${m[1]}{${labels.join(",")}}`, Number(m[3]));
-  }
-  return out;
-}
-
 /** A sample's value; labels other than those given must match the process's defaults. */
 function value(s: Scrape, name: string, process: Name, instance: string, labels: Record<string, string> = {}): number {
-  const all = { ...labels, process, instance };
-  const key = `${name}{${Object.entries(all).map(([k, v]) => `${k}=${v}`).sort().join(",")}}`;
-  const v = s.get(key);
-  if (v === undefined) throw new Error(`no sample ${key}; have:\n${[...s.keys()].filter((k) => k.startsWith("jabberfarm_")).join("\n")}`);
-  return v;
+  return sample(s, name, { ...labels, process, instance });
 }
 
 describe("metrics and health endpoints of a farm", () => {
   let farm: Farm;
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   let base: number;
+  let redis: PrivateRedis;
   const clients: LibraryClient[] = [];
   const port = (p: Name): number => base + PROCESSES.indexOf(p);
   const instance = (p: Name): string => (p === "router" ? `127.0.0.1:${farm.ports.router}` : `${p}-1`);
-  const scrape = async (p: Name): Promise<Scrape> => {
-    const res = await fetch(`http://127.0.0.1:${port(p)}/metrics`);
-    assert.equal(res.status, 200);
-    return parse(await res.text());
-  };
+  const scrape = (p: Name): Promise<Scrape> => scrapePort(port(p));
 
   before(async () => {
     base = await freePortBlock(4);
     // PostgreSQL: the farm is up sooner than on PGlite, and this file is about metrics.
     db = await freshDatabase();
-    farm = await Farm.start({ metricsPort: base, databaseUrl: db.url });
+    redis = await PrivateRedis.start();
+    farm = await Farm.start({ metricsPort: base, databaseUrl: db.url, upArgs: ["--redis-url", redis.url] });
     await farm.addUser("alice@localhost", "alice-pw");
     await farm.addUser("bob@localhost", "bob-pw");
   });
   after(async () => {
     for (const c of clients) await c.stop();
     assert.equal(await farm.stop(), 0);
+    await redis.kill();
     await db.drop();
   });
 
@@ -123,5 +109,62 @@ describe("metrics and health endpoints of a farm", () => {
     await c.stop();
     const after = value(await scrape("c2s"), "jabberfarm_auth_failures_total", "c2s", "c2s-1", reason);
     assert.equal(after - before, 1);
+  });
+
+  /** Polls /readyz of `p` until it answers `status`; how long that took. */
+  async function readyBecomes(p: Name, status: number, ms = 10_000): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      const got = await fetch(`http://127.0.0.1:${port(p)}/readyz`).then((r) => r.status, () => 0);
+      if (got === status) return Date.now() - start;
+      if (Date.now() - start > ms) throw new Error(`${p} /readyz stayed ${got}, not ${status}, for ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  test("the sm is not ready while Redis is away, and writes its sessions again when it is back", async () => {
+    const carol = await LibraryClient.login(farm.ports.c2s, "alice", "alice-pw", "redis-check");
+    clients.push(carol);
+    const key = "jf:sess:{alice@localhost}";
+    const registry = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await registry.connect();
+      const fields = await registry.hkeys(key);
+      assert.ok(fields.length >= 1, "the session is on record in Redis");
+      registry.disconnect();
+      await readyBecomes("sm", 200);
+      await redis.kill();
+      await readyBecomes("sm", 503);
+      assert.equal((await fetch(`http://127.0.0.1:${port("c2s")}/readyz`)).status, 200, "c2s serves clients without Redis");
+      // Chat goes on meanwhile.
+      const bob = await LibraryClient.login(farm.ports.c2s, "bob", "bob-pw", "redis-check");
+      clients.push(bob);
+      await bob.send(xml("message", { to: "alice@localhost/redis-check", type: "chat", id: "during-outage" }, xml("body", {}, "hi")));
+      await carol.next((el) => el.name === "message" && el.attrs.id === "during-outage");
+      await redis.restart();
+      await readyBecomes("sm", 200);
+      // A restarted Redis is empty: the sm wrote its sessions again.
+      const again = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      try {
+        const deadline = Date.now() + 5000;
+        let now: string[] = [];
+        while ((now = await again.hkeys(key)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(now.length >= 1, "sessions rewritten after the restart");
+      } finally {
+        again.disconnect();
+      }
+    } finally {
+      registry.disconnect();
+    }
+  });
+
+  test("without a router, nobody linked to it is ready; once it is back, all are", async () => {
+    for (const p of PROCESSES) await readyBecomes(p, 200);
+    const pid = farm.childPidById("router");
+    assert.ok(pid, "the router's pid is in the farm's log");
+    process.kill(pid, "SIGKILL");
+    // The supervisor starts a new router; until the components are linked to it they are not ready.
+    await Promise.all((["sm", "c2s", "xdb"] as const).map((p) => readyBecomes(p, 503)));
+    for (const p of PROCESSES) await readyBecomes(p, 200, 20_000);
   });
 });

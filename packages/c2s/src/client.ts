@@ -133,7 +133,8 @@ export interface BoundSession {
 
 export class ClientStream {
   readonly conn: ClientXmlConnection;
-  readonly log: Logger;
+  /** Lines carry the connection id, and the session id once bound. */
+  log: Logger;
   readonly ip: string;
   /** Accepted on the direct TLS port (XEP-0368). */
   readonly directTls: boolean;
@@ -688,7 +689,8 @@ export class ClientStream {
     this.binding = undefined;
     const full = b.jid.toString();
     this.bound = { sid, jid: b.jid, full, bare: b.jid.bareString() };
-    this.log.info({ jid: full, sid }, "session started");
+    this.log = this.log.child({ sid });
+    this.log.info({ jid: full }, "session started");
     this.reply(xml("iq", { type: "result", id: b.iq.attrs.id }, xml("bind", { xmlns: NS.BIND }, xml("jid", {}, full))));
     this.setBusy(false);
     return true;

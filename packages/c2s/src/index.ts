@@ -5,3 +5,4 @@ export { ClientStream, type ClientContext, type Outlet, type BoundSession, NS_SE
 export { SaslExchange, MECHANISMS, accountFor, type Mechanism, type SaslOptions, type SaslStep } from "./auth.js";
 export { TokenBucket, SlidingWindow, AuthThrottle, type AuthThrottleOptions, type SlidingWindowOptions } from "./limits.js";
 export { loadTlsMaterial, type TlsMaterial, type TlsSettings } from "./tls.js";
+export { REDIRECT_SLACK } from "./load-board.js";

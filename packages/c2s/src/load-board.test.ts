@@ -49,3 +49,30 @@ test("redirects only from a c2s clearly above its share, to the least loaded one
   assert.ok(!a.peers.some((p) => p.address === "c.test:5222"));
   assert.equal(a.redirectTarget(), "b.test:5222");
 });
+
+test("between two refreshes, a c2s counts the clients it sends each peer, so a burst is spread and stops at the share", async (t) => {
+  const run = randomBytes(3).toString("hex");
+  const load: Record<string, number> = { a: 60, b: 20, c: 10 };
+  // No timer refreshes here: the figures stay as old as they get between two real refreshes.
+  const boards = ["a", "b", "c"].map((id) => new LoadBoard({
+    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, intervalMs: 60_000, connections: () => load[id]!,
+  }));
+  t.after(async () => {
+    for (const b of boards) await b.close();
+  });
+  await Promise.all(boards.map((b) => b.refresh()));
+  await Promise.all(boards.map((b) => b.refresh()));
+  const a = boards[0]!;
+  const sent: Record<string, number> = {};
+  let calls = 0;
+  for (let target = a.redirectTarget(); target !== undefined && calls < 1000; target = a.redirectTarget()) {
+    sent[target] = (sent[target] ?? 0) + 1;
+    calls++;
+  }
+  assert.ok(calls < 1000, "a stops redirecting once its view of the others reaches the share");
+  // c (10) takes clients until it looks as loaded as b (20), then both do.
+  assert.ok((sent["c.test:5222"] ?? 0) > 10 && (sent["b.test:5222"] ?? 0) > 0, JSON.stringify(sent));
+  // The next refresh brings the real figures back: c is the least loaded again.
+  await a.refresh();
+  assert.equal(a.redirectTarget(), "c.test:5222");
+});

@@ -2,7 +2,7 @@
  * Connection redirection between c2s processes (the 2002 farming plan's
  * step 2, RFC 6120 §4.9.3.19 `see-other-host`): every c2s publishes its
  * connection count and its advertised address in Redis, with a TTL renewed
- * every second so a crashed process drops out by itself, and reads the
+ * twice a second so a crashed process drops out by itself, and reads the
  * others'. A c2s clearly above its fair share sends a new client to the
  * least loaded one; a balanced farm redirects nobody, and only to a c2s
  * clearly below the share, so redirects cannot loop.
@@ -29,8 +29,8 @@ export interface LoadBoardOptions {
 // One hash tag, so every key lands in one slot under Redis Cluster.
 const MEMBERS = "jf:{c2s}:members";
 const loadKey = (instance: string): string => `jf:{c2s}:load:${instance}`;
-/** Below this many connections the farm is not worth balancing. */
-const SLACK = 2;
+/** Connections above its share plus the margin that a c2s still keeps, so a small farm is not rebalanced over a client or two. */
+export const REDIRECT_SLACK = 2;
 
 export class LoadBoard {
   private readonly redis: Redis;
@@ -40,7 +40,7 @@ export class LoadBoard {
   constructor(private readonly o: LoadBoardOptions) {
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
     this.redis.on("error", () => {}); // a Redis outage means no redirects, never a failed login
-    const every = o.intervalMs ?? 1000;
+    const every = o.intervalMs ?? 500;
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
     void this.tick();
@@ -65,7 +65,7 @@ export class LoadBoard {
   /** Publishes our load and reads everyone's. */
   async refresh(): Promise<void> {
     const me: C2sLoad = { instance: this.o.instance, address: this.o.address, connections: this.o.connections() };
-    const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 1000) * 3) / 1000));
+    const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 500) * 6) / 1000));
     await this.redis.multi().set(loadKey(me.instance), JSON.stringify(me), "EX", ttl).sadd(MEMBERS, me.instance).exec();
     const members = await this.redis.smembers(MEMBERS);
     const values = members.length === 0 ? [] : await this.redis.mget(...members.map(loadKey));
@@ -86,11 +86,17 @@ export class LoadBoard {
     const mine = this.o.connections();
     const total = mine + this.others.reduce((n, l) => n + l.connections, 0);
     const fair = total / (this.others.length + 1);
-    if (mine <= fair * (1 + this.o.margin) + SLACK) return undefined;
+    if (mine <= fair * (1 + this.o.margin) + REDIRECT_SLACK) return undefined;
     let best = this.others[0]!;
     for (const l of this.others) if (l.connections < best.connections) best = l;
     // Only to one clearly below the share: after the move it is still not above it.
-    return best.connections + 1 <= fair * (1 - this.o.margin / 2) ? best.address : undefined;
+    if (best.connections + 1 > fair * (1 - this.o.margin / 2)) return undefined;
+    // Count the client there until the next refresh brings its real figure.
+    // Otherwise, between two refreshes, every new client goes to the same
+    // "least loaded" c2s, which, reading our equally old figure, sends them
+    // straight back: a burst of clients bounced between the two.
+    best.connections++;
+    return best.address;
   }
 
   get peers(): readonly C2sLoad[] {

@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import { Component, logLinkEvents } from "@jabberfarm/component";
+import { answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
@@ -80,7 +81,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     m.confirmation(() => ({ unconfirmed: server.confirmed.size, resent: server.confirmed.resent, duplicates: server.receiver.duplicates }));
     // At zero from the start, so rate() and alerts work before the first failure.
     m.authFailures.inc({ reason: "not-authorized" }, 0);
-    // Nothing redirects clients yet; the counter is there for dashboards.
+    // At zero from the start too, before the first redirect.
     m.redirects.inc(0);
   } else {
     component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
@@ -113,6 +114,16 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     await component.stop();
     throw err;
   }
+  const listeners = (["starttls", "directTls"] as const).flatMap((kind) => {
+    const l = config.listeners[kind];
+    const port = ports[kind];
+    return l && port !== undefined ? [{ kind, host: l.host, port }] : [];
+  });
+  const status = (): ProcessStatus => ({
+    process: "c2s", address, instance: config.instance, ...processFacts(),
+    listeners, clients: server.connectionCount, sessions: server.sessionCount,
+  });
+  server.onAdmin = (el) => void answerAdmin(el, address, { status }, (t) => outlet.send(t));
   log.info({ domain: config.domain, instance: config.instance, ...ports }, "c2s serving");
   let stopping: Promise<void> | undefined;
   return {

@@ -319,6 +319,10 @@ export class C2sServer implements ClientContext {
       case "xdb":
         if (!this.onXdb?.(el)) this.log.debug({ id: el.attrs.id }, "xdb answer for no pending request");
         return;
+      case "admin":
+        if (!this.onAdmin) throw new EnvelopeError("this c2s answers no operator queries");
+        this.onAdmin(el);
+        return;
       default:
         throw new EnvelopeError(`unknown envelope <${el.local}/>`);
     }
@@ -326,6 +330,9 @@ export class C2sServer implements ClientContext {
 
   /** Storage answers, when storage goes through xdb. */
   onXdb: ((el: Element) => boolean) | undefined;
+
+  /** The operator's queries (docs/envelope.md), answered by the process, which knows its ports. */
+  onAdmin: ((el: Element) => void) | undefined;
 
   /** The router could not deliver a stanza of a session (no SM serves the domain): tell the client. */
   private bouncedRoute(el: Element): void {

@@ -1,8 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { backoffDelay } from "./pool.js";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { AcceptedComponent } from "./accept.js";
+import { Component, backoffDelay } from "./pool.js";
 import { handshakeDigest, verifyHandshake } from "./handshake.js";
+import { LEAVING_NOTICE } from "./members.js";
 
 describe("handshake", () => {
   test("is the lower-case hex SHA-1 of stream id + secret (XEP-0114 §3)", () => {
@@ -42,5 +45,152 @@ describe("backoff", () => {
     for (let i = 0; i < 50; i++) seen.add(backoffDelay(6, o));
     assert.ok(seen.size > 10, "delays are spread out");
     for (const d of seen) assert.ok(d >= 50 && d <= 5000);
+  });
+});
+
+/**
+ * A stand-in for a router, over real loopback sockets: it accepts components
+ * with the same accepting code as the real one and records what they send,
+ * but routes nothing. The real router (packages/router) depends on this
+ * package, so its tests cannot live here; they cover the router's side.
+ */
+class StandInRouter {
+  readonly received: string[] = [];
+  private readonly conns = new Set<AcceptedComponent>();
+  private server: Server | undefined;
+
+  private constructor(readonly port: number) {}
+
+  /** Starts listening on `port` (0: a free one). */
+  static async start(port = 0): Promise<StandInRouter> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port }, resolve));
+    const r = new StandInRouter((server.address() as AddressInfo).port);
+    r.server = server;
+    server.on("connection", (socket) => {
+      const c: AcceptedComponent = new AcceptedComponent(socket, { secretFor: () => SECRET }, {
+        onAuthenticated: () => r.conns.add(c),
+        onStanza: (_c, el) => r.received.push(el.attrs.id ?? ""),
+        onClose: () => r.conns.delete(c),
+      });
+    });
+    return r;
+  }
+
+  /** A port that was free a moment ago, for a router started later. */
+  static async freePort(): Promise<number> {
+    const r = await StandInRouter.start();
+    await r.stop();
+    return r.port;
+  }
+
+  /** Writes `text` to every authenticated component. */
+  broadcast(text: string): void {
+    for (const c of this.conns) c.send(text);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.conns) c.close();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+  }
+}
+
+const SECRET = "stand-in-secret";
+
+function linkedTo(ports: number[], settleMs: number): Component {
+  return new Component({
+    name: "a.test", secret: SECRET, instance: "a-1", settleMs,
+    routers: ports.map((port) => ({ host: "127.0.0.1", port })),
+    backoff: { initialMs: 20, maxMs: 50 },
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function eventually(pred: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await delay(10);
+  }
+}
+
+describe("component: choosing the link to send through", () => {
+  test("a router that is leaving is passed over while another is live, and still used when it is the last", async () => {
+    const r1 = await StandInRouter.start();
+    const r2 = await StandInRouter.start();
+    const c = linkedTo([r1.port, r2.port], 0);
+    const heard: string[] = [];
+    c.on("stanza", (el) => heard.push(el.attrs.id ?? ""));
+    const leaving: number[] = [];
+    c.on("leaving", (l) => leaving.push(l.router.port));
+    try {
+      await c.start();
+      await eventually(() => c.liveLinks.length === 2, "linked to both");
+      assert.equal(c.linkInUse?.router.port, r1.port, "the first in the list, both being settled");
+      r1.broadcast(LEAVING_NOTICE);
+      await eventually(() => leaving.length === 1, "the component heard r1 is leaving");
+      assert.deepEqual(leaving, [r1.port]);
+      assert.equal(c.linkInUse?.router.port, r2.port);
+      c.send("<message from='a.test' to='b.test' id='m1'/>");
+      await eventually(() => r2.received.includes("m1"), "m1 went through r2");
+      // A leaving router still delivers what others routed through it.
+      r1.broadcast("<message from='b.test' to='a.test' id='in1'/>");
+      await eventually(() => heard.includes("in1"), "read from the leaving link");
+      // Both leaving: stay on the one in use rather than fail.
+      r2.broadcast(LEAVING_NOTICE);
+      await eventually(() => leaving.length === 2, "the component heard r2 is leaving");
+      assert.equal(c.linkInUse?.router.port, r2.port);
+      assert.ok(c.send("<message from='a.test' to='b.test' id='m2'/>"));
+      await eventually(() => r2.received.includes("m2"), "m2 went through r2");
+      await r2.stop();
+      await eventually(() => c.liveLinks.length === 1, "r2's link is down");
+      assert.ok(c.send("<message from='a.test' to='b.test' id='m3'/>"), "the last live link, leaving or not, is used");
+      await eventually(() => r1.received.includes("m3"), "m3 went through r1");
+      assert.deepEqual(r1.received, ["m3"]);
+    } finally {
+      await c.stop();
+      await r1.stop();
+      await r2.stop();
+    }
+  });
+
+  test("a link up for less than settleMs is passed over for an older one; alone, it is used at once", async () => {
+    const settleMs = 300;
+    const x = await StandInRouter.start();
+    const freshPort = await StandInRouter.freePort();
+    const olderPort = await StandInRouter.freePort();
+    // List order alone would pick `fresh` over `older` once `x` is gone.
+    const c = linkedTo([x.port, freshPort, olderPort], settleMs);
+    let older: StandInRouter | undefined;
+    let fresh: StandInRouter | undefined;
+    try {
+      await c.start();
+      // The only link, up a moment ago: used rather than nothing.
+      assert.equal(c.linkInUse?.router.port, x.port);
+      older = await StandInRouter.start(olderPort);
+      await eventually(() => c.liveLinks.length === 2, "linked to older");
+      await delay(settleMs + 50);
+      fresh = await StandInRouter.start(freshPort);
+      await eventually(() => c.liveLinks.length === 3, "linked to fresh");
+      // Sticky: the link in use stays while it lives.
+      assert.equal(c.linkInUse?.router.port, x.port);
+      await x.stop();
+      await eventually(() => c.liveLinks.length === 2, "x's link is down");
+      assert.equal(c.linkInUse?.router.port, olderPort, "the settled link, not the fresh one earlier in the list");
+      c.send("<message from='a.test' to='b.test' id='s1'/>");
+      await eventually(() => older!.received.includes("s1"), "s1 went through older");
+      assert.deepEqual(fresh.received, []);
+      // Once settled, fresh is a candidate like any other, but the link in use stays.
+      await delay(settleMs + 50);
+      assert.equal(c.linkInUse?.router.port, olderPort);
+    } finally {
+      await c.stop();
+      await x.stop();
+      await older?.stop();
+      await fresh?.stop();
+    }
   });
 });

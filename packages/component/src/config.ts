@@ -29,5 +29,6 @@ interface LinkLog {
 /** One log line per router link that comes up or goes down. */
 export function logLinkEvents(component: Component, log: LinkLog): void {
   component.on("up", (l) => log.info({ router: l.label }, "linked to router"));
+  component.on("leaving", (l) => log.info({ router: l.label }, "router leaving; sending through the others"));
   component.on("down", (l, r) => log.warn({ router: l.label, condition: r.error?.condition, socketError: r.socketError }, "router link down"));
 }

@@ -5,4 +5,4 @@ export { RouterLink, FARM_COMPONENT_NS, type RouterAddress, type LinkOptions, ty
 export { Component, backoffDelay, type ComponentOptions, type BackoffOptions, type ComponentEvents } from "./pool.js";
 export { componentLinkFields, routerAddressSchema, logLinkEvents } from "./config.js";
 export { rendezvousPick, rendezvousScore, rendezvousSeed, type RendezvousCandidate } from "./rendezvous.js";
-export { FARM_ROUTER_NS, membersElement, readMembers } from "./members.js";
+export { FARM_ROUTER_NS, LEAVING_NOTICE, membersElement, readMembers } from "./members.js";

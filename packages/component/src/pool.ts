@@ -3,7 +3,7 @@
  * the list, each reconnecting on its own with exponential backoff and
  * jitter. Stanzas leave through one live link at a time (sticky, so that
  * stanzas between two entities keep their order, RFC 6120 §10.1) and move to
- * another live link when that one dies.
+ * another live link when that one dies or its router says it is leaving.
  */
 import { EventEmitter } from "node:events";
 import { Element, NS, parseElement } from "@jabberfarm/xml";
@@ -27,14 +27,31 @@ export interface ComponentOptions extends XmlConnectionOptions {
   handshakeTimeoutMs?: number;
   /** Read the routers' streams with the splitter (see LinkOptions.splitter). */
   splitter?: boolean;
+  /**
+   * A link up for less than this is passed over for one up longer: its router
+   * may have (re)started a moment ago and not yet heard from every component,
+   * so it would bounce stanzas with service-unavailable. Default 1000 ms.
+   */
+  settleMs?: number;
 }
 
 export interface ComponentEvents {
   /** `raw` is bytes when the component reads with the splitter (`splitter: true`), else text. */
   stanza: [el: Element, raw: string | Buffer, via: RouterLink];
   up: [link: RouterLink];
-  /** A router's list of the instances serving `name` (ours included), sent on every change. */
+  /** The link's router is stopping (`<leaving/>`): new stanzas go through another link while it drains. */
+  leaving: [link: RouterLink];
+  /**
+   * One router's list of the instances serving `name`, as it arrives: for
+   * every name the router serves, on every change (empty once nobody serves
+   * it), and each name's current list when the link comes up.
+   */
   members: [name: string, instances: string[], via: RouterLink];
+  /**
+   * `instancesOf(name)` changed: a router's notice, or a link going down and
+   * taking its lists with it. Emitted only on a real change.
+   */
+  membership: [name: string, instances: ReadonlySet<string>];
   down: [link: RouterLink, reason: CloseReason];
 }
 
@@ -49,21 +66,32 @@ interface Slot {
   link: RouterLink | undefined;
   attempt: number;
   timer: NodeJS.Timeout | undefined;
+  /** The latest non-empty list per name from this link's router; cleared when the link goes down. */
+  members: Map<string, string[]>;
+  /** The link's router sent `<leaving/>`: still read from it, send through another when there is one. */
+  draining: boolean;
+  /** `performance.now()` when the link came up. */
+  upAt: number;
 }
 
 export class Component extends EventEmitter<ComponentEvents> {
   private readonly opts: ComponentOptions;
   private readonly backoff: BackoffOptions;
+  private readonly settleMs: number;
   private readonly slots: Slot[];
-  private current: RouterLink | undefined;
+  /** The slot whose link new stanzas leave through, kept while it is live and not draining. */
+  private current: Slot | undefined;
   private stopped = true;
+  /** The last union per name announced with `membership`. */
+  private readonly membership = new Map<string, ReadonlySet<string>>();
 
   constructor(opts: ComponentOptions) {
     super();
     if (opts.routers.length === 0) throw new Error("a component needs at least one router address");
     this.opts = opts;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
-    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined }));
+    this.settleMs = opts.settleMs ?? 1000;
+    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false, upAt: 0 }));
   }
 
   get name(): string {
@@ -83,7 +111,12 @@ export class Component extends EventEmitter<ComponentEvents> {
 
   /** True when the link in use has more queued than its high-water mark. */
   get congested(): boolean {
-    return this.current?.congested ?? false;
+    return this.current?.link?.congested ?? false;
+  }
+
+  /** The link new stanzas leave through now, if any is live. */
+  get linkInUse(): RouterLink | undefined {
+    return this.pick();
   }
 
   /** Bytes queued on every link, live or closing. */
@@ -91,6 +124,18 @@ export class Component extends EventEmitter<ComponentEvents> {
     let n = 0;
     for (const s of this.slots) n += s.link?.queuedBytes ?? 0;
     return n;
+  }
+
+  /**
+   * The instances serving `name` as far as the live links' routers know: the
+   * union of their latest lists. A process that died leaves every router's
+   * list, so it leaves the union within a round trip; a router that died
+   * takes its lists with it.
+   */
+  instancesOf(name: string): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.slots) for (const id of s.members.get(name) ?? []) out.add(id);
+    return out;
   }
 
   /** Starts every link; resolves once one of them is ready (or rejects after `timeoutMs`). */
@@ -113,6 +158,16 @@ export class Component extends EventEmitter<ComponentEvents> {
       };
       this.once("up", onUp);
     });
+  }
+
+  /**
+   * Resolves once every router in the list is linked, or after `ms`. A
+   * short-lived process (the CLI) waits for it before asking: an answer may
+   * come back through any router, and one we are not linked to yet bounces it.
+   */
+  async allLinked(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.liveLinks.length < this.slots.length && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
   }
 
   /** Sends through the link in use; false when no router is reachable now. */
@@ -160,9 +215,34 @@ export class Component extends EventEmitter<ComponentEvents> {
   }
 
   private pick(): RouterLink | undefined {
-    if (this.current?.isReady) return this.current;
-    this.current = this.slots.find((s) => s.link?.isReady)?.link;
-    return this.current;
+    const current = this.current;
+    if (current?.link?.isReady && !current.draining) return current.link;
+    this.current = this.choose();
+    return this.current?.link;
+  }
+
+  /**
+   * The slot to send through when the current one is gone or draining: a live
+   * one whose router is not leaving, settled ones first (see `settleMs`), then
+   * the first in the list, so that the farm's processes tend to agree on one
+   * router. When every live router is leaving, the current link stays (a
+   * draining router still routes).
+   */
+  private choose(): Slot | undefined {
+    const now = performance.now();
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (!s.link?.isReady) continue;
+      if (best === undefined || this.better(s, best, now)) best = s;
+    }
+    if (best?.draining && this.current?.link?.isReady) return this.current;
+    return best;
+  }
+
+  /** Whether live `a` should carry new stanzas rather than live `b`, which comes before it in the list. */
+  private better(a: Slot, b: Slot, now: number): boolean {
+    if (a.draining !== b.draining) return !a.draining;
+    return now - a.upAt >= this.settleMs && now - b.upAt < this.settleMs;
   }
 
   private connect(slot: Slot): void {
@@ -174,12 +254,12 @@ export class Component extends EventEmitter<ComponentEvents> {
     }, {
       onReady: (l) => {
         slot.attempt = 0;
+        slot.upAt = performance.now();
         this.emit("up", l);
       },
       onStanza: (l, el, raw) => {
-        if (el.local === "members" && el.ns === FARM_ROUTER_NS) {
-          const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
-          if (m) this.emit("members", m.name, m.instances, l);
+        if (el.ns === FARM_ROUTER_NS) {
+          this.onRouterNotice(slot, l, el, raw);
           return;
         }
         this.emit("stanza", el, raw, l);
@@ -187,13 +267,44 @@ export class Component extends EventEmitter<ComponentEvents> {
       onDown: (l, reason) => {
         if (slot.link !== l) return;
         slot.link = undefined;
-        if (this.current === l) this.current = undefined;
+        const names = [...slot.members.keys()];
+        slot.members.clear();
+        if (this.current === slot) this.current = undefined;
         this.emit("down", l, reason);
+        for (const name of names) this.recountMembership(name);
         this.schedule(slot);
       },
     });
     slot.link = link;
+    slot.draining = false;
     link.open();
+  }
+
+  /** What the router says to the farm's processes (members.ts); an unknown notice is ignored. */
+  private onRouterNotice(slot: Slot, link: RouterLink, el: Element, raw: string | Buffer): void {
+    if (el.local === "members") {
+      const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
+      if (m) this.onMembers(slot, link, m.name, m.instances);
+    } else if (el.local === "leaving" && !slot.draining) {
+      slot.draining = true;
+      this.emit("leaving", link);
+    }
+  }
+
+  private onMembers(slot: Slot, link: RouterLink, name: string, instances: string[]): void {
+    if (instances.length === 0) slot.members.delete(name);
+    else slot.members.set(name, instances);
+    this.emit("members", name, instances, link);
+    this.recountMembership(name);
+  }
+
+  private recountMembership(name: string): void {
+    const now = this.instancesOf(name);
+    const before = this.membership.get(name);
+    if (before === undefined ? now.size === 0 : sameSet(before, now)) return;
+    if (now.size === 0) this.membership.delete(name);
+    else this.membership.set(name, now);
+    this.emit("membership", name, now);
   }
 
   private schedule(slot: Slot): void {
@@ -202,4 +313,10 @@ export class Component extends EventEmitter<ComponentEvents> {
     // Not unref'd: a process whose only work is its router links must keep retrying.
     slot.timer = setTimeout(() => this.connect(slot), delay);
   }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }

@@ -10,3 +10,8 @@ export {
   ConfirmedSender, ConfirmedReceiver, ackEnvelope, readAck,
   type ConfirmedSenderOptions, type Receipt, type Ticket,
 } from "./confirm.js";
+export {
+  ADMIN_OPS, ROUTER_ADDRESS, AdminFailure, adminRequest, adminResult, adminError, readAdminRequest, readAdminReply, answerAdmin, processFacts,
+  processStatusSchema, sessionInfoSchema, componentConnectionSchema,
+  type AdminOp, type AdminParams, type AdminResult, type AdminRequest, type AdminReply, type AdminHandlers, type ProcessStatus, type SessionInfo,
+} from "./admin.js";

@@ -28,6 +28,7 @@ export async function openAdminStorage(cli: Doc, log: Logger): Promise<AdminStor
     component.on("stanza", (el) => void client.handleResponse(el));
     try {
       await component.start(1500);
+      await component.allLinked(1500);
       return { storage: client, via: "router", close: () => component.stop() };
     } catch {
       component.crash();

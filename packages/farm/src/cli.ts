@@ -4,7 +4,7 @@
  * See USAGE below; docs/operations.md has the longer story.
  */
 import { resolve } from "node:path";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Logger } from "pino";
@@ -18,6 +18,7 @@ import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from 
 import { TOP_LEVEL_KEYS, embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
+import { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } from "./operator.js";
 import { Supervisor, type ChildSpec } from "./up.js";
 
 const USAGE = `usage: jabberfarm <command> [options]
@@ -52,11 +53,21 @@ accounts (through the running farm, or directly on its storage):
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
 
+operating a running farm (through its routers, as the component 'cli'):
+  status                  every router and every c2s, sm and xdb behind them:
+                          pid, uptime, memory, connections and sessions
+                          (exit 1 when one of them does not answer)
+  sessions USER@DOMAIN    that user's sessions: resource, c2s, sm, presence
+  kick USER@DOMAIN/RES    end that session (policy-violation, "kicked by the operator")
+    --json                machine-readable output (status, sessions, kick)
+
 checking a config file:
   config check FILE       validate every section; print each mistake with its key path
 
 common options:
   --config FILE           farm config file (YAML or JSON); see farm.example.yaml
+                          (without it, account and operator commands read the
+                          config the embedded farm wrote to --data)
   --log-level LEVEL       trace, debug, info (default), warn, error, silent
   --pretty                human-readable log lines instead of JSON
                           (SIGUSR2 to a process switches it to debug and back)
@@ -83,6 +94,7 @@ interface Options {
   plaintext: boolean;
   metricsPort?: number | undefined;
   pretty: boolean;
+  json: boolean;
   counts: { router: number; sm: number; c2s: number };
   positionals: string[];
 }
@@ -106,6 +118,7 @@ function parse(argv: string[]): Options {
       plaintext: { type: "boolean", default: false },
       "metrics-port": { type: "string" },
       pretty: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
       routers: { type: "string", default: "1" },
       sm: { type: "string", default: "1" },
       c2s: { type: "string", default: "1" },
@@ -128,7 +141,7 @@ function parse(argv: string[]): Options {
     throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
   }
   return {
-    metricsPort, pretty: values.pretty ?? false,
+    metricsPort, pretty: values.pretty ?? false, json: values.json ?? false,
     counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
@@ -145,6 +158,20 @@ function farmDocument(o: Options): Doc {
   }));
 }
 
+/**
+ * The document admin commands work with: --config, else the one the
+ * embedded farm wrote to its data directory (it knows every router of
+ * `up --routers N` and the ports `up` was given), else the one `up` would
+ * write with these options.
+ */
+function adminDocument(o: Options): Doc {
+  if (!o.config) {
+    const generated = resolve(o.data, "farm.generated.json");
+    if (existsSync(generated)) return readConfigFile(generated);
+  }
+  return farmDocument(o);
+}
+
 interface Stoppable {
   stop(): Promise<void>;
 }
@@ -157,9 +184,11 @@ interface Stoppable {
  * that arrives while the process starts stops it once it has.
  */
 async function serve<P extends Stoppable>(
-  name: string, instance: string, endpoint: MetricsEndpoint | undefined, log: Logger,
-  start: (metrics: Metrics | undefined) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
+  name: string, instance: string, endpoint: MetricsEndpoint | undefined, processLog: Logger,
+  start: (metrics: Metrics | undefined, log: Logger) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
 ): Promise<void> {
+  // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
+  const log = processLog.child({ instance });
   const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
   let proc: P | undefined;
   let stopping = false;
@@ -167,7 +196,7 @@ async function serve<P extends Stoppable>(
     ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
     : undefined;
   if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
-  const starting = start(metrics);
+  const starting = start(metrics, log);
   stopOnSignals(log, async () => {
     stopping = true;
     const started = await starting.catch(() => undefined);
@@ -191,7 +220,7 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     case "router": {
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
       // A router has no instance id; where it listens tells routers apart.
-      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics) => {
+      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
         const router = new Router(config, { logger: log, metrics });
         await router.start();
         return router;
@@ -199,15 +228,15 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     }
     case "xdb": {
       const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
     }
     case "sm": {
       const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
     }
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
     }
   }
 }
@@ -233,7 +262,10 @@ function farmChildren(o: Options, doc: Doc): ChildSpec[] {
     doc.routers = Array.from({ length: o.counts.router }, (_, i) => ({ host: "127.0.0.1", port: o.routerPort + i }));
   }
   for (let i = 1; i <= o.counts.router; i++) {
-    specs.push({ kind: "router", id: name("router", i, o.counts.router), env: { JABBERFARM__ROUTER__PORT: String(o.routerPort + i - 1) } });
+    specs.push({
+      kind: "router", id: name("router", i, o.counts.router),
+      env: { JABBERFARM__ROUTER__PORT: String(o.routerPort + i - 1), JABBERFARM__ROUTER__INSTANCE: `router-${i}` },
+    });
   }
   specs.push({ kind: "xdb", id: "xdb", env: {} });
   for (let i = 1; i <= o.counts.sm; i++) specs.push({ kind: "sm", id: name("sm", i, o.counts.sm), env: { JABBERFARM__SM__INSTANCE: `sm-${i}` } });
@@ -296,7 +328,7 @@ Stop:             Ctrl-C
 }
 
 async function runAdmin(command: string, o: Options): Promise<void> {
-  const doc = farmDocument(o);
+  const doc = adminDocument(o);
   const cli = sectionFor(doc, "cli");
   const log = createLogger("cli", o.level === "info" ? "warn" : o.level);
   if (command === "migrate") {
@@ -331,6 +363,36 @@ async function runAdmin(command: string, o: Options): Promise<void> {
   }
 }
 
+/** `status`, `sessions`, `kick`: questions to the running farm (operator.ts). */
+async function runOperator(command: "status" | "sessions" | "kick", o: Options): Promise<number> {
+  const cli = sectionFor(adminDocument(o), "cli");
+  const link = await OperatorLink.open(cli);
+  const json = (v: unknown): void => void process.stdout.write(JSON.stringify(v, null, 2) + "\n");
+  try {
+    switch (command) {
+      case "status": {
+        const status = await farmStatus(link);
+        if (o.json) json(status);
+        else process.stdout.write(formatStatus(status));
+        return statusComplete(status) ? 0 : 1;
+      }
+      case "sessions": {
+        const { user, sessions } = await userSessions(link, o.positionals[0], String(cli.domain));
+        if (o.json) json({ user, sessions });
+        else process.stdout.write(formatSessions(user, sessions));
+        return 0;
+      }
+      case "kick": {
+        const kicked = await kickSession(link, o.positionals[0]);
+        if (o.json) json({ kicked });
+        else process.stderr.write(`kicked ${kicked.jid} (session ${kicked.sid} on ${kicked.c2s})\n`);
+        return 0;
+      }
+    }
+  } finally {
+    await link.close();
+  }
+}
 
 /**
  * `jabberfarm config check FILE`: every section present (a file may serve
@@ -391,6 +453,10 @@ async function main(argv: string[]): Promise<number> {
     case "migrate":
       await runAdmin(command, o);
       return 0;
+    case "status":
+    case "sessions":
+    case "kick":
+      return runOperator(command, o);
     case "config":
       return runConfigCheck(o);
     default:

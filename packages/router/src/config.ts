@@ -15,6 +15,8 @@ export const routerConfigSchema = z.object({
   /** Address to listen on; loopback unless the farm spans machines. */
   host: z.string().min(1).default("127.0.0.1"),
   port: z.number().int().min(0).max(65535).default(5347),
+  /** How `jabberfarm status` names this router (default `host:port`); `up` numbers its routers `router-1`, ... */
+  instance: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-'").optional(),
   /**
    * Domains this farm serves. A stanza to one of them (or a subdomain) that no
    * component serves is answered service-unavailable; any other domain is
@@ -24,6 +26,13 @@ export const routerConfigSchema = z.object({
   /** Component name (the stream header's `to`) → its secret and rights. */
   components: z.record(z.string().min(1), componentEntry),
   handshakeTimeoutMs: z.number().int().positive().default(10_000),
+  /**
+   * On stop, how long the router keeps routing after telling the farm's
+   * processes it is leaving, so they move their traffic to the other routers
+   * before the streams close. 0 closes every stream at once. At most 8 s:
+   * a stop gets 10 s (packages/farm lifecycle.ts), the closing included.
+   */
+  drainMs: z.number().int().min(0).max(8000, "at most 8000 ms (a stop must end within 10 s)").default(1000),
   limits: z.object({
     maxStanzaBytes: z.number().int().min(10_000).optional(),
     maxDepth: z.number().int().min(2).optional(),

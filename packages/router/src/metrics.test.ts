@@ -44,8 +44,9 @@ test("a router with metrics counts what it forwards and answers, by kind, and it
     // A route counts as the stanza it carries.
     assert.equal(sample(text, "jabberfarm_stanzas_in_total", "presence"), 1);
     assert.equal(sample(text, "jabberfarm_stanzas_in_total", "envelope"), 0);
-    // Membership notices: one to each component as it joined.
-    assert.equal(sample(text, "jabberfarm_stanzas_out_total", "other"), 2);
+    // Membership notices: the first to join hears of its name, then both hear
+    // of the second's, and the second is told of the first's.
+    assert.equal(sample(text, "jabberfarm_stanzas_out_total", "other"), 4);
     assert.equal(sample(text, "jabberfarm_connections", "component"), 2);
     assert.equal(sample(text, "jabberfarm_connections", "pending"), 0);
     assert.ok(sample(text, "jabberfarm_queue_bytes") >= 0);

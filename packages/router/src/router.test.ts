@@ -1,8 +1,9 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Component, rawText } from "@jabberfarm/component";
+import { adminRequest, readAdminReply } from "@jabberfarm/envelope";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
-import { RawPeer, SECRETS, delay, startRouter } from "./testing.js";
+import { RawPeer, SECRETS, delay, eventually, startRouter } from "./testing.js";
 import type { Router } from "./router.js";
 
 function collect(c: Component): { els: Element[]; raws: string[]; next: (ms?: number) => Promise<Element> } {
@@ -377,6 +378,64 @@ describe("router: addressing one instance", () => {
   });
 });
 
+describe("router: operator queries", () => {
+  test("a trusted component's <admin op='status' to='router'/> is answered by the router itself with its connections", async () => {
+    const r = await startRouter({ instance: "router-7" });
+    const sm = component("sm", [r.port], "sm-1");
+    const a = component("a.test", [r.port], "cli-1");
+    try {
+      await Promise.all([sm.start(), a.start()]);
+      const inbox = collect(a);
+      a.send(adminRequest("st1", "status", "x@a.test", "router", {}));
+      const reply = readAdminReply("status", await inbox.next());
+      assert.equal(reply.type, "result");
+      assert.equal(reply.id, "st1");
+      if (reply.type !== "result" || reply.result.process !== "router") throw new Error("a router status was expected");
+      const s = reply.result;
+      assert.equal(s.instance, "router-7");
+      assert.equal(s.pid, process.pid);
+      assert.deepEqual(s.listen, { host: "127.0.0.1", port: r.port });
+      assert.deepEqual(s.domains, ["local.test"]);
+      assert.deepEqual(s.connections.map((c) => [c.name, c.instance, c.trusted]).sort(), [["a.test", "cli-1", true], ["sm", "sm-1", true]]);
+      for (const c of s.connections) {
+        assert.match(c.remote, /^127\.0\.0\.1:\d+$/);
+        assert.ok(Date.now() - Date.parse(c.since) < 60_000);
+      }
+      // A request for an op the router does not serve is an error, not silence.
+      a.send(adminRequest("st2", "sessions", "x@a.test", "router", { user: "u@local.test" }));
+      const no = readAdminReply("sessions", await inbox.next());
+      assert.equal(no.type === "error" && no.condition, "feature-not-implemented");
+    } finally {
+      await Promise.all([sm.stop(), a.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("an untrusted component may not send envelopes: <admin/> and <session/> are answered forbidden, not delivered", async () => {
+    const r = await startRouter();
+    const sm = component("sm", [r.port], "sm-1");
+    try {
+      await sm.start();
+      const got = collect(sm);
+      const p = await RawPeer.connect(r.port);
+      await p.handshake("ext.test", SECRETS["ext.test"]);
+      await p.until((t) => t.includes("<handshake/>"));
+      p.write(adminRequest("k1", "kick", "ext.test", "alice@sm", { jid: "alice@sm/phone" }));
+      p.write("<session xmlns='urn:jabberfarm:envelope:1' type='kick' id='k2' from='ext.test' to='sm/sm-1' sid='s1'/>");
+      p.write(adminRequest("k3", "status", "ext.test", "router", {}));
+      const text = await p.until((t) => (t.match(/<forbidden /g) ?? []).length === 3);
+      assert.match(text, /<admin [^>]*id='k1'[^>]*type='error'|<admin [^>]*type='error'[^>]*id='k1'/);
+      p.write("<message from='ext.test' to='bob@sm' id='plain'/>");
+      assert.equal((await got.next()).attrs.id, "plain", "only the plain stanza got through");
+      assert.equal(got.els.length, 1);
+      p.close();
+    } finally {
+      await sm.stop();
+      await r.router.stop();
+    }
+  });
+});
+
 describe("router: membership notices", () => {
   test("the trusted connections of a name hear which instances serve it, on every change", async () => {
     const r = await startRouter();
@@ -404,9 +463,209 @@ describe("router: membership notices", () => {
   });
 });
 
+describe("router: membership of every name", () => {
+  /** The lists of `name` a component heard, in order. */
+  function heard(c: Component, name: string): string[][] {
+    const lists: string[][] = [];
+    c.on("members", (n, ids) => {
+      if (n === name) lists.push(ids);
+    });
+    return lists;
+  }
+
+  test("every trusted connection hears the instances of every name on each change, down to an empty list; untrusted ones hear nothing", async () => {
+    const r = await startRouter();
+    const sm = component("sm", [r.port], "sm-1");
+    const c2sSeen = heard(sm, "c2s");
+    const c2s1 = component("c2s", [r.port], "c2s-1");
+    const c2s2 = component("c2s", [r.port], "c2s-2");
+    const ext = await RawPeer.connect(r.port);
+    try {
+      await ext.handshake("ext.test", SECRETS["ext.test"]);
+      await ext.until((t) => t.includes("<handshake/>"));
+      await sm.start();
+      await c2s1.start();
+      await eventually(() => c2sSeen.length === 1, "the sm hears of c2s-1");
+      assert.deepEqual(c2sSeen[0], ["c2s-1"]);
+      await c2s2.start();
+      await eventually(() => c2sSeen.length === 2, "the sm hears of c2s-2");
+      assert.deepEqual(c2sSeen[1], ["c2s-1", "c2s-2"]);
+      // A crash, not a goodbye: the router notices the socket close.
+      c2s2.crash();
+      await eventually(() => c2sSeen.length === 3, "the sm hears c2s-2 went");
+      assert.deepEqual(c2sSeen[2], ["c2s-1"]);
+      assert.deepEqual([...sm.instancesOf("c2s")], ["c2s-1"]);
+      await c2s1.stop();
+      await eventually(() => c2sSeen.length === 4, "the sm hears the last c2s went");
+      assert.deepEqual(c2sSeen[3], [], "the last instance leaving is announced as an empty list");
+      assert.equal(sm.instancesOf("c2s").size, 0);
+      await delay(50);
+      assert.doesNotMatch(ext.text, /members/, "an external component never sees a notice");
+    } finally {
+      ext.close();
+      await Promise.all([sm.stop(), c2s1.stop(), c2s2.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("a trusted connection that authenticates is told the current list of every name served", async () => {
+    const r = await startRouter();
+    const sms = ["sm-1", "sm-2"].map((id) => component("sm", [r.port], id));
+    const b = component("b.test", [r.port]);
+    const late = component("c2s", [r.port], "c2s-1");
+    const smSeen = heard(late, "sm");
+    const bSeen = heard(late, "b.test");
+    const ownSeen = heard(late, "c2s");
+    try {
+      await Promise.all([...sms.map((s) => s.start()), b.start()]);
+      await eventually(() => r.router.table.size === 3, "everyone is connected");
+      await late.start();
+      await eventually(() => smSeen.length > 0 && bSeen.length > 0 && ownSeen.length > 0, "the newcomer heard every name");
+      assert.deepEqual(smSeen, [["sm-1", "sm-2"]]);
+      assert.equal(bSeen.length, 1);
+      assert.equal(bSeen[0]!.length, 1, "b.test's one connection (its instance id is the router's connection id)");
+      assert.deepEqual(ownSeen, [["c2s-1"]]);
+      assert.deepEqual([...late.instancesOf("sm")].sort(), ["sm-1", "sm-2"]);
+    } finally {
+      await Promise.all([...sms.map((s) => s.stop()), b.stop(), late.stop()]);
+      await r.router.stop();
+    }
+  });
+
+  test("instancesOf is the union over the live links' routers; it shrinks with a link that goes down and grows back when it returns", async () => {
+    const r1 = await startRouter();
+    const r2 = await startRouter();
+    const sm = component("sm", [r1.port, r2.port], "sm-1");
+    const changes: string[][] = [];
+    sm.on("membership", (name, ids) => {
+      if (name === "c2s") changes.push([...ids].sort());
+    });
+    // Each c2s is linked to one router only, so no single router knows both.
+    const c2s1 = component("c2s", [r1.port], "c2s-1");
+    const c2s2 = component("c2s", [r2.port], "c2s-2");
+    try {
+      await Promise.all([sm.start(), c2s1.start(), c2s2.start()]);
+      await eventually(() => sm.instancesOf("c2s").size === 2, "the sm knows both c2s");
+      assert.deepEqual(changes.at(-1), ["c2s-1", "c2s-2"]);
+      const toR2 = sm.liveLinks.find((l) => l.router.port === r2.port)!;
+      toR2.destroy();
+      await eventually(() => changes.at(-1)?.length === 1, "the union loses what only r2 knew");
+      assert.deepEqual(changes.at(-1), ["c2s-1"]);
+      // The link comes back (backoff 50 ms) and r2 tells it the current lists again.
+      await eventually(() => sm.instancesOf("c2s").size === 2, "the union has c2s-2 again");
+      assert.deepEqual(changes.at(-1), ["c2s-1", "c2s-2"]);
+      const n = changes.length;
+      // r2 announces an empty list; r1 still has c2s-1: one change, announced once.
+      await c2s2.stop();
+      await eventually(() => sm.instancesOf("c2s").size === 1, "c2s-2 left");
+      await delay(50);
+      assert.deepEqual(changes.slice(n), [["c2s-1"]]);
+    } finally {
+      await Promise.all([sm.stop(), c2s1.stop(), c2s2.stop()]);
+      await r1.router.stop();
+      await r2.router.stop();
+    }
+  });
+});
+
+describe("router: drain on stop", () => {
+  async function trustedPeer(port: number, name: "a.test" | "b.test"): Promise<RawPeer> {
+    const p = await RawPeer.connect(port);
+    await p.handshake(name, SECRETS[name]);
+    await p.until((t) => t.includes("<handshake/>"));
+    return p;
+  }
+
+  test("stop tells trusted connections it is leaving, refuses newcomers, keeps routing for drainMs, then closes with system-shutdown", async () => {
+    const r = await startRouter({ drainMs: 400 });
+    const a = await trustedPeer(r.port, "a.test");
+    const b = await trustedPeer(r.port, "b.test");
+    const ext = await RawPeer.connect(r.port);
+    try {
+      await ext.handshake("ext.test", SECRETS["ext.test"]);
+      await ext.until((t) => t.includes("<handshake/>"));
+      const started = Date.now();
+      const stopped = r.router.stop();
+      await a.until((t) => t.includes("<leaving xmlns='urn:jabberfarm:router:0'/>"));
+      await b.until((t) => t.includes("<leaving xmlns='urn:jabberfarm:router:0'/>"));
+      assert.equal(r.router.listening, false, "no longer ready");
+      await assert.rejects(RawPeer.connect(r.port), "new connections are refused while draining");
+      a.write("<message from='alice@a.test' to='bob@b.test' id='during-drain'/>");
+      await b.until((t) => t.includes("id='during-drain'"));
+      assert.equal(b.closed, false);
+      await Promise.all([a.waitClosed(), b.waitClosed(), ext.waitClosed()]);
+      assert.ok(Date.now() - started >= 350, "the streams stayed open for the drain period");
+      for (const p of [a, b, ext]) assert.match(p.text, /<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+      assert.doesNotMatch(ext.text, /leaving/, "an external component is not told");
+      await stopped;
+    } finally {
+      for (const p of [a, b, ext]) p.close();
+      await r.router.stop();
+    }
+  });
+
+  test("with drainMs 0 every stream closes at once, without a word of leaving", async () => {
+    const r = await startRouter({ drainMs: 0 });
+    const a = await trustedPeer(r.port, "a.test");
+    try {
+      const started = Date.now();
+      await r.router.stop();
+      await a.waitClosed();
+      assert.ok(Date.now() - started < 300, "no drain period");
+      assert.doesNotMatch(a.text, /leaving/);
+      assert.match(a.text, /<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    } finally {
+      a.close();
+    }
+  });
+
+  test("stopping the router a sender uses mid-stream loses no stanza: the sender moves to the other router", async () => {
+    const r1 = await startRouter({ drainMs: 500 });
+    const r2 = await startRouter({ drainMs: 500 });
+    const ports = [r1.port, r2.port];
+    const a = component("a.test", ports);
+    const b = component("b.test", ports);
+    const received = new Map<number, number>(); // stanza number → the router port it came through
+    const leaving: number[] = [];
+    a.on("leaving", (l) => leaving.push(l.router.port));
+    let duplicates = 0;
+    b.on("stanza", (el, _raw, via) => {
+      const n = Number(el.attrs.id);
+      if (received.has(n)) duplicates++;
+      received.set(n, via.router.port);
+    });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      await eventually(() => a.liveLinks.length === 2 && b.liveLinks.length === 2, "both linked to both routers");
+      const first = a.linkInUse!.router.port;
+      const [used, other] = first === r1.port ? [r1, r2] : [r2, r1];
+      const total = 1500;
+      let stopped: Promise<void> | undefined;
+      for (let n = 0; n < total; n++) {
+        assert.ok(a.send(`<message from='alice@a.test' to='bob@b.test' id='${n}'/>`), `stanza ${n} had a link`);
+        if (n === 500) stopped = used.router.stop();
+        // A steady stream: 10 stanzas per turn, a turn every millisecond or so.
+        if (n % 10 === 9) await delay(1);
+      }
+      await eventually(() => received.size === total, `all ${total} stanzas arrived (got ${received.size})`, 5000);
+      await stopped;
+      assert.equal(duplicates, 0);
+      assert.deepEqual(leaving, [used.port], "the sender heard that its router was leaving");
+      assert.equal(a.linkInUse?.router.port, other.port, "the sender carried on through the other router");
+      assert.equal(received.get(0), used.port);
+      assert.equal(received.get(total - 1), other.port);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await r1.router.stop();
+      await r2.router.stop();
+    }
+  });
+});
+
 describe("router: failover between routers", () => {
   test("with one of two routers killed, stanzas flow through the other", async () => {
-    const r1 = await startRouter();
+    // No drain: the streams close at once, as when the router dies.
+    const r1 = await startRouter({ drainMs: 0 });
     const r2 = await startRouter();
     const a = component("a.test", [r1.port, r2.port]);
     const b = component("b.test", [r1.port, r2.port]);

@@ -6,7 +6,8 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { AcceptedComponent, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
+import { AcceptedComponent, LEAVING_NOTICE, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
+import { ENVELOPE_NS, ROUTER_ADDRESS, answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOf, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
@@ -45,6 +46,9 @@ export class Router {
   private readonly routes = new Map<AcceptedComponent, Route>();
   private readonly localDomains: Set<string>;
   private readonly stats: RouterStats | undefined;
+  private stopping: Promise<void> | undefined;
+  /** The drain is over and every stream is being closed: nobody is left to tell anything. */
+  private closingAll = false;
 
   constructor(config: RouterConfigInput | RouterConfig, opts: RouterOptions) {
     this.config = routerConfigSchema.parse(config);
@@ -90,12 +94,50 @@ export class Router {
     return this.server.address() as AddressInfo | null;
   }
 
+  /** The configured instance id, else where it listens. */
+  get instance(): string {
+    const addr = this.address;
+    return this.config.instance ?? `${addr?.address ?? this.config.host}:${addr?.port ?? this.config.port}`;
+  }
+
+  /** This router and its component connections, for `jabberfarm status` (docs/envelope.md, operator queries). */
+  status(): ProcessStatus {
+    const addr = this.address;
+    return {
+      process: "router", address: ROUTER_ADDRESS, instance: this.instance, ...processFacts(),
+      listen: { host: addr?.address ?? this.config.host, port: addr?.port ?? this.config.port },
+      domains: this.config.domains,
+      connections: [...this.routes.values()].map((r) => {
+        const { remoteAddress, remotePort } = r.component.conn.socket;
+        return { name: r.name, instance: r.rendezvousId, remote: `${remoteAddress ?? "?"}:${remotePort ?? "?"}`, since: r.since.toISOString(), trusted: r.trusted };
+      }),
+      pending: this.pending.size,
+    };
+  }
+
   /**
-   * Stop accepting, close every component stream (they fail over to the other
-   * routers), and resolve once the listener is closed.
+   * Stop accepting; tell the farm's processes the router is leaving and keep
+   * routing for `drainMs` while they move their traffic to the other routers;
+   * then close every stream with system-shutdown. Resolves once the last
+   * connection is gone. Calling it again returns the same promise.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopping ??= this.drainAndClose();
+    return this.stopping;
+  }
+
+  private async drainAndClose(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // One still in its handshake would only arrive to be told to leave.
+    for (const c of this.pending) c.close(new StreamError("system-shutdown", "router stopping"));
+    const trusted = [...this.routes.values()].filter((r) => r.trusted);
+    const { drainMs } = this.config;
+    if (drainMs > 0 && trusted.length > 0) {
+      this.log.info({ drainMs, components: trusted.length }, "router draining");
+      for (const r of trusted) this.sendNotice(r, LEAVING_NOTICE);
+      await new Promise((resolve) => setTimeout(resolve, drainMs));
+    }
+    this.closingAll = true;
     for (const c of [...this.pending, ...this.routes.keys()]) c.close(new StreamError("system-shutdown", "router stopping"));
     await closed;
     this.log.info("router stopped");
@@ -136,19 +178,30 @@ export class Router {
     this.table.add(route);
     this.log.info({ conn: c.id, component: c.name, instance: c.instance }, "component connected");
     this.announceMembers(c.name);
+    // A newcomer learns the others' lists now, not at their next change.
+    if (route.trusted) {
+      for (const name of this.table.names()) if (name !== c.name) this.sendNotice(route, this.membersNotice(name));
+    }
   }
 
-  /** Tell every connection of `name` which instances serve it now (docs/router.md, membership). */
+  /**
+   * Tell every trusted connection which instances serve `name` now, an empty
+   * list once nobody does (docs/router.md, membership notices).
+   */
   private announceMembers(name: string): void {
-    const routes = this.table.candidates(name);
-    if (routes.length === 0) return;
-    const notice = membersElement(name, [...new Set(routes.map((r) => r.rendezvousId))].sort());
+    if (this.closingAll) return;
+    const notice = this.membersNotice(name);
     // Only farm processes know the notice; an external component would not.
-    for (const r of routes) {
-      if (!r.trusted) continue;
-      r.component.send(notice);
-      this.stats?.out.add(OTHER);
-    }
+    for (const r of this.routes.values()) if (r.trusted) this.sendNotice(r, notice);
+  }
+
+  private membersNotice(name: string): string {
+    return membersElement(name, [...new Set(this.table.candidates(name).map((r) => r.rendezvousId))].sort());
+  }
+
+  private sendNotice(route: Route, notice: string): void {
+    route.component.send(notice);
+    this.stats?.out.add(OTHER);
   }
 
   private onClose(c: AcceptedComponent, reason: CloseReason): void {
@@ -196,8 +249,16 @@ export class Router {
       src.close(new StreamError("invalid-from", `'${from}' is not within '${route.name}'`));
       return false;
     }
+    // The envelope is the farm's own protocol: from an external component, a
+    // <session type='kick'/> or an <admin op='kick'/> would end users' sessions.
+    if (!route.trusted && el.ns === ENVELOPE_NS) return this.bounce(src, el, raw, "forbidden", "the envelope is for the farm's own processes");
     const to = el.attrs.to;
     if (to === undefined) return this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
+    if (to === ROUTER_ADDRESS && el.local === "admin" && el.ns === ENVELOPE_NS) {
+      // Answered on the asker's own connection: the question is about this router.
+      void answerAdmin(el, ROUTER_ADDRESS, { status: () => this.status() }, (text) => src.send(text));
+      return true;
+    }
     const toJid = Jid.tryParse(to);
     if (toJid === null) return this.bounce(src, el, raw, "jid-malformed", `'${to}' is not a valid JID`);
     // `name/instance` addresses one process among those serving a name (a

@@ -5,6 +5,8 @@ import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 export class Route {
   readonly rendezvousId: string;
   readonly rendezvousSeed: number;
+  /** When the handshake succeeded (for `jabberfarm status`). */
+  readonly since = new Date();
 
   constructor(readonly component: AcceptedComponent, readonly trusted: boolean) {
     this.rendezvousId = component.instance;

@@ -9,7 +9,9 @@ import { handshakeDigest } from "@jabberfarm/component";
 import { Router } from "./router.js";
 import type { RouterConfigInput } from "./config.js";
 
-export const SECRETS = { "a.test": "secret-a-123", "b.test": "secret-b-123", "sm": "secret-sm-123", "ext.test": "secret-ext-1" };
+export const SECRETS = {
+  "a.test": "secret-a-123", "b.test": "secret-b-123", "sm": "secret-sm-123", "c2s": "secret-c2s-123", "ext.test": "secret-ext-1",
+};
 
 export function testRouterConfig(over: Partial<RouterConfigInput> = {}): RouterConfigInput {
   return {
@@ -20,6 +22,7 @@ export function testRouterConfig(over: Partial<RouterConfigInput> = {}): RouterC
       "a.test": { secret: SECRETS["a.test"], trusted: true },
       "b.test": { secret: SECRETS["b.test"], trusted: true },
       "sm": { secret: SECRETS.sm, trusted: true },
+      "c2s": { secret: SECRETS.c2s, trusted: true },
       "ext.test": { secret: SECRETS["ext.test"] },
     },
     handshakeTimeoutMs: 2000,
@@ -108,4 +111,13 @@ export class RawPeer {
 
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `pred` every 10 ms; rejects with `what` once `ms` have passed without it holding. */
+export async function eventually(pred: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await delay(10);
+  }
 }

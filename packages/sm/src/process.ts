@@ -29,6 +29,11 @@ export interface SmProcess {
   stop(): Promise<void>;
 }
 
+/** How long a c2s must be missing from every router's list before its sessions end. */
+const C2S_GONE_AFTER_MS = 1500;
+/** How long after one of our router links came up before its lists are believed. */
+const C2S_SETTLE_MS = 3000;
+
 export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOptions): Promise<SmProcess> {
   const config = smConfigSchema.parse(input);
   const log = opts.logger;
@@ -59,8 +64,34 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
     users: () => sm.sessions.users(), sessions: () => sm.sessions.all(),
   });
   sm.store = store;
-  component.on("members", (name, instances) => {
-    if (name === config.domain) sm.setMembers(instances);
+  // The SMs of our domain (who owns which user) and the c2s instances (whose
+  // sessions are still held), as every router we are linked to sees them.
+  let c2sKnown: ReadonlySet<string> | undefined;
+  let c2sCheck: NodeJS.Timeout | undefined;
+  const c2sAlive = (address: string): boolean =>
+    c2sKnown === undefined || !address.startsWith("c2s/") || c2sKnown.has(address.slice(4));
+  sm.c2sAlive = c2sAlive;
+  // A router that just came (back) up does not know the c2s that have not
+  // relinked yet: its lists are believed only once our links are settled.
+  let lastLinkUp = 0;
+  component.on("up", () => (lastLinkUp = Date.now()));
+  const checkC2s = (delayMs: number): void => {
+    clearTimeout(c2sCheck);
+    c2sCheck = setTimeout(() => {
+      const unsettled = C2S_SETTLE_MS - (Date.now() - lastLinkUp);
+      if (!component.isUp) checkC2s(1000);
+      else if (unsettled > 0) checkC2s(unsettled);
+      else sm.c2sGone(c2sAlive);
+    }, delayMs);
+    c2sCheck.unref();
+  };
+  component.on("membership", (name, instances) => {
+    if (name === config.domain) sm.setMembers([...instances].sort());
+    if (name === "c2s") {
+      c2sKnown = new Set(instances);
+      // A c2s may be only between two routers' notices: look again a moment later.
+      checkC2s(C2S_GONE_AFTER_MS);
+    }
   });
   logLinkEvents(component, log);
   // What that link carried may be lost with it: send what is unconfirmed again.
@@ -83,6 +114,7 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
         // Hand-over: what we sent must be confirmed and what we were sent
         // acknowledged before we leave the routers; then the other SMs take
         // our users over from Redis, and senders resend anything unconfirmed.
+        clearTimeout(c2sCheck);
         await sm.settle(2000);
         await component.stop();
         xdb?.abortAll("sm stopping");

@@ -68,6 +68,11 @@ export class SessionRegistry {
     return this.byBare.keys();
   }
 
+  /** How many users have at least one session. */
+  get userCount(): number {
+    return this.byBare.size;
+  }
+
   all(): IterableIterator<Session> {
     return this.bySid.values();
   }

@@ -48,16 +48,6 @@ interface StoredSession {
   directedTo: string[];
 }
 
-export interface SessionSummary {
-  sid: string;
-  jid: string;
-  c2s: string;
-  sm: string;
-  since: number;
-  available: boolean;
-  priority: number;
-}
-
 const sessionsKey = (user: string): string => `jf:sess:{${user}}`;
 const usersKey = (instance: string): string => `jf:smusers:{${instance}}`;
 
@@ -126,16 +116,6 @@ export class SessionStore {
       if (s) out.push(s);
     }
     return out;
-  }
-
-  /** What `jabberfarm sessions` shows. */
-  async summaries(user: string): Promise<SessionSummary[]> {
-    if (!this.ready) return [];
-    const all = await this.redis.hgetall(sessionsKey(user));
-    return Object.values(all).map((t) => {
-      const s = JSON.parse(t) as StoredSession;
-      return { sid: s.sid, jid: s.jid, c2s: s.c2s, sm: s.sm, since: s.since, available: s.available, priority: s.priority };
-    });
   }
 
   /** The users an SM (another one, gone or leaving) had sessions for; waits a little for Redis at start. */

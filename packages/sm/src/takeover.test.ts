@@ -160,4 +160,29 @@ describe("SMs take each other's users over through Redis", () => {
     c.end();
     d.end();
   });
+
+  test("the sessions of a c2s that died end within 5 s, and their contacts see them go", async () => {
+    const sms = running.map((p) => p.sm.instance).sort();
+    const erin = userOwnedBy(sms[0]!, sms, "erin");
+    const frank = userOwnedBy(sms[1]!, sms, "frank");
+    await mutualContacts(erin, frank);
+    const doomed = new SessionDriver(port, "c2s-doomed");
+    await doomed.start();
+    const e = await doomed.online(`${erin}/desk`);
+    const f = await driver.online(`${frank}/home`);
+    await f.next((el) => el.name === "presence" && el.attrs.from === `${erin}/desk` && el.attrs.type === undefined);
+    await e.next((el) => el.name === "presence" && el.attrs.from === `${frank}/home`);
+    const killedAt = Date.now();
+    doomed.component.crash();
+    await f.next((el) => el.name === "presence" && el.attrs.from === `${erin}/desk` && el.attrs.type === "unavailable", 5000);
+    const ms = Date.now() - killedAt;
+    assert.ok(ms < 5000, `unavailable after ${ms} ms`);
+    assert.equal(running.reduce((n, p) => n + p.sm.sessions.of(erin).length, 0), 0, "no SM holds the session any more");
+    // A message to erin now waits offline for her instead of going to the dead c2s.
+    f.send(`<message to='${erin}/desk' id='o1' type='chat'><body>later</body></message>`);
+    const deadline = Date.now() + 5000;
+    while ((await storage.countOffline(erin)) === 0 && Date.now() < deadline) await delay(50);
+    assert.equal(await storage.countOffline(erin), 1);
+    f.end();
+  });
 });

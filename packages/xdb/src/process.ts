@@ -4,7 +4,7 @@
  */
 import type { Logger } from "pino";
 import { Component, logLinkEvents } from "@jabberfarm/component";
-import { ENVELOPE_NS } from "@jabberfarm/envelope";
+import { ENVELOPE_NS, answerAdmin, processFacts } from "@jabberfarm/envelope";
 import { ENVELOPE, cachedProbe, countedSend, kindOfName, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";
 import { openStorage } from "./open.js";
@@ -39,11 +39,19 @@ export async function startXdb(input: XdbConfigInput | XdbConfig, opts: XdbProce
   const m = opts.metrics;
   const stanzasIn = m?.stanzasIn;
   const send = countedSend(component, m);
-  const service = new XdbService(storage, send, `xdb/${config.instance}`, log, m);
+  const address = `xdb/${config.instance}`;
+  const service = new XdbService(storage, send, address, log, m);
   if (m) watchRouterLinks(m, component);
+  const admin = {
+    status: () => ({
+      process: "xdb" as const, address, instance: config.instance, ...processFacts(),
+      backend: config.databaseUrl ? "postgres" as const : "pglite" as const,
+    }),
+  };
   component.on("stanza", (el) => {
     stanzasIn?.add(el.ns === ENVELOPE_NS ? ENVELOPE : kindOfName(el.name));
     if (el.ns === ENVELOPE_NS && el.local === "xdb") service.handle(el);
+    else if (el.ns === ENVELOPE_NS && el.local === "admin") void answerAdmin(el, address, admin, (t) => void send(t));
     else log.debug({ element: el.name, from: el.attrs.from }, "ignored a stanza that is not a storage request");
   });
   logLinkEvents(component, log);

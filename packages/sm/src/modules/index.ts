@@ -3,6 +3,7 @@
  * file and its line here removes the feature and nothing else.
  */
 import type { SmModule } from "../sm.js";
+import { admin } from "./admin.js";
 import { disco } from "./disco.js";
 import { message } from "./message.js";
 import { offline } from "./offline.js";
@@ -27,6 +28,7 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   vcard,
   private: privateStorage,
   register,
+  admin,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {

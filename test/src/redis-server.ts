@@ -1,0 +1,62 @@
+/**
+ * A private redis-server for one test file, on a free loopback port, that
+ * the test may kill and start again (the shared Redis on 6379 serves other
+ * tests and must not be restarted under them).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createConnection } from "node:net";
+import { freePort } from "./farm.js";
+
+export class PrivateRedis {
+  private proc: ChildProcess | undefined;
+
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}/0`;
+  }
+
+  static async start(): Promise<PrivateRedis> {
+    const r = new PrivateRedis(await freePort());
+    await r.restart();
+    return r;
+  }
+
+  /** Starts it (again) on the same port, empty, as a restarted Redis without persistence is. */
+  async restart(): Promise<void> {
+    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await answers(this.port))) {
+      if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** kill -9: gone at once, with everything it held. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once("exit", r));
+    p.kill("SIGKILL");
+    await exited;
+  }
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: "127.0.0.1", port });
+    s.setTimeout(500);
+    s.once("connect", () => s.write("PING\r\n"));
+    s.once("data", (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith("+PONG"));
+    });
+    s.once("error", () => resolve(false));
+    s.once("timeout", () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
