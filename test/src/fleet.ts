@@ -51,8 +51,8 @@ export async function addUsers(farm: Farm, users: readonly string[], parallel = 
   }));
 }
 
-export function makeChatter(farm: Farm, ledger: Ledger, user: string): Chatter {
-  return new Chatter({ port: farm.ports.c2s, user, password: password(user), ledger, hosts: HOSTS });
+export function makeChatter(farm: Farm, ledger: Ledger, user: string, reconnect = true): Chatter {
+  return new Chatter({ port: farm.ports.c2s, user, password: password(user), ledger, hosts: HOSTS, reconnect });
 }
 
 /** Mutual subscriptions between ring neighbours; resolves when each sees the other online. */

@@ -1,15 +1,16 @@
 /**
- * Private Redis and PostgreSQL servers for the fault tests, which stop and
- * start them: the shared ones on 6379 and 5432 serve other tests at the same
- * time and must not be touched. Each runs on a free loopback port with its
- * data in a temporary directory, and is gone after `destroy()`.
+ * A private PostgreSQL server for the fault tests, which stop and start it:
+ * the shared one on 5432 serves other tests at the same time and must not
+ * be touched (redis-server.ts is the same for Redis). It runs on a free
+ * loopback port with its data in a temporary directory, gone after
+ * `destroy()`. And `redis-cli`, to look into a farm's Redis.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freePort, waitUntil } from "./farm.js";
+import { freePort } from "./farm.js";
 
 const run = promisify(execFile);
 
@@ -17,53 +18,6 @@ const run = promisify(execFile);
 export async function redisCli(url: string, ...args: string[]): Promise<string> {
   const { stdout } = await run("redis-cli", ["-u", url, "--raw", ...args], { timeout: 5000 });
   return stdout;
-}
-
-/** A redis-server of our own: `--save '' --appendonly no`, so a restart starts empty, as after a crash without persistence. */
-export class PrivateRedis {
-  private proc: ChildProcess | undefined;
-
-  private constructor(readonly port: number) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}/0`;
-  }
-
-  static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(await freePort());
-    await r.start();
-    return r;
-  }
-
-  async start(): Promise<void> {
-    const proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdio: "ignore",
-    });
-    this.proc = proc;
-    const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`))));
-    exited.catch(() => {});
-    await Promise.race([
-      waitUntil(`redis-server on ${this.port} answers PING`, 10_000, async () => (await redisCli(this.url, "PING").catch(() => "")).trim() === "PONG"),
-      exited,
-    ]);
-  }
-
-  /** Kills it (SIGKILL by default: a crash) and waits until it is gone. */
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((r) => proc.once("exit", r));
-    proc.kill(signal);
-    await gone;
-  }
-
-  cli(...args: string[]): Promise<string> {
-    return redisCli(this.url, ...args);
-  }
-
-  async destroy(): Promise<void> {
-    await this.kill();
-  }
 }
 
 function postgresBin(name: string): string {
