@@ -85,10 +85,10 @@ describe("rolling restart of every process of a running farm", { timeout: 600_00
       else await waitReady(base, id, 30_000);
       if (moved.length > 0) {
         await waitUntil(`the users of ${id} are online again`, 30_000, () => moved.every((c) => c.online));
-        // Ready is not yet known to the other c2s: they read the loads in
-        // Redis every second. Until they see this one back, the next c2s to
-        // drain would send all its clients to the third (docs/operations.md,
-        // "Redirection between c2s"); an operator waits for that too.
+        // /readyz says ready before the other c2s know this one is back: they
+        // read the loads in Redis every second, and until they see it, the
+        // next c2s to drain sends all its clients to the third (which may
+        // then pass one on with see-other-host). An operator waits for it too.
         await waitUntil(`${id} publishes its load again`, 15_000, async () => (await redisCli(REDIS_URL, "EXISTS", `jf:{c2s}:load:${id}`)).trim() === "1", 100);
         await new Promise((r) => setTimeout(r, 1500));
       }
