@@ -74,6 +74,19 @@ export interface FarmOptions {
   ports?: { c2s: number; tls: number; router: number };
   /** `--metrics-port`: router's endpoints on it, xdb +1, sm +2, c2s +3. */
   metricsPort?: number;
+  /** How long `start()` waits for the banner (default 30 s; a loaded machine may need more). */
+  upTimeoutMs?: number;
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `ms` naming `what`. */
+export async function waitUntil<T>(what: string, ms: number, check: () => T | undefined | false | Promise<T | undefined | false>, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
 
 export class Farm {
@@ -93,7 +106,7 @@ export class Farm {
   static async start(options: FarmOptions = {}): Promise<Farm> {
     const ports = options.ports ?? { c2s: await freePort(), tls: await freePort(), router: await freePort() };
     const farm = new Farm(options, ports);
-    await farm.up();
+    await farm.up(options.upTimeoutMs);
     return farm;
   }
 
@@ -165,6 +178,25 @@ export class Farm {
       if (l.msg === "child started" && l.child === id && typeof l.childPid === "number") return l.childPid;
     }
     return undefined;
+  }
+
+  /**
+   * Waits until the supervisor has started child `id` again with a pid other
+   * than `oldPid` (after it died or was stopped); resolves with the new pid.
+   */
+  async restarted(id: string, oldPid: number, ms = 20_000): Promise<number> {
+    return waitUntil(`${id} restarted by the supervisor`, ms, () => {
+      const pid = this.childPidById(id);
+      return pid !== undefined && pid !== oldPid ? pid : undefined;
+    });
+  }
+
+  /** Waits for a log line matching `pred` among those logged from index `from` on; resolves with it. */
+  async waitLog(what: string, pred: (l: Record<string, unknown>) => boolean, ms: number, from = 0): Promise<Record<string, unknown>> {
+    return waitUntil(`log line: ${what}`, ms, () => {
+      for (let i = from; i < this.logs.length; i++) if (pred(this.logs[i]!)) return this.logs[i];
+      return undefined;
+    });
   }
 
   /** The pids of the farm's children, from their log lines. */

@@ -362,7 +362,7 @@ describe("sessions", () => {
     }
   });
 
-  it("answers a route for an unknown sid with session end, and ignores a kick for one", async () => {
+  it("bounces a route for an unknown sid with its seq (the SM then sends the stanza elsewhere), and ignores a kick for one", async () => {
     const probe = new Component({ name: "c2s", secret: SECRETS.c2s, instance: "probe", routers: [{ host: "127.0.0.1", port: farm.routerPort }] });
     const got: Element[] = [];
     probe.on("stanza", (el) => got.push(el));
@@ -370,14 +370,17 @@ describe("sessions", () => {
     try {
       const to = main.server.address;
       probe.send(`<session xmlns='${ENVELOPE_NS}' type='kick' from='c2s/probe' to='${to}' sid='nope.1' condition='conflict'/>`);
-      probe.send(`<route xmlns='${ENVELOPE_NS}' from='c2s/probe' to='${to}' sid='nope.2'><message xmlns='jabber:client' from='a@localhost/x' to='b@localhost/y'/></route>`);
+      probe.send(`<route xmlns='${ENVELOPE_NS}' from='c2s/probe' to='${to}' sid='nope.2' seq='ab12.7' low='7'><message xmlns='jabber:client' from='a@localhost/x' to='b@localhost/y' id='m7'/></route>`);
       probe.send(`<route xmlns='${ENVELOPE_NS}' from='c2s/probe' to='${to}'><message xmlns='jabber:client'/></route>`);
       await eventually(() => got.length >= 2, "two answers");
-      const end = got.find((el) => el.local === "session")!;
-      assert.equal(end.attrs.type, "end");
-      assert.equal(end.attrs.sid, "nope.2");
-      assert.equal(end.attrs.to, "c2s/probe");
-      const bad = got.find((el) => el.local === "route")!;
+      assert.equal(got.filter((el) => el.local === "session").length, 0, "no answer to the kick");
+      const bounced = got.find((el) => el.local === "route" && el.attrs.sid === "nope.2")!;
+      assert.equal(bounced.attrs.type, "error");
+      assert.equal(bounced.attrs.seq, "ab12.7", "the seq comes back, so the sender settles it");
+      assert.equal(bounced.attrs.to, "c2s/probe");
+      assert.equal(errorCondition(bounced), "recipient-unavailable");
+      assert.equal(bounced.getChild("message")?.attrs.id, "m7", "the stanza comes back with it");
+      const bad = got.find((el) => el.local === "route" && el.attrs.sid === undefined)!;
       assert.equal(bad.attrs.type, "error");
       assert.equal(errorCondition(bad), "bad-request");
     } finally {

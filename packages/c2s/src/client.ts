@@ -182,6 +182,11 @@ export class ClientStream {
     return this.bound;
   }
 
+  /** The stream is up: not closing, not closed. */
+  get isOpen(): boolean {
+    return this.conn.isOpen;
+  }
+
   get isSecure(): boolean {
     return this.secure;
   }

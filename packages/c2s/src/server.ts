@@ -225,10 +225,8 @@ export class C2sServer implements ClientContext {
         if (el.local === "route" && el.ns === ENVELOPE_NS && el.attrs.type !== "error") {
           const { sid, from } = el.attrs;
           if (!sid || !from) throw new EnvelopeError("route: from, to and sid are required");
-          const r = this.receiver.receive(from, el.attrs.seq, el.attrs.low);
-          if (r?.receipt === "duplicate") return;
-          this.deliverRouted(sid, from, routedStanzaBytes(raw));
-          if (r) this.receiver.handled(r.ticket);
+          const bytes = raw;
+          this.routed(el, raw, sid, from, () => routedStanzaBytes(bytes));
           return;
         }
         if (el.local === "ack" && el.ns === ENVELOPE_NS) {
@@ -257,21 +255,31 @@ export class C2sServer implements ClientContext {
     }
   }
 
-  /** A stanza an SM routed to session `sid` (bytes from the splitter, or text). */
-  private deliverRouted(sid: string, from: string, stanza: string | Buffer): void {
+  /**
+   * A route an SM sent to session `sid` (`stanza` gives the carried stanza's
+   * bytes from the splitter, or its text). Written to the client and
+   * acknowledged; or, when the session is gone here (the client left, its
+   * stream is closing, or this c2s is not the one that held it: the router
+   * sends a route for a dead c2s to a live one), bounced with its `seq`, so
+   * that the SM ends the session and sends the stanza where one for the user
+   * goes now (another resource, offline storage) instead of counting it
+   * delivered.
+   */
+  private routed(el: Element, raw: string | Buffer, sid: string, from: string, stanza: () => string | Buffer): void {
     const client = this.sessions.get(sid);
-    if (client?.session?.sid === sid) {
-      client.deliver(stanza);
+    const bound = client?.session?.sid === sid;
+    if (client === undefined || (bound && !client.isOpen)) {
+      this.log.debug({ sid, from }, "route for a session that is gone here; bounced");
+      const route = parseElement(typeof raw === "string" ? raw : raw.toString("utf8"), NS.COMPONENT);
+      this.outlet.send(stanzaErrorReply(route, "recipient-unavailable", { text: "no such session" }).toString());
       return;
     }
-    if (client) {
-      // The SM sends `started` before anything else for a session; this is out of order, not stale.
-      this.log.warn({ sid, from }, "route for a session still binding; dropped");
-      return;
-    }
-    // The session is gone here; tell the SM that sent this so it forgets it too.
-    this.log.debug({ sid, from }, "route for an unknown session");
-    this.outlet.send(sessionEnvelope({ type: "end", from: this.address, to: from, sid, reason: "no such session" }));
+    const r = this.receiver.receive(from, el.attrs.seq, el.attrs.low);
+    if (r?.receipt === "duplicate") return;
+    // The SM sends `started` before anything else for a session; this is out of order, not stale.
+    if (bound) client.deliver(stanza());
+    else this.log.warn({ sid, from }, "route for a session still binding; dropped");
+    if (r) this.receiver.handled(r.ticket);
   }
 
   private handleEnvelope(el: Element, raw: string): void {
@@ -282,10 +290,7 @@ export class C2sServer implements ClientContext {
           return;
         }
         const r = readRoute(el, raw);
-        const c = this.receiver.receive(r.from, el.attrs.seq, el.attrs.low);
-        if (c?.receipt === "duplicate") return;
-        this.deliverRouted(r.sid, r.from, r.stanzaRaw);
-        if (c) this.receiver.handled(c.ticket);
+        this.routed(el, raw, r.sid, r.from, () => r.stanzaRaw);
         return;
       }
       case "ack":

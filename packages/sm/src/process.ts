@@ -99,6 +99,11 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   // Another SM (relays) or a c2s (routes to its sessions) left: resend what it had not handled.
   resendWhenOneLeaves(component, config.domain, () => sm.confirmed.linkLost());
   resendWhenOneLeaves(component, "c2s", () => sm.confirmed.linkLost());
+  // Join the routers once the sessions of users moving here can be read: a
+  // stanza for one of them would otherwise find no session and be stored
+  // offline although its recipient is online. Redis being away delays the
+  // start a little, never prevents it (it costs takeover only).
+  if (store && !(await store.whenReady(5000))) log.warn("Redis not reachable yet: joining the routers without the session registry");
   await component.start();
   log.info({ domain: config.domain, instance: config.instance, modules: modules.length, redis: store !== undefined }, "sm serving");
   let stopping: Promise<void> | undefined;

@@ -120,19 +120,20 @@ export class SessionStore {
 
   /** The users an SM (another one, gone or leaving) had sessions for; waits a little for Redis at start. */
   async usersOf(instance: string): Promise<string[]> {
-    if (!this.ready) await this.whenReady(3000);
-    if (!this.ready) return [];
+    if (!(await this.whenReady(3000))) return [];
     return this.redis.smembers(usersKey(instance));
   }
 
-  private whenReady(ms: number): Promise<void> {
+  /** Resolves once connected to Redis (true), or after `ms` without it (false). */
+  whenReady(ms: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
     return new Promise((resolve) => {
       const t = setTimeout(done, ms);
       const redis = this.redis;
       function done(): void {
         clearTimeout(t);
         redis.off("ready", done);
-        resolve();
+        resolve(redis.status === "ready");
       }
       redis.once("ready", done);
     });

@@ -443,23 +443,23 @@ export class SessionManager implements ModuleApi {
     const sid = el.attrs.sid;
     if (sid !== undefined) {
       const s = this.sessions.get(sid);
-      if (s) {
-        void this.serial(s.bare, async () => {
-          if (this.sessions.remove(sid)) {
-            this.log.info({ sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s cannot be reached");
-            await this.ended(s);
-          }
-          // A message the session did not get goes where a message to the user
-          // goes now (another resource, or offline storage): not lost with the c2s.
-          if (stanza?.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat") {
-            const from = Jid.tryParse(stanza.attrs.from ?? "");
-            if (from !== null) {
-              const text = stanza.toString();
-              await this.inbound(stanza, text, s.bare, s.jid.bare(), from);
-            }
-          }
-        }).catch((err: unknown) => this.log.error({ err, sid }, "ending a session failed"));
-      }
+      // The session may have ended here already: a c2s that closes a stream
+      // says `end` at once, then bounces what was still on its way to it.
+      const to = stanza?.attrs.to === undefined ? null : Jid.tryParse(stanza.attrs.to);
+      const user = s?.bare ?? (to !== null && to.domain === this.domain && to.local !== "" ? to.bareString() : undefined);
+      if (user === undefined) return;
+      void this.serial(user, async () => {
+        if (s && this.sessions.remove(sid)) {
+          this.log.info({ sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s cannot be reached");
+          await this.ended(s);
+        }
+        // A message the session did not get goes where a message to the user
+        // goes now (another resource, or offline storage): not lost with the c2s.
+        if (stanza?.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat") {
+          const from = Jid.tryParse(stanza.attrs.from ?? "");
+          if (from !== null) await this.inbound(stanza, stanza.toString(), user, Jid.parse(user), from);
+        }
+      }).catch((err: unknown) => this.log.error({ err, sid }, "ending a session failed"));
       return;
     }
     if (stanza) this.error(stanza, "service-unavailable");
@@ -609,6 +609,8 @@ export class SessionManager implements ModuleApi {
 
   private failed(stanza: Element, err: unknown): void {
     this.log.error({ err, from: stanza.attrs.from, to: stanza.attrs.to, id: stanza.attrs.id }, "stanza handling failed");
-    if (stanza.name === "iq") this.error(stanza, "internal-server-error");
+    // A message is answered too: it went nowhere (say, storage failed before
+    // it could be delivered or stored), and its sender must not believe otherwise.
+    if (stanza.name === "iq" || stanza.name === "message") this.error(stanza, "internal-server-error");
   }
 }

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { ENVELOPE_NS } from "@jabberfarm/envelope";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
 import { availableSession, eventually, isMessage } from "./module-testing.js";
@@ -14,7 +15,7 @@ describe("offline storage", () => {
   let farm: SmTestFarm;
   before(async () => {
     farm = await startSmFarm({ offline: { limit: LIMIT } });
-    for (const u of ["sender", "carol", "dave", "erin", "flo", "gus", "hana"]) await farm.addUser(u);
+    for (const u of ["sender", "carol", "dave", "erin", "flo", "gus", "hana", "ivan"]) await farm.addUser(u);
   });
   after(async () => farm.stop());
 
@@ -129,6 +130,17 @@ describe("offline storage", () => {
     await eventually(async () => (await stored("hana@localhost")) === 0, 3000, "the ack");
     h.end();
     s.end();
+  });
+
+  test("a message its c2s bounces after the session ended there is stored, not dropped", async () => {
+    // A c2s closing a stream says `end` at once, then bounces what was still on its way to that session.
+    const i = await availableSession(farm, "ivan@localhost/gone");
+    i.end();
+    await eventually(() => farm.sm.sm.sessions.of("ivan@localhost").length === 0, 3000, "the session ended");
+    farm.driver.component.send(`<route xmlns='${ENVELOPE_NS}' type='error' from='${farm.driver.address}' to='${farm.sm.sm.address}' sid='${i.sid}' seq='0badcafe.1'>` +
+      "<message xmlns='jabber:client' type='chat' from='sender@localhost/g' to='ivan@localhost' id='late'><body>late</body></message>" +
+      "<error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></route>");
+    await eventually(async () => (await stored("ivan@localhost")) === 1, 3000, "the bounced message stored");
   });
 });
 
