@@ -8,6 +8,7 @@ import { Component, logLinkEvents, resendWhenOneLeaves } from "@jabberfarm/compo
 import { answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
+import { sessionEnvelope } from "@jabberfarm/envelope";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
 import type { Outlet } from "./client.js";
 import { C2sServer, type C2sPorts } from "./server.js";
@@ -87,6 +88,19 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     component.on("stanza", (el, raw) => server.handleRouterStanza(el, raw));
   }
   logLinkEvents(component, log);
+  // A c2s that restarted under the same instance id is back in the routers'
+  // lists before any SM notices it was gone: tell every SM which sessions are
+  // ours now, so that those of our previous run end (docs/envelope.md, reset).
+  const toldSms = new Set<string>();
+  component.on("membership", (name, instances) => {
+    if (name !== config.domain) return;
+    for (const id of toldSms) if (!instances.has(id)) toldSms.delete(id);
+    for (const id of instances) {
+      if (toldSms.has(id)) continue;
+      toldSms.add(id);
+      outlet.send(sessionEnvelope({ type: "reset", from: address, to: `${config.domain}/${id}`, sid: server.sidPrefix }));
+    }
+  });
   // What that link carried may be lost with it: send what is unconfirmed again.
   component.on("down", () => server.confirmed.linkLost());
   // An SM that left (died or stopped) took what it had not handled: resend, the new owner gets it.

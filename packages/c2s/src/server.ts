@@ -123,6 +123,11 @@ export class C2sServer implements ClientContext {
 
   // ---- ClientContext ----------------------------------------------------------
 
+  /** What every session id of this process (this run of it) begins with. */
+  get sidPrefix(): string {
+    return `${this.config.instance}.${this.boot}`;
+  }
+
   newSid(): string {
     return `${this.config.instance}.${this.boot}${(++this.sidCounter).toString(36)}`;
   }

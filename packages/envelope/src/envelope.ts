@@ -7,8 +7,8 @@ import { escapeAttr, type Element } from "@jabberfarm/xml";
 /** The version is in the namespace; see docs/envelope.md. */
 export const ENVELOPE_NS = "urn:jabberfarm:envelope:1";
 
-export type SessionType = "start" | "started" | "end" | "kick" | "error";
-const SESSION_TYPES: ReadonlySet<string> = new Set<SessionType>(["start", "started", "end", "kick", "error"]);
+export type SessionType = "start" | "started" | "end" | "kick" | "error" | "reset";
+const SESSION_TYPES: ReadonlySet<string> = new Set<SessionType>(["start", "started", "end", "kick", "error", "reset"]);
 
 export interface SessionEnvelope {
   type: SessionType;

@@ -497,6 +497,19 @@ export class SessionManager implements ModuleApi {
         await this.ended(session);
         return;
       }
+      case "reset": {
+        // A c2s (re)started: its sessions are those whose id begins with `sid`; the others died with its previous run.
+        for (const stale of [...this.sessions.all()]) {
+          if (stale.c2s !== e.from || stale.sid.startsWith(e.sid)) continue;
+          void this.serial(stale.bare, async () => {
+            if (this.sessions.remove(stale.sid)) {
+              this.log.info({ sid: stale.sid, jid: stale.full, c2s: stale.c2s }, "session ended: its c2s restarted");
+              await this.ended(stale);
+            }
+          }).catch((err: unknown) => this.log.error({ err, sid: stale.sid }, "ending a session of a restarted c2s failed"));
+        }
+        return;
+      }
       case "error":
         // A kick or route for a c2s that is gone, bounced by the router.
         this.log.debug({ sid: e.sid, condition: e.condition }, "session envelope bounced");
