@@ -129,6 +129,8 @@ export interface BoundSession {
   jid: Jid;
   full: string;
   bare: string;
+  /** Bytes the route envelope adds around each stanza (confirmation attributes included), for the size check. */
+  routeOverhead: number;
 }
 
 export class ClientStream {
@@ -688,7 +690,9 @@ export class ClientStream {
     clearTimeout(b.timer);
     this.binding = undefined;
     const full = b.jid.toString();
-    this.bound = { sid, jid: b.jid, full, bare: b.jid.bareString() };
+    const bare = b.jid.bareString();
+    const routeOverhead = Buffer.byteLength(routeEnvelope(this.ctx.address, bare, sid, "", CONFIRM_ATTRS_ROOM));
+    this.bound = { sid, jid: b.jid, full, bare, routeOverhead };
     this.log = this.log.child({ sid });
     this.log.info({ jid: full }, "session started");
     this.reply(xml("iq", { type: "result", id: b.iq.attrs.id }, xml("bind", { xmlns: NS.BIND }, xml("jid", {}, full))));
@@ -745,12 +749,11 @@ export class ClientStream {
       el.attrs.xmlns ??= NS.CLIENT;
       text = el.toString();
     }
-    // Room for the confirmation attributes, which come with the send.
-    const envelope = routeEnvelope(this.ctx.address, s.bare, s.sid, text, CONFIRM_ATTRS_ROOM);
     const max = this.ctx.config.limits.maxRoutedBytes;
     // A router refuses a larger element by closing the whole link, with every
-    // session on it; only this client's stream may pay for its stanza.
-    if (envelope.length * 3 > max && Buffer.byteLength(envelope) > max) {
+    // session on it; only this client's stream may pay for its stanza. (The
+    // envelope is built once, with its confirmation attributes, in the send.)
+    if (text.length * 3 + s.routeOverhead > max && Buffer.byteLength(text) + s.routeOverhead > max) {
       this.fail(new StreamError("policy-violation", `stanza larger than ${max} bytes once routed`));
       return;
     }

@@ -193,7 +193,7 @@ export class ConfirmedReceiver {
     peer.lastHeard = Date.now();
     const low = Number(lowAttr);
     if (Number.isSafeInteger(low) && low > peer.low) this.forgetBelow(peer, low);
-    const ticket: Ticket = { from, epoch, n };
+    const ticket: Ticket = { from, epoch, n, key };
     const state = peer.seen.get(n);
     if (state !== undefined || n < peer.low) {
       this.duplicates++;
@@ -207,9 +207,9 @@ export class ConfirmedReceiver {
 
   /** The element of `ticket` is handled: acknowledge it (soon, with others). */
   handled(ticket: Ticket): void {
-    const peer = this.peers.get(`${ticket.from} ${ticket.epoch}`);
+    const key = ticket.key;
+    const peer = this.peers.get(key);
     if (peer?.seen.has(ticket.n)) peer.seen.set(ticket.n, true);
-    const key = `${ticket.from} ${ticket.epoch}`;
     let box = this.outbox.get(key);
     if (box === undefined) {
       box = { to: ticket.from, epoch: ticket.epoch, numbers: [] };
@@ -261,6 +261,8 @@ export interface Ticket {
   readonly from: string;
   readonly epoch: string;
   readonly n: number;
+  /** The sender's key among the receiver's peers (`from epoch`). */
+  readonly key: string;
 }
 
 /** `<ack xmlns=… from to ep>1 2 3</ack>`: numbers of `epoch` that `from` handled. */

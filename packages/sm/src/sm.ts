@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import {
   ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, EnvelopeError, explicitClientStanza, readAck, readRelay, readRoute, readSession,
-  relayEnvelope, routeEnvelope, sessionEnvelope, type SessionEnvelope, type Ticket,
+  relayEnvelope, routeEnvelope, sessionEnvelope, type SessionEnvelope,
 } from "@jabberfarm/envelope";
 import type { Storage } from "@jabberfarm/xdb";
 import {
@@ -261,14 +261,25 @@ export class SessionManager implements ModuleApi {
   /** Ends the sessions held by c2s processes that are gone (their contacts see them go unavailable). */
   c2sGone(alive: (address: string) => boolean): void {
     for (const s of [...this.sessions.all()]) {
-      if (alive(s.c2s)) continue;
-      void this.serial(s.bare, async () => {
-        if (this.sessions.remove(s.sid)) {
-          this.log.info({ sid: s.sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s is gone");
-          await this.ended(s);
-        }
-      }).catch((err: unknown) => this.log.error({ err, sid: s.sid }, "ending a session of a gone c2s failed"));
+      if (!alive(s.c2s)) this.endLost(s, "its c2s is gone");
     }
+  }
+
+  /**
+   * Ends, in its user's queue, a session whose client cannot be reached any
+   * more (its c2s died, restarted, or bounced a route for it); contacts get
+   * its unavailable presence. Nothing is said to the c2s.
+   */
+  private endLost(s: Session, why: string): void {
+    void this.serial(s.bare, () => this.endLostNow(s, why))
+      .catch((err: unknown) => this.log.error({ err, sid: s.sid }, "ending a session failed"));
+  }
+
+  /** `endLost` for code already in the user's queue. */
+  private async endLostNow(s: Session, why: string): Promise<void> {
+    if (!this.sessions.remove(s.sid)) return;
+    this.log.info({ sid: s.sid, jid: s.full, c2s: s.c2s }, `session ended: ${why}`);
+    await this.ended(s);
   }
 
   /** Whether the routers bring `user`'s stanzas to this SM (same rule, same list). Unknown list: no. */
@@ -362,7 +373,7 @@ export class SessionManager implements ModuleApi {
     const c = this.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
     if (c?.receipt === "duplicate") return;
     const done = (): void => {
-      if (c) this.receiver.handled(c.ticket as Ticket);
+      if (c) this.receiver.handled(c.ticket);
     };
     work().then(done, done);
   }
@@ -449,10 +460,7 @@ export class SessionManager implements ModuleApi {
       const user = s?.bare ?? (to !== null && to.domain === this.domain && to.local !== "" ? to.bareString() : undefined);
       if (user === undefined) return;
       void this.serial(user, async () => {
-        if (s && this.sessions.remove(sid)) {
-          this.log.info({ sid, jid: s.full, c2s: s.c2s }, "session ended: its c2s cannot be reached");
-          await this.ended(s);
-        }
+        if (s) await this.endLostNow(s, "its c2s cannot be reached");
         // A message the session did not get goes where a message to the user
         // goes now (another resource, or offline storage): not lost with the c2s.
         if (stanza?.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat") {
@@ -500,13 +508,7 @@ export class SessionManager implements ModuleApi {
       case "reset": {
         // A c2s (re)started: its sessions are those whose id begins with `sid`; the others died with its previous run.
         for (const stale of [...this.sessions.all()]) {
-          if (stale.c2s !== e.from || stale.sid.startsWith(e.sid)) continue;
-          void this.serial(stale.bare, async () => {
-            if (this.sessions.remove(stale.sid)) {
-              this.log.info({ sid: stale.sid, jid: stale.full, c2s: stale.c2s }, "session ended: its c2s restarted");
-              await this.ended(stale);
-            }
-          }).catch((err: unknown) => this.log.error({ err, sid: stale.sid }, "ending a session of a restarted c2s failed"));
+          if (stale.c2s === e.from && !stale.sid.startsWith(e.sid)) this.endLost(stale, "its c2s restarted");
         }
         return;
       }
