@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { client as xmppClient, xml as xmppXml, type XmppClient, type XmppElement } from "@xmpp/client";
 import { Component } from "@jabberfarm/component";
 import { ENVELOPE_NS } from "@jabberfarm/envelope";
-import { NS, type Element } from "@jabberfarm/xml";
+import { NS, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startC2s, type C2sProcess } from "./process.js";
 import {
   DOMAIN, FAKE_SM_DOMAIN, RawClient, SECRETS, capturingLogger, delay, errorCondition, startFarm, type C2sTestFarm,
@@ -504,16 +504,18 @@ describe("limits", () => {
     assert.match(err.getChildText("text") ?? "", /larger than 10000/);
   });
 
-  it("a stanza that would be too large for the router once wrapped ends only this stream", async () => {
+  it("a stanza that would be too large for the router once wrapped is refused with a stanza error; the stream and the link go on", async () => {
     const [c] = await loggedIn("alice", "wrapped", small);
     const [other, jo] = await loggedIn("bob", "wrapped", small);
-    const stanza = `<message to='bob@localhost'><body>${"x".repeat(9_900)}</body></message>`;
+    const stanza = `<message to='bob@localhost' id='big'><body>${"x".repeat(9_900)}</body></message>`;
     assert.ok(Buffer.byteLength(stanza) < 10_000);
     c.write(stanza);
-    const err = await c.next((el) => el.local === "error" && el.ns === NS.STREAMS);
-    assert.ok(err.getChild("policy-violation"));
-    assert.match(err.getChildText("text") ?? "", /once routed/);
+    const err = await c.next((el) => el.attrs.id === "big" && el.attrs.type === "error");
+    assert.equal(stanzaErrorCondition(err), "policy-violation");
+    assert.equal(err.getChild("body"), undefined, "the error does not echo the large payload");
     assert.ok(small.component.isUp, "the router link survived");
+    c.write(`<message to='${jo}' id='after'><body>still here</body></message>`);
+    await other.next((el) => el.attrs.id === "after");
     other.write(`<message to='${jo}' id='ok'><body>fine</body></message>`);
     await other.next((el) => el.attrs.id === "ok");
   });

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
-import { XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
-import { explicitClientStanza, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
+import { ENVELOPE_ROOM, XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
+import { routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOfBytes, kindOfName, kindOfText, type Metrics } from "@jabberfarm/metrics";
 import { SaslError, decodeSaslPayload, deriveCredentialsAsync, encodeSaslPayload, type SaslCondition, type ScramCredential } from "@jabberfarm/sasl";
@@ -32,6 +32,8 @@ export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
 export interface Outlet {
   send(text: string): boolean;
   readonly congested: boolean;
+  /** The largest element the routers take (packages/component `maxElementBytes`). */
+  readonly maxElementBytes: number;
   onceDrained(fn: () => void): void;
 }
 
@@ -173,7 +175,12 @@ export class ClientStream {
       onStreamStart: (h) => this.onStreamStart(h),
       onElement: (el, raw) => this.onElement(el, rawText(raw)),
       onClose: (r) => this.onClose(r),
-    }, { maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes });
+    }, {
+      maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
+      // Whatever the client wrote (prefixes, CDATA...), what goes on into the
+      // farm is the canonical element re-serialised (docs/security.md).
+      canonical: true,
+    });
     this.log = opts.log.child({ conn: this.conn.id, ip: this.ip, port: socket.remotePort });
     this.conn.headerDue = this.header();
     this.watch(socket);
@@ -732,11 +739,8 @@ export class ClientStream {
         return;
       }
     }
-    let text: string;
     const from = el.attrs.from;
-    if (from === undefined || from === s.full) {
-      text = explicitClientStanza(el, raw, s.full);
-    } else {
+    if (from !== undefined && from !== s.full) {
       // RFC 6120 §8.1.2.1: the server stamps the full JID; a from that is
       // some other address than the client's own is refused.
       const j = Jid.tryParse(from);
@@ -745,16 +749,21 @@ export class ClientStream {
         this.fail(new StreamError("invalid-from", "from must be your own address"));
         return;
       }
-      el.attrs.from = s.full;
-      el.attrs.xmlns ??= NS.CLIENT;
-      text = el.toString();
     }
-    const max = this.ctx.config.limits.maxRoutedBytes;
+    // The canonical element (see the parser's option above), its namespace
+    // explicit as envelopes require, stamped with the session's address.
+    el.attrs.xmlns = NS.CLIENT;
+    el.attrs.from = s.full;
+    const text = el.toString();
     // A router refuses a larger element by closing the whole link, with every
-    // session on it; only this client's stream may pay for its stanza. (The
-    // envelope is built once, with its confirmation attributes, in the send.)
-    if (text.length * 3 + s.routeOverhead > max && Buffer.byteLength(text) + s.routeOverhead > max) {
-      this.fail(new StreamError("policy-violation", `stanza larger than ${max} bytes once routed`));
+    // session on it; only this stanza may pay for its size. The room covers
+    // this route's envelope and those the farm puts around it later (the
+    // SM's route to another session, a delay stamp): once in, it fits every
+    // hop. (The envelope is built once, in the send.)
+    const max = Math.min(this.ctx.config.limits.maxRoutedBytes, this.ctx.outlet.maxElementBytes) - Math.max(s.routeOverhead, ENVELOPE_ROOM);
+    if (text.length * 3 > max && Buffer.byteLength(text) > max) {
+      this.log.info({ bytes: Buffer.byteLength(text), max }, "stanza too large once re-serialised; refused");
+      this.undeliverable(el, "policy-violation", `the stanza is larger than ${max} bytes once re-serialised`, "modify");
       return;
     }
     if (!this.ctx.routeToSm((c) => routeEnvelope(this.ctx.address, s.bare, s.sid, text, c))) {

@@ -61,11 +61,12 @@ export const c2sConfigSchema = z.object({
     /** Largest stanza a client may send (RFC 6120 §13.12 asks for at least 10,000 bytes). */
     maxStanzaBytes: z.number().int().min(10_000).default(256 * KiB),
     /**
-     * Largest `<route/>` envelope sent to a router: at most the routers'
-     * own limits.maxStanzaBytes, which close the link on anything larger. A
-     * client stanza that would exceed it once wrapped ends that client's stream.
+     * Largest `<route/>` envelope sent to a router (and read from one). The
+     * routers announce what they take (limits.maxInternalBytes); the smaller
+     * of the two applies. A client stanza that would be larger once
+     * re-serialised and wrapped is refused with a policy-violation error.
      */
-    maxRoutedBytes: z.number().int().min(10_000).default(256 * KiB),
+    maxRoutedBytes: z.number().int().min(10_000).default(1024 * KiB),
     /** Sustained bytes per second a client may send; beyond the burst the stream ends with policy-violation. */
     bytesPerSecond: z.number().int().min(1).default(64 * KiB),
     /** Bucket size; at least one stanza of the largest size must fit. Default: max(4 s of rate, 2 × maxStanzaBytes). */

@@ -63,6 +63,9 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     get congested() {
       return component.congested;
     },
+    get maxElementBytes() {
+      return component.maxElementBytes;
+    },
     onceDrained: (fn) => component.onceDrained(fn),
   };
   const xdb = opts.storage ? undefined : new XdbClient((t) => outlet.send(t), address, { timeoutMs: config.xdb.timeoutMs, metrics: m });

@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { NS, StreamError, streamHeader, type Element, type StreamHeader } from "@jabberfarm/xml";
 import { XmlConnection, type CloseReason, type XmlConnectionOptions } from "./connection.js";
 import { verifyHandshake } from "./handshake.js";
-import { INSTANCE_ATTR_LOCAL, FARM_COMPONENT_NS } from "./link.js";
+import { INSTANCE_ATTR_LOCAL, FARM_COMPONENT_NS, MAX_ELEMENT_ATTR_LOCAL, farmHeaderAttr } from "./link.js";
 
 export interface AcceptOptions extends XmlConnectionOptions {
   /** The secret for a component name, or undefined when the name is unknown. */
@@ -20,6 +20,12 @@ export interface AcceptOptions extends XmlConnectionOptions {
    * to send well-formed XML): stanzas then arrive as bytes. Others are parsed.
    */
   splitterFor?: (name: string) => boolean;
+  /**
+   * Largest element read from a stream that uses the splitter (a farm
+   * process), announced to it in our stream header; other streams keep
+   * `maxStanzaBytes`.
+   */
+  maxTrustedStanzaBytes?: number;
 }
 
 export interface AcceptedHandlers {
@@ -100,8 +106,16 @@ export class AcceptedComponent {
       return;
     }
     this.name = to.toLowerCase();
-    this.instance = readInstance(h) ?? this.conn.id;
-    this.conn.send(streamHeader({ contentNs: NS.COMPONENT, from: this.name, id: this.streamId }));
+    this.instance = farmHeaderAttr(h.attrs, INSTANCE_ATTR_LOCAL) ?? this.conn.id;
+    const trusted = this.opts.splitterFor?.(this.name) === true;
+    let header = streamHeader({ contentNs: NS.COMPONENT, from: this.name, id: this.streamId });
+    const max = this.opts.maxTrustedStanzaBytes;
+    if (trusted && max !== undefined) {
+      // A farm process checks what it sends against this, so one oversized
+      // element fails alone rather than closing the link (docs/security.md).
+      header = header.slice(0, -1) + ` xmlns:farm='${FARM_COMPONENT_NS}' farm:${MAX_ELEMENT_ATTR_LOCAL}='${max}'>`;
+    }
+    this.conn.send(header);
     if (this.opts.secretFor(this.name) === undefined) {
       this.conn.close(new StreamError("host-unknown", `no component is configured as '${this.name}'`));
       return;
@@ -109,7 +123,7 @@ export class AcceptedComponent {
     this.state = "handshake";
     // The component waits for our header before it sends anything more, so
     // the parser holds nothing yet: a clean point to change readers.
-    if (this.opts.splitterFor?.(this.name)) this.conn.useSplitter(NS.COMPONENT);
+    if (trusted) this.conn.useSplitter(NS.COMPONENT, this.opts.maxTrustedStanzaBytes);
   }
 
   private onElement(el: Element, raw: string | Buffer): void {
@@ -134,13 +148,4 @@ export class AcceptedComponent {
     this.conn.send("<handshake/>");
     this.handlers.onAuthenticated(this);
   }
-}
-
-function readInstance(h: StreamHeader): string | undefined {
-  for (const k in h.attrs) {
-    const colon = k.indexOf(":");
-    if (colon < 0 || k.slice(colon + 1) !== INSTANCE_ATTR_LOCAL) continue;
-    if (h.attrs["xmlns:" + k.slice(0, colon)] === FARM_COMPONENT_NS) return h.attrs[k];
-  }
-  return undefined;
 }

@@ -112,7 +112,7 @@ export class XmlConnection {
    * top-level tag read. Call it once the peer is known (after the header or
    * the handshake), from a handler or between reads.
    */
-  useSplitter(contentNs: string): void {
+  useSplitter(contentNs: string, maxStanzaBytes: number | undefined = this.maxStanzaBytes): void {
     if (this.splitter) return;
     const splitter = new StanzaSplitter({
       onElement: (el, raw) => {
@@ -124,7 +124,7 @@ export class XmlConnection {
       },
       onStreamEnd: () => this.close(),
       onError: (err) => this.close(err),
-    }, { contentNs, ...(this.maxStanzaBytes === undefined ? {} : { maxStanzaBytes: this.maxStanzaBytes }) });
+    }, { contentNs, ...(maxStanzaBytes === undefined ? {} : { maxStanzaBytes }) });
     this.parser.handOff((rest) => {
       this.splitter = splitter;
       // What the parser had decoded, plus any bytes of a character it was still waiting for.

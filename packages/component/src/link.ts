@@ -7,10 +7,23 @@ import { connect, type Socket } from "node:net";
 import { NS, StreamError, escapeAttr, streamHeader, type Element } from "@jabberfarm/xml";
 import { XmlConnection, type CloseReason, type XmlConnectionOptions } from "./connection.js";
 import { handshakeDigest } from "./handshake.js";
+import { FARM_LINK_MAX_BYTES } from "./limits.js";
 
 /** Namespace of the farm's own stream-header attribute that names a process instance. */
 export const FARM_COMPONENT_NS = "urn:jabberfarm:component:0";
 export const INSTANCE_ATTR_LOCAL = "instance";
+/** The router's stream-header attribute (same namespace) giving the largest element it takes from this process. */
+export const MAX_ELEMENT_ATTR_LOCAL = "max-element";
+
+/** A farm attribute of a stream header (`prefix:local` with the prefix bound to FARM_COMPONENT_NS). */
+export function farmHeaderAttr(attrs: Record<string, string>, local: string): string | undefined {
+  for (const k in attrs) {
+    const colon = k.indexOf(":");
+    if (colon < 0 || k.slice(colon + 1) !== local) continue;
+    if (attrs["xmlns:" + k.slice(0, colon)] === FARM_COMPONENT_NS) return attrs[k];
+  }
+  return undefined;
+}
 
 export interface RouterAddress {
   host: string;
@@ -45,9 +58,12 @@ export class RouterLink {
   private ready = false;
   private down = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The largest element this link may carry to its router: what the router announced, else what we read ourselves. */
+  maxElementBytes: number;
 
   constructor(router: RouterAddress, private readonly opts: LinkOptions, private readonly handlers: LinkHandlers) {
     this.router = router;
+    this.maxElementBytes = opts.maxStanzaBytes ?? FARM_LINK_MAX_BYTES;
   }
 
   get isReady(): boolean {
@@ -77,6 +93,8 @@ export class RouterLink {
     this.conn = new XmlConnection(socket, {
       onStreamStart: (h) => {
         const id = h.attrs.id;
+        const max = Number(farmHeaderAttr(h.attrs, MAX_ELEMENT_ATTR_LOCAL));
+        if (Number.isSafeInteger(max) && max > 0) this.maxElementBytes = max;
         if (!id) {
           this.conn?.close(new StreamError("invalid-xml", "the router's stream header has no id"));
           return;
@@ -96,7 +114,7 @@ export class RouterLink {
         }
       },
       onClose: (reason) => this.goDown(reason),
-    }, { ...this.opts });
+    }, { ...this.opts, maxStanzaBytes: this.opts.maxStanzaBytes ?? FARM_LINK_MAX_BYTES });
     socket.once("connect", () => {
       let header = streamHeader({ contentNs: NS.COMPONENT, to: this.opts.name });
       if (this.opts.instance !== undefined) {

@@ -10,6 +10,7 @@ import { Element, NS, parseElement } from "@jabberfarm/xml";
 import { FARM_ROUTER_NS, readMembers } from "./members.js";
 import type { CloseReason, XmlConnectionOptions } from "./connection.js";
 import { RouterLink, type RouterAddress } from "./link.js";
+import { FARM_LINK_MAX_BYTES, OversizeError, oversize } from "./limits.js";
 
 export interface BackoffOptions {
   /** First retry delay. */
@@ -105,6 +106,11 @@ export class Component extends EventEmitter<ComponentEvents> {
     return out;
   }
 
+  /** stop() or crash() was called: links going down now are not failures. */
+  get stopping(): boolean {
+    return this.stopped;
+  }
+
   get isUp(): boolean {
     return this.pick() !== undefined;
   }
@@ -170,12 +176,32 @@ export class Component extends EventEmitter<ComponentEvents> {
     while (this.liveLinks.length < this.slots.length && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
   }
 
-  /** Sends through the link in use; false when no router is reachable now. */
+  /**
+   * Sends through the link in use; false when no router is reachable now.
+   * Throws OversizeError for an element larger than the router takes (it
+   * would close the link, with all it carries): callers that build elements
+   * from what others sent check `fits` first and fail that one request.
+   */
   send(stanza: Element | string | Buffer): boolean {
     const link = this.pick();
     if (!link) return false;
-    link.send(stanza instanceof Element ? stanza.toString() : stanza);
+    const text = stanza instanceof Element ? stanza.toString() : stanza;
+    const bytes = oversize(text, link.maxElementBytes);
+    if (bytes > 0) throw new OversizeError(bytes, link.maxElementBytes);
+    link.send(text);
     return true;
+  }
+
+  /** The largest element the routers take from us (the smallest any live link announced). */
+  get maxElementBytes(): number {
+    let max = Infinity;
+    for (const s of this.slots) if (s.link?.isReady && s.link.maxElementBytes < max) max = s.link.maxElementBytes;
+    return max === Infinity ? this.opts.maxStanzaBytes ?? FARM_LINK_MAX_BYTES : max;
+  }
+
+  /** Whether `text` is small enough to send (see `send`). */
+  fits(text: string | Buffer): boolean {
+    return oversize(text, this.maxElementBytes) === 0;
   }
 
   /** Calls `fn` once the link in use has room again. */
@@ -258,7 +284,11 @@ export class Component extends EventEmitter<ComponentEvents> {
         this.emit("up", l);
       },
       onStanza: (l, el, raw) => {
+        // Only the router itself speaks in its namespace, and what it says
+        // has no `from`: a routed element always has one (docs/router.md),
+        // so a notice that names a sender was forged by one and is dropped.
         if (el.ns === FARM_ROUTER_NS) {
+          if (el.attrs.from !== undefined) return;
           this.onRouterNotice(slot, l, el, raw);
           return;
         }

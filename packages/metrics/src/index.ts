@@ -5,5 +5,5 @@ export {
   kindOf, kindOfName, kindOfText, kindOfBytes, type StanzaKind, type KindIndex,
 } from "./kinds.js";
 export { startHealthServer, type HealthServer, type HealthServerOptions } from "./health.js";
-export { watchRouterLinks, cachedProbe, countedSend, type RouterLinkSource, type ProbeOptions } from "./links.js";
+export { watchRouterLinks, linkCloseLabel, cachedProbe, countedSend, type RouterLinkSource, type LinkCloseReason, type ProbeOptions } from "./links.js";
 export { metricsEndpointSchema, type MetricsEndpoint } from "./config.js";

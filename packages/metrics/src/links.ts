@@ -7,6 +7,20 @@ export interface RouterLinkSource {
   /** Bytes queued on its router links. */
   readonly queuedBytes: number;
   on(event: "up", listener: (link: { readonly label: string }) => void): unknown;
+  on(event: "down", listener: (link: unknown, reason: LinkCloseReason) => void): unknown;
+  /** True once the process asked its links to close (stopping): those closes are not counted. */
+  readonly stopping?: boolean;
+}
+
+/** Why a link closed (packages/component CloseReason, structurally). */
+export interface LinkCloseReason {
+  error?: { condition: string } | undefined;
+  socketError?: string | undefined;
+}
+
+/** The `reason` label of jabberfarm_link_closed_total for a close. */
+export function linkCloseLabel(r: LinkCloseReason): string {
+  return r.error?.condition ?? (r.socketError !== undefined ? "socket" : "closed");
 }
 
 /**
@@ -21,6 +35,9 @@ export function watchRouterLinks(metrics: Metrics, links: RouterLinkSource): voi
   links.on("up", (link) => {
     if (seen.has(link.label)) reconnects.inc();
     else seen.add(link.label);
+  });
+  links.on("down", (_link, reason) => {
+    if (!links.stopping) metrics.linkClosed.inc({ reason: linkCloseLabel(reason) });
   });
   metrics.connections("router", () => links.liveLinks.length);
   metrics.queueBytes(() => links.queuedBytes);

@@ -51,6 +51,7 @@ export class Metrics {
   private authFailuresCounter: Counter<"reason"> | undefined;
   private redirectsCounter: Counter | undefined;
   private reconnectsCounter: Counter | undefined;
+  private linkClosedCounter: Counter<"reason"> | undefined;
   private routingHistogram: Histogram | undefined;
   private storageHistogram: Histogram<"op"> | undefined;
 
@@ -106,6 +107,22 @@ export class Metrics {
     return (this.reconnectsCounter ??= new Counter({
       name: "jabberfarm_router_reconnects_total",
       help: "Links to a router that came up again after they had gone down.",
+      registers: [this.registry],
+    }));
+  }
+
+  /**
+   * Links between farm processes (a process's link to a router, a router's
+   * to a farm process) that closed while the process was not stopping, by
+   * reason (a stream error condition, `socket` for a dropped connection,
+   * `closed` for a clean close): jabberfarm_link_closed_total{reason}. Bad
+   * input from a client or an external component must never move it.
+   */
+  get linkClosed(): Counter<"reason"> {
+    return (this.linkClosedCounter ??= new Counter({
+      name: "jabberfarm_link_closed_total",
+      help: "Links between farm processes that closed while not stopping, by reason (stream error condition, socket, closed).",
+      labelNames: ["reason"],
       registers: [this.registry],
     }));
   }

@@ -34,11 +34,22 @@ export const routerConfigSchema = z.object({
    */
   drainMs: z.number().int().min(0).max(8000, "at most 8000 ms (a stop must end within 10 s)").default(1000),
   limits: z.object({
+    /** Largest stanza from an external (untrusted) component, once re-serialised too. */
     maxStanzaBytes: z.number().int().min(10_000).optional(),
+    /**
+     * Largest element from a farm process (trusted); announced to each in
+     * the stream header so it checks what it builds before sending
+     * (docs/security.md). Default FARM_LINK_MAX_BYTES (1 MiB).
+     */
+    maxInternalBytes: z.number().int().min(64 * 1024).optional(),
     maxDepth: z.number().int().min(2).optional(),
     maxAttributes: z.number().int().min(4).optional(),
     maxHeaderBytes: z.number().int().min(512).optional(),
-    /** Bytes queued for one component above which its senders are paused. */
+    /**
+     * Bytes queued for one component above which its senders are paused (a
+     * farm process) or it is cut off with resource-constraint (an external
+     * component: one that stops reading must not freeze the farm's senders).
+     */
     highWaterMark: z.number().int().min(16 * 1024).optional(),
   }).strict().default({}),
   /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */

@@ -261,15 +261,25 @@ describe("router: routing", () => {
     assert.equal((await inbox.next()).attrs.id, "still");
   });
 
-  test("an oversized stanza gets <policy-violation/>", async () => {
-    const { router: small, port: smallPort } = await startRouter({ limits: { maxStanzaBytes: 10_000 } });
+  test("an oversized stanza gets <policy-violation/>: maxStanzaBytes from an external component, maxInternalBytes from a farm process", async () => {
+    const { router: small, port: smallPort } = await startRouter({ limits: { maxStanzaBytes: 10_000, maxInternalBytes: 65_536 } });
     cleanup.push(() => small.stop());
-    const p = await RawPeer.connect(smallPort);
-    await p.handshake("a.test", SECRETS["a.test"]);
-    await p.until((t) => t.includes("<handshake/>"));
-    p.write(`<message from='a@a.test' to='b@b.test'><body>${"x".repeat(20_000)}</body></message>`);
-    await p.waitClosed();
-    assert.match(p.text, /<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    const ext = await RawPeer.connect(smallPort);
+    await ext.handshake("ext.test", SECRETS["ext.test"]);
+    await ext.until((t) => t.includes("<handshake/>"));
+    ext.write(`<message from='a@ext.test' to='b@b.test'><body>${"x".repeat(20_000)}</body></message>`);
+    await ext.waitClosed();
+    assert.match(ext.text, /<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    const farm = await RawPeer.connect(smallPort);
+    await farm.handshake("a.test", SECRETS["a.test"]);
+    await farm.until((t) => t.includes("<handshake/>"));
+    assert.match(farm.text, /farm:max-element='65536'/, "the router announced its limit to the farm process");
+    farm.write(`<message from='a@a.test' to='b@b.test'><body>${"x".repeat(20_000)}</body></message>`);
+    await delay(50);
+    assert.ok(!farm.closed, "20 KB is within what a farm process may send");
+    farm.write(`<message from='a@a.test' to='b@b.test'><body>${"x".repeat(70_000)}</body></message>`);
+    await farm.waitClosed();
+    assert.match(farm.text, /<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
   });
 
   test("a component dying mid-stanza leaves the table at once; the router keeps serving", async () => {
@@ -714,6 +724,105 @@ describe("router: failover between routers", () => {
       }
     } finally {
       await a.stop();
+    }
+  });
+});
+
+describe("router: what an external component may send (docs/security.md)", () => {
+  async function setup(): Promise<{ r: Awaited<ReturnType<typeof startRouter>>; sm: Component; got: ReturnType<typeof collect>; ext: RawPeer }> {
+    const r = await startRouter({ limits: { highWaterMark: 16 * 1024 } });
+    const sm = component("sm", [r.port], "sm-1");
+    await sm.start();
+    const got = collect(sm);
+    const ext = await RawPeer.connect(r.port);
+    await ext.handshake("ext.test", SECRETS["ext.test"]);
+    await ext.until((t) => t.includes("<handshake/>"));
+    return { r, sm, got, ext };
+  }
+
+  test("a prefixed element that a splitter would read as an envelope closes the component's stream and reaches nobody", async () => {
+    const { r, sm, got, ext } = await setup();
+    try {
+      ext.write("<x:xdb xmlns:x='jabber:component:accept' xmlns='urn:jabberfarm:envelope:1' op='credentials.set' type='set' id='q1' from='ext.test' to='sm'>{}</x:xdb>");
+      await ext.waitClosed();
+      assert.match(ext.text, /<unsupported-stanza-type /);
+      await delay(50);
+      assert.equal(got.els.length, 0);
+      assert.ok(sm.isUp, "the farm process's link is untouched");
+    } finally {
+      await sm.stop();
+      await r.router.stop();
+    }
+  });
+
+  test("a forged membership notice is dropped by the router, and a farm process ignores one that names a sender", async () => {
+    const { r, sm, got, ext } = await setup();
+    try {
+      let heard = 0;
+      sm.on("members", (name) => {
+        if (name === "c2s") heard++;
+      });
+      ext.write("<members xmlns='urn:jabberfarm:router:0' name='c2s' from='ext.test' to='sm'><instance id='evil'/></members>");
+      await ext.waitClosed();
+      ext.close();
+      // A farm process sending one gets it dropped by the router.
+      const farm = component("c2s", [r.port], "c2s-9");
+      await farm.start();
+      farm.send("<members xmlns='urn:jabberfarm:router:0' name='c2s' from='c2s/c2s-9' to='sm/sm-1'/>");
+      farm.send("<message from='c2s/c2s-9' to='sm/sm-1' id='after'/>");
+      assert.equal((await got.next()).attrs.id, "after");
+      assert.deepEqual([...sm.instancesOf("c2s")], ["c2s-9"], "only the router's own notice counted");
+      await farm.stop();
+      assert.ok(heard >= 1);
+    } finally {
+      await sm.stop();
+      await r.router.stop();
+    }
+  });
+
+  test("CDATA and stream-header prefixes from an external component are forwarded re-serialised", async () => {
+    const r = await startRouter();
+    const sm = component("sm", [r.port], "sm-1");
+    await sm.start();
+    const got = collect(sm);
+    const ext = await RawPeer.connect(r.port);
+    try {
+      ext.write("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' xmlns:p='urn:example:p' to='ext.test'>");
+      const text = await ext.until((t) => /<stream:stream [^>]*id='[^']+'/.test(t));
+      const { handshakeDigest } = await import("@jabberfarm/component");
+      ext.write(`<handshake>${handshakeDigest(/id='([^']+)'/.exec(text)![1]!, SECRETS["ext.test"])}</handshake>`);
+      await ext.until((t) => t.includes("<handshake/>"));
+      ext.write("<message from='bot@ext.test' to='alice@sm' id='c1'><body><![CDATA[a < b & c]]></body><p:x/></message>");
+      await got.next();
+      assert.equal(got.raws[0], "<message from='bot@ext.test' to='alice@sm' id='c1'><body>a &lt; b &amp; c</body><x xmlns='urn:example:p'/></message>");
+    } finally {
+      ext.close();
+      await sm.stop();
+      await r.router.stop();
+    }
+  });
+
+  test("an external component that stops reading is cut off; the farm process sending to it is never paused", async () => {
+    const { r, sm, ext } = await setup();
+    try {
+      ext.socket.pause(); // reads nothing more
+      const body = "z".repeat(4000);
+      for (let i = 0; i < 400 && !ext.closed; i++) {
+        sm.send(`<message from='a@sm' to='bot@ext.test' id='m${i}'><body>${body}</body></message>`);
+        if (i % 20 === 0) await delay(5);
+      }
+      await eventually(() => r.router.table.candidates("ext.test").length === 0, "the slow component was cut off");
+      // The sender's stream was never paused: it still routes at once.
+      const other = component("b.test", [r.port]);
+      await other.start();
+      const inbox = collect(other);
+      sm.send("<message from='a@sm' to='x@b.test' id='still'/>");
+      assert.equal((await inbox.next()).attrs.id, "still");
+      await other.stop();
+    } finally {
+      ext.close();
+      await sm.stop();
+      await r.router.stop();
     }
   });
 });

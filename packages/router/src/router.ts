@@ -6,10 +6,12 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { AcceptedComponent, LEAVING_NOTICE, membersElement, rawText, type CloseReason } from "@jabberfarm/component";
+import {
+  AcceptedComponent, ENVELOPE_ROOM, FARM_LINK_MAX_BYTES, FARM_ROUTER_NS, LEAVING_NOTICE, membersElement, oversize, rawText, type CloseReason,
+} from "@jabberfarm/component";
 import { ENVELOPE_NS, ROUTER_ADDRESS, answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
-import { OTHER, kindOf, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
+import { OTHER, kindOf, linkCloseLabel, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
   NS, StreamError, canBounce, parseElement, stanzaErrorReply,
   type Element, type StanzaErrorCondition,
@@ -24,6 +26,8 @@ export interface RouterOptions {
   /** Count stanzas, time routing and expose the routing table's size there. */
   metrics?: Metrics;
 }
+
+const STANZA_NAMES: ReadonlySet<string> = new Set(["message", "presence", "iq"]);
 
 // One stanza in this many has its routing time measured: a clock read per
 // stanza would cost more than the routing it measures.
@@ -46,6 +50,8 @@ export class Router {
   private readonly routes = new Map<AcceptedComponent, Route>();
   private readonly localDomains: Set<string>;
   private readonly stats: RouterStats | undefined;
+  private readonly metrics: Metrics | undefined;
+  private readonly maxInternalBytes: number;
   private stopping: Promise<void> | undefined;
   /** The drain is over and every stream is being closed: nobody is left to tell anything. */
   private closingAll = false;
@@ -57,7 +63,9 @@ export class Router {
     this.localDomains = new Set([...this.config.domains, ...Object.keys(this.config.components)].map((d) => d.toLowerCase()));
     this.server = createServer((socket) => this.accept(socket));
     this.server.on("error", (e) => this.log.error({ err: e }, "listener error"));
+    this.maxInternalBytes = this.config.limits.maxInternalBytes ?? FARM_LINK_MAX_BYTES;
     const m = opts.metrics;
+    this.metrics = m;
     if (m) {
       this.stats = { in: m.stanzasIn, out: m.stanzasOut, routing: m.routingSeconds, seq: 0 };
       m.connections("component", () => this.routes.size);
@@ -154,10 +162,15 @@ export class Router {
       maxAttributes: limits.maxAttributes,
       maxHeaderBytes: limits.maxHeaderBytes,
       highWaterMark: limits.highWaterMark,
-      shallow: true,
+      // An external component's stanzas are parsed whole into canonical
+      // elements and forwarded re-serialised (docs/security.md): the farm's
+      // processes then read exactly what this parser read.
+      shallow: false,
+      canonical: true,
       // Farm processes are trusted to send well-formed XML (they parsed it at
       // the edge or built it); their streams skip the full parse.
       splitterFor: (name) => this.config.components[name]?.trusted === true,
+      maxTrustedStanzaBytes: this.maxInternalBytes,
     }, {
       onAuthenticated: (c) => this.onAuthenticated(c),
       onStanza: stats === undefined
@@ -211,6 +224,7 @@ export class Router {
     this.routes.delete(c);
     this.table.remove(route);
     this.announceMembers(route.name);
+    if (route.trusted && this.stopping === undefined) this.metrics?.linkClosed.inc({ reason: linkCloseLabel(reason) });
     this.log.info({
       conn: c.id, component: c.name, instance: c.instance,
       condition: reason.error?.condition, by: reason.error ? (reason.remote ? "component" : "router") : undefined,
@@ -239,6 +253,30 @@ export class Router {
       src.close(new StreamError("unsupported-stanza-type", `<${el.name}/> is not routable`));
       return false;
     }
+    if (!route.trusted && el.ns === ENVELOPE_NS) {
+      // The envelope is the farm's own protocol: from an external component, a
+      // <session type='kick'/> or an <admin op='kick'/> would end users' sessions.
+      return this.bounce(src, el, raw, "forbidden", "the envelope is for the farm's own processes");
+    }
+    if (!route.trusted) {
+      // An external component sends stanzas, nothing else: no envelope, no
+      // notice, in its stream's namespace (checked on the canonical element,
+      // which is what goes on: see accept() and docs/security.md).
+      if (el.ns !== NS.COMPONENT || !STANZA_NAMES.has(el.local)) {
+        this.log.warn({ conn: src.id, component: src.name, element: el.local, ns: el.ns }, "an external component sent something that is not a stanza; closing it");
+        src.close(new StreamError("unsupported-stanza-type", "only message, presence and iq in jabber:component:accept may be sent"));
+        return false;
+      }
+      // Its namespace is the links' default, as an external component's stanzas always were.
+      delete el.attrs.xmlns;
+      raw = el.toString();
+    }
+    if (el.ns === FARM_ROUTER_NS) {
+      // Membership and leaving notices come from routers only; one from a
+      // component would make the farm's processes misjudge who is alive.
+      this.log.warn({ conn: src.id, component: src.name, element: el.local }, "a farm process sent a router notice; dropped");
+      return false;
+    }
     const from = el.attrs.from;
     if (from === undefined) {
       src.close(new StreamError("improper-addressing", "every stanza needs a 'from'"));
@@ -249,9 +287,11 @@ export class Router {
       src.close(new StreamError("invalid-from", `'${from}' is not within '${route.name}'`));
       return false;
     }
-    // The envelope is the farm's own protocol: from an external component, a
-    // <session type='kick'/> or an <admin op='kick'/> would end users' sessions.
-    if (!route.trusted && el.ns === ENVELOPE_NS) return this.bounce(src, el, raw, "forbidden", "the envelope is for the farm's own processes");
+    // Re-serialised, a stanza can outgrow what the farm's links take (CDATA
+    // becomes escaped text): it fails alone instead of closing a link.
+    if (!route.trusted && oversize(raw, this.maxInternalBytes - ENVELOPE_ROOM) > 0) {
+      return this.bounce(src, el, raw, "policy-violation", "the stanza is too large");
+    }
     const to = el.attrs.to;
     if (to === undefined) return this.bounce(src, el, raw, "service-unavailable", "the router itself offers no service");
     if (to === ROUTER_ADDRESS && el.local === "admin" && el.ns === ENVELOPE_NS) {
@@ -272,7 +312,13 @@ export class Router {
     }
     const out = dst.component;
     out.send(raw);
-    if (out.conn.congested && !src.conn.socket.isPaused()) {
+    if (!out.conn.congested) return true;
+    if (!dst.trusted) {
+      // An external component that stops reading is cut off: pausing its
+      // senders would freeze every farm process that talks to it.
+      this.log.warn({ conn: out.id, component: out.name, queued: out.conn.queuedBytes }, "an external component reads too slowly; closing it");
+      out.close(new StreamError("resource-constraint", "too much data waiting for you to read it"));
+    } else if (!src.conn.socket.isPaused()) {
       // Backpressure: stop reading from the sender until the slow receiver catches up,
       // rather than queueing without bound in the router.
       src.conn.socket.pause();
@@ -299,12 +345,14 @@ export class Router {
       this.log.debug({ conn: src.id, condition }, "dropped an undeliverable error stanza");
       return false;
     }
-    let full: Element;
-    try {
-      // The router parsed shallowly; the reply carries the original payload.
-      full = parseElement(rawText(raw), NS.COMPONENT);
-    } catch {
-      full = el;
+    let full = el;
+    if (typeof raw !== "string") {
+      // A farm process's stanza was read by the splitter: the reply carries the original payload (when small).
+      try {
+        full = parseElement(rawText(raw), NS.COMPONENT, { maxStanzaBytes: this.maxInternalBytes });
+      } catch {
+        full = el;
+      }
     }
     src.send(stanzaErrorReply(full, condition, { text }).toString());
     return true;

@@ -623,9 +623,14 @@ export class SessionManager implements ModuleApi {
   }
 
   private failed(stanza: Element, err: unknown): void {
-    this.log.error({ err, from: stanza.attrs.from, to: stanza.attrs.to, id: stanza.attrs.id }, "stanza handling failed");
+    // Something it asked for would not fit the farm's links (an answer, a
+    // stored copy): that one request fails, with resource-constraint.
+    const tooLarge = (err as Error | undefined)?.name === "OversizeError" ||
+      (err as { condition?: string } | undefined)?.condition === "resource-constraint";
+    if (tooLarge) this.log.warn({ err: (err as Error).message, from: stanza.attrs.from, to: stanza.attrs.to, id: stanza.attrs.id }, "stanza refused: too large for the farm's links");
+    else this.log.error({ err, from: stanza.attrs.from, to: stanza.attrs.to, id: stanza.attrs.id }, "stanza handling failed");
     // A message is answered too: it went nowhere (say, storage failed before
     // it could be delivered or stored), and its sender must not believe otherwise.
-    if (stanza.name === "iq" || stanza.name === "message") this.error(stanza, "internal-server-error");
+    if (stanza.name === "iq" || stanza.name === "message") this.error(stanza, tooLarge ? "resource-constraint" : "internal-server-error");
   }
 }

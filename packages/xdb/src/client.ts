@@ -102,10 +102,17 @@ export class XdbClient implements Storage {
         reject(new XdbRequestError(op, "remote-server-timeout", `no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer, sentAt: performance.now() });
-      if (!this.sendText(xdbRequest(id, op, this.from, this.to, params))) {
+      const fail = (condition: string, text: string): void => {
         clearTimeout(timer);
         this.pending.delete(id);
-        reject(new XdbRequestError(op, "service-unavailable", "no router reachable"));
+        reject(new XdbRequestError(op, condition, text));
+      };
+      try {
+        if (!this.sendText(xdbRequest(id, op, this.from, this.to, params))) fail("service-unavailable", "no router reachable");
+      } catch (err) {
+        // Larger than the farm's links take (OversizeError): this request fails, the link stays.
+        if ((err as Error).name !== "OversizeError") throw err;
+        fail("resource-constraint", (err as Error).message);
       }
     });
   }

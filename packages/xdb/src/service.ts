@@ -97,7 +97,18 @@ export class XdbService {
     this.inFlight++;
     const started = performance.now();
     this.run(req).finally(() => this.timing?.observe({ op: req.op }, (performance.now() - started) / 1000)).then(
-      (result) => this.send(xdbResult(req, this.address, result)),
+      (result) => {
+        try {
+          this.send(xdbResult(req, this.address, result));
+        } catch (err) {
+          // An answer larger than the farm's links take (OversizeError) fails
+          // this request alone; the operations that can grow are paged or
+          // bounded by quotas so that it does not happen (docs/security.md).
+          if ((err as Error).name !== "OversizeError") throw err;
+          this.log.warn({ op: req.op, from: req.from, err: (err as Error).message }, "storage answer too large");
+          this.reject(el, "resource-constraint", "the answer is too large");
+        }
+      },
       (err: unknown) => {
         const condition = conditionOf(err);
         if (condition === "internal-server-error") this.log.error({ err, op: req.op, from: req.from }, "storage operation failed");

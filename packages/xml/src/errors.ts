@@ -67,8 +67,36 @@ export interface StanzaErrorOptions {
   text?: string;
   /** The entity that generates the error (RFC 6120 §8.3.2 `by`). */
   by?: string;
-  /** Keep the original payload in the reply (default true; RFC 6120 §8.3.1 allows it). */
+  /**
+   * Keep the original payload in the reply (RFC 6120 §8.3.1 allows it).
+   * Default: only a small one (ERROR_PAYLOAD_MAX): an error never echoes a
+   * large payload, which would make the reply larger than what it answers
+   * (and larger than the farm's links take, docs/security.md).
+   */
   includePayload?: boolean;
+}
+
+/** Largest payload (roughly, in characters) an error reply echoes by default. */
+export const ERROR_PAYLOAD_MAX = 4096;
+
+/** Whether the children of `el` (its payload) add up to at most `budget` characters, counted roughly. */
+export function payloadWithin(el: Element, budget: number): boolean {
+  const walk = (e: Element): boolean => {
+    budget -= 2 * e.name.length + 5;
+    for (const k in e.attrs) budget -= k.length + e.attrs[k]!.length + 4;
+    for (const c of e.children) {
+      if (typeof c === "string") budget -= c.length;
+      else if (!walk(c)) return false;
+      if (budget < 0) return false;
+    }
+    return budget >= 0;
+  };
+  for (const c of el.children) {
+    if (typeof c === "string") budget -= c.length;
+    else if (c.local !== "error" && !walk(c)) return false;
+    if (budget < 0) return false;
+  }
+  return true;
 }
 
 /** The `<error/>` child for a condition. */
@@ -92,7 +120,7 @@ export function stanzaErrorReply(stanza: Element, condition: StanzaErrorConditio
   if (to !== undefined) attrs.to = to;
   attrs.type = "error";
   const reply = new Element(stanza.name, attrs);
-  if (opts.includePayload !== false) {
+  if (opts.includePayload ?? payloadWithin(stanza, ERROR_PAYLOAD_MAX)) {
     for (const c of stanza.children) if (typeof c !== "string" && c.local !== "error") reply.children.push(c);
   }
   reply.children.push(errorElement(condition, opts));

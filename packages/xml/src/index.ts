@@ -1,7 +1,7 @@
 export { Element, xml, serialize, escapeText, escapeAttr, isXmlText, type Attrs, type Node } from "./element.js";
 export { NS } from "./namespaces.js";
 export {
-  StreamError, errorElement, stanzaErrorReply, canBounce, stanzaErrorCondition,
+  StreamError, errorElement, stanzaErrorReply, canBounce, stanzaErrorCondition, payloadWithin, ERROR_PAYLOAD_MAX,
   type StreamErrorCondition, type StanzaErrorCondition, type StanzaErrorType, type StanzaErrorOptions,
 } from "./errors.js";
 export {
@@ -10,3 +10,4 @@ export {
 export { parseElement } from "./fragment.js";
 export { streamHeader, streamFooter, type StreamHeaderOptions } from "./stream.js";
 export { StanzaSplitter, unescapeXml, incompleteUtf8Tail, type SplitterHandlers, type SplitterOptions } from "./splitter.js";
+export { canonicalElement } from "./canonical.js";

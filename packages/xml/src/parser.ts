@@ -13,6 +13,7 @@ import { SaxesParser, type SaxesTagNS } from "saxes";
 import { Element } from "./element.js";
 import { StreamError } from "./errors.js";
 import { NS } from "./namespaces.js";
+import { canonicalElement } from "./canonical.js";
 
 export interface ParserLimits {
   /** Largest top-level element, in bytes of UTF-8 (RFC 6120 §13.12 asks for at least 10,000). */
@@ -57,6 +58,14 @@ export interface StreamParserOptions extends Partial<ParserLimits> {
    * allocation per child node. Use `parseElement(raw)` when the tree is needed.
    */
   shallow?: boolean;
+  /**
+   * Build every element of a stanza in canonical form (canonical.ts): local
+   * names, namespaces as `xmlns` attributes only where they change, no
+   * prefixes, CDATA as plain text. Its `toString()` is then what the farm
+   * forwards: whatever tricks the sender's XML played (prefixes declared on
+   * the stream header, CDATA, odd quoting) do not travel past this parser.
+   */
+  canonical?: boolean;
 }
 
 // Larger writes are fed to saxes in slices so that a limit is noticed after at
@@ -87,6 +96,7 @@ export class StreamParser {
   private readonly handlers: StreamParserHandlers;
   private readonly limits: ParserLimits;
   private readonly shallow: boolean;
+  private readonly canonical: boolean;
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   private sax!: SaxesParser<{ xmlns: true; position: true }>;
 
@@ -124,6 +134,7 @@ export class StreamParser {
       maxHeaderBytes: opts.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
     };
     this.shallow = opts.shallow ?? false;
+    this.canonical = opts.canonical ?? false;
     this.reset();
   }
 
@@ -367,7 +378,9 @@ export class StreamParser {
       return;
     }
     if (this.shallow && this.depth > 1) return;
-    const el = new Element(tag.name, attrs, [], tag.uri);
+    const el = this.canonical
+      ? canonicalElement(tag, this.depth === 1 ? undefined : this.stack[this.stack.length - 1]!.uri)
+      : new Element(tag.name, attrs, [], tag.uri);
     if (this.depth > 1) this.stack[this.stack.length - 1]!.children.push(el);
     this.stack.push(el);
   }
