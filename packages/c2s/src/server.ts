@@ -12,7 +12,7 @@ import {
 } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import type { Metrics } from "@jabberfarm/metrics";
-import { NS, StreamError, canBounce, parseElement, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
+import { NS, StreamError, canBounce, parseTrusted, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
 import type { SaslOptions } from "./auth.js";
 import { ClientStream, stanzaCondition, type ClientContext, type Outlet } from "./client.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
@@ -245,7 +245,7 @@ export class C2sServer implements ClientContext {
         }
         // Anything else is rare enough to be parsed whole.
         const text = raw.toString("utf8");
-        el = parseElement(text, NS.COMPONENT);
+        el = parseTrusted(text, NS.COMPONENT);
         raw = text;
       }
       if (el.ns === ENVELOPE_NS) this.handleEnvelope(el, raw);
@@ -275,7 +275,7 @@ export class C2sServer implements ClientContext {
     const bound = client?.session?.sid === sid;
     if (client === undefined || (bound && !client.isOpen)) {
       this.log.debug({ sid, from }, "route for a session that is gone here; bounced");
-      const route = parseElement(typeof raw === "string" ? raw : raw.toString("utf8"), NS.COMPONENT);
+      const route = parseTrusted(typeof raw === "string" ? raw : raw.toString("utf8"), NS.COMPONENT);
       this.outlet.send(stanzaErrorReply(route, "recipient-unavailable", { text: "no such session" }).toString());
       return;
     }

@@ -6,7 +6,7 @@
  * another live link when that one dies or its router says it is leaving.
  */
 import { EventEmitter } from "node:events";
-import { Element, NS, parseElement } from "@jabberfarm/xml";
+import { Element, NS, parseTrusted } from "@jabberfarm/xml";
 import { FARM_ROUTER_NS, readMembers } from "./members.js";
 import type { CloseReason, XmlConnectionOptions } from "./connection.js";
 import { RouterLink, type RouterAddress } from "./link.js";
@@ -313,7 +313,7 @@ export class Component extends EventEmitter<ComponentEvents> {
   /** What the router says to the farm's processes (members.ts); an unknown notice is ignored. */
   private onRouterNotice(slot: Slot, link: RouterLink, el: Element, raw: string | Buffer): void {
     if (el.local === "members") {
-      const m = readMembers(typeof raw === "string" ? el : parseElement(raw.toString("utf8"), NS.COMPONENT));
+      const m = readMembers(typeof raw === "string" ? el : parseTrusted(raw.toString("utf8"), NS.COMPONENT));
       if (m) this.onMembers(slot, link, m.name, m.instances);
     } else if (el.local === "leaving" && !slot.draining) {
       slot.draining = true;

@@ -13,7 +13,7 @@ import { ENVELOPE_NS, ROUTER_ADDRESS, answerAdmin, processFacts, type ProcessSta
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOf, linkCloseLabel, type Histogram, type KindCounter, type Metrics } from "@jabberfarm/metrics";
 import {
-  NS, StreamError, canBounce, parseElement, stanzaErrorReply,
+  NS, StreamError, canBounce, parseTrusted, stanzaErrorReply,
   type Element, type StanzaErrorCondition,
 } from "@jabberfarm/xml";
 import { routerConfigSchema, type RouterConfig, type RouterConfigInput } from "./config.js";
@@ -349,7 +349,7 @@ export class Router {
     if (typeof raw !== "string") {
       // A farm process's stanza was read by the splitter: the reply carries the original payload (when small).
       try {
-        full = parseElement(rawText(raw), NS.COMPONENT, { maxStanzaBytes: this.maxInternalBytes });
+        full = parseTrusted(rawText(raw), NS.COMPONENT);
       } catch {
         full = el;
       }

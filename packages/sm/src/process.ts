@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { Component, logLinkEvents, rawText, resendWhenOneLeaves } from "@jabberfarm/component";
 import { countedSend, kindOf, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
+import { NS, parseTrusted } from "@jabberfarm/xml";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
 import { SessionManager, type SmModule } from "./sm.js";
@@ -38,6 +39,9 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   const config = smConfigSchema.parse(input);
   const log = opts.logger;
   const component = new Component({
+    // Farm processes write well-formed XML (clients' is re-serialised at the
+    // edge): read it with the splitter and the trusted reader, not saxes.
+    splitter: true,
     name: config.domain, secret: config.secret, instance: config.instance, routers: config.routers,
   });
   const address = `${config.domain}/${config.instance}`;
@@ -49,8 +53,18 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   const modules = opts.modules ?? loadModules(config.modules ?? Object.keys(BUILTIN_MODULES));
   const sm = new SessionManager(config, storage, { send }, log, modules);
   if (xdb) sm.onXdb = (el) => void xdb.handleResponse(el);
-  component.on("stanza", (el, raw) => {
+  component.on("stanza", (shallow, raw) => {
     const text = rawText(raw);
+    let el = shallow;
+    if (typeof raw !== "string") {
+      try {
+        el = parseTrusted(text, NS.COMPONENT);
+      } catch (err) {
+        // Not what a farm process writes: drop this element, keep the link.
+        log.error({ err: (err as Error).message, element: shallow.name, from: shallow.attrs.from }, "unreadable element from the router; dropped");
+        return;
+      }
+    }
     stanzasIn?.add(kindOf(el.name, text));
     sm.handle(el, text);
   });

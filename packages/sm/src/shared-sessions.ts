@@ -19,7 +19,7 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
-import { NS, parseElement } from "@jabberfarm/xml";
+import { NS, parseTrusted } from "@jabberfarm/xml";
 import { Session } from "./session.js";
 
 export interface SessionStoreOptions {
@@ -193,7 +193,7 @@ function fromStored(text: string): Session | undefined {
     s.available = o.available;
     s.priority = o.priority;
     s.interested = o.interested;
-    if (o.presence) s.presence = parseElement(o.presence, NS.CLIENT);
+    if (o.presence) s.presence = parseTrusted(o.presence, NS.CLIENT);
     for (const d of o.directedTo) s.directedTo.add(d);
     return s;
   } catch {

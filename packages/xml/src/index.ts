@@ -11,3 +11,4 @@ export { parseElement } from "./fragment.js";
 export { streamHeader, streamFooter, type StreamHeaderOptions } from "./stream.js";
 export { StanzaSplitter, unescapeXml, incompleteUtf8Tail, type SplitterHandlers, type SplitterOptions } from "./splitter.js";
 export { canonicalElement } from "./canonical.js";
+export { parseTrusted } from "./trusted.js";
