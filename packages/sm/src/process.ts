@@ -9,8 +9,9 @@ import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { NS, parseTrusted } from "@jabberfarm/xml";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
-import { SessionManager, type SmModule } from "./sm.js";
-import { SessionStore } from "./shared-sessions.js";
+import { SessionManager } from "./session-manager.js";
+import type { SmModule } from "./module-api.js";
+import { SessionStore } from "./session-store.js";
 
 export interface SmProcessOptions {
   logger: Logger;

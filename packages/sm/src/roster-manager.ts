@@ -6,7 +6,7 @@
  */
 import { xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem, Storage } from "@jabberfarm/xdb";
-import type { SessionRegistry } from "./sessions.js";
+import type { SessionRegistry } from "./session-registry.js";
 import type { Session } from "./session.js";
 
 export const NS_ROSTER = "jabber:iq:roster";
@@ -31,7 +31,7 @@ export class RosterManager {
   constructor(
     private readonly storage: Storage,
     private readonly sessions: SessionRegistry,
-    private readonly toSession: (s: Session, stanza: Element) => void,
+    private readonly deliver: (s: Session, stanza: Element) => void,
   ) {}
 
   async get(user: string): Promise<CachedRoster> {
@@ -80,7 +80,7 @@ export class RosterManager {
   private push(user: string, item: Element, ver: string): void {
     for (const s of this.sessions.of(user)) {
       if (!s.interested) continue;
-      this.toSession(s, xml("iq", { type: "set", id: `push${++pushCounter}`, to: s.full, xmlns: "jabber:client" },
+      this.deliver(s, xml("iq", { type: "set", id: `push${++pushCounter}`, to: s.full, xmlns: "jabber:client" },
         xml("query", { xmlns: NS_ROSTER, ver }, item)));
     }
   }

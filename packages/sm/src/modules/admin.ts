@@ -7,7 +7,7 @@
 import { Jid } from "@jabberfarm/jid";
 import { AdminFailure, answerAdmin, processFacts, type SessionInfo } from "@jabberfarm/envelope";
 import type { Session } from "../session.js";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 /** The stream error a kicked client gets (RFC 6120 §4.9.3.14). */
 const KICK_CONDITION = "policy-violation";
@@ -17,7 +17,7 @@ export function admin(api: ModuleApi): void {
   const info = (s: Session): SessionInfo => ({
     jid: s.full, sid: s.sid, c2s: s.c2s, sm: api.address, available: s.available, priority: s.priority, since: new Date(s.startedAt).toISOString(),
   });
-  const send = (text: string): void => api.send(text);
+  const send = (text: string): void => api.toRouter(text);
 
   api.onEnvelope("admin", (el) => void answerAdmin(el, api.address, {
     status: () => ({

@@ -9,7 +9,7 @@
  */
 import type { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
 export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";

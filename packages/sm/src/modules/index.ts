@@ -2,7 +2,7 @@
  * The built-in modules, by name, in the order they load. Deleting a module's
  * file and its line here removes the feature and nothing else.
  */
-import type { SmModule } from "../sm.js";
+import type { SmModule } from "../module-api.js";
 import { admin } from "./admin.js";
 import { disco } from "./disco.js";
 import { message } from "./message.js";

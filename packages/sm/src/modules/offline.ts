@@ -10,8 +10,8 @@
  * service-unavailable, in place.
  */
 import { escapeAttr, xml, type Element } from "@jabberfarm/xml";
-import type { InboundEvent } from "../hooks.js";
-import type { ModuleApi } from "../sm.js";
+import type { InboundEvent } from "../events.js";
+import type { ModuleApi } from "../module-api.js";
 import { deliverable, isUnknownAccount, messageType } from "./shared.js";
 
 /** Below every handler that delivers; above nothing but the core's default. */
@@ -72,7 +72,7 @@ export function offline(api: ModuleApi): void {
     if (last === undefined) return;
     // Still bound? This runs in the user's queue, so the answer holds until we are done.
     if (api.sessions.get(session.sid) !== session) return;
-    for (const m of stored) api.toSession(session, m.stanza);
+    for (const m of stored) api.deliver(session, m.stanza);
     // Acked only after sending: a crash in between redelivers, never loses.
     await api.storage.ackOffline(user, last.id);
     api.log.debug({ user, sid: session.sid, count: stored.length }, "offline messages delivered");

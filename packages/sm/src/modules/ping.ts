@@ -1,6 +1,6 @@
 /** XMPP Ping (XEP-0199): the server answers for itself and for the user's own account. */
 import type { Element } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 const NS_PING = "urn:xmpp:ping";
 

@@ -8,9 +8,9 @@
 import { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { Subscription } from "@jabberfarm/xdb";
-import type { InboundEvent, OutboundEvent, SessionEvent } from "../hooks.js";
+import type { InboundEvent, OutboundEvent, SessionEvent } from "../events.js";
 import type { Session } from "../session.js";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 
@@ -48,7 +48,7 @@ export function presence(api: ModuleApi): void {
     }
     for (const s of api.sessions.available(user)) {
       p.attrs.to = s.full;
-      api.toSession(s, p);
+      api.deliver(s, p);
     }
     if (directed) {
       for (const target of session.directedTo) {
@@ -74,7 +74,7 @@ export function presence(api: ModuleApi): void {
       if (s === session || !s.presence) continue;
       const p = s.presence.clone();
       p.attrs.to = session.full;
-      api.toSession(session, p);
+      api.deliver(session, p);
     }
     // §4.3.1: probes go from the bare JID, so answers reach every resource
     // and reveal nothing about which resource asked.
@@ -105,7 +105,8 @@ export function presence(api: ModuleApi): void {
       // unavailable when this session goes away.
       if (type === undefined) session.directedTo.add(to.toString());
       else session.directedTo.delete(to.toString());
-      api.send(raw, stanza);
+      api.saveSession(session);
+      api.send(stanza, raw);
       return true;
     }
 
@@ -119,6 +120,7 @@ export function presence(api: ModuleApi): void {
       session.available = false;
       session.presence = null;
       session.directedTo.clear();
+      api.saveSession(session);
       return true;
     }
 
@@ -126,13 +128,15 @@ export function presence(api: ModuleApi): void {
     session.available = true;
     session.priority = readPriority(stanza) ?? 0;
     session.presence = p;
+    // On record for a takeover before anyone hears of it.
+    api.saveSession(session);
     await broadcast(session, p.clone(), false);
     if (first) await initial(session);
     return true;
   });
 
   // Contacts must not keep seeing a session that vanished without saying goodbye.
-  api.on("session/end", async ({ session }: SessionEvent) => {
+  api.on("session/ended", async ({ session }: SessionEvent) => {
     if (session.available) {
       await broadcast(session, xml("presence", { type: "unavailable", from: session.full }), true);
     } else {
@@ -167,7 +171,7 @@ export function presence(api: ModuleApi): void {
 
     if (to.resource !== "") {
       const s = api.sessions.byFullJid(user, to.resource);
-      if (s) api.toSession(s, raw);
+      if (s) api.deliver(s, raw);
       return true;
     }
     const available = api.sessions.available(user);
@@ -179,7 +183,7 @@ export function presence(api: ModuleApi): void {
       const item = await api.roster.item(user, sender);
       if (!item || !hasTo(item.subscription)) return true;
     }
-    for (const s of available) api.toSession(s, raw);
+    for (const s of available) api.deliver(s, raw);
     return true;
   });
 }

@@ -3,7 +3,7 @@
  * stored element's name and namespace. Nobody else may read or write it.
  */
 import { xml, type Element } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 import { storableXml, storedElement } from "./shared.js";
 
 const NS_PRIVATE = "jabber:iq:private";

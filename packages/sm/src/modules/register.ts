@@ -6,7 +6,7 @@
 import { prepLocalpart } from "@jabberfarm/jid";
 import { deriveCredentialsAsync, SaslError } from "@jabberfarm/sasl";
 import { xml, type Element } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 import type { Session } from "../session.js";
 
 const NS_REGISTER = "jabber:iq:register";
@@ -78,8 +78,13 @@ export function register(api: ModuleApi): void {
     await api.storage.deleteAccount(user);
     api.log.info({ user, sid: session.sid }, "account removed in band");
     api.result(stanza);
-    // XEP-0077 §3.2: every session of a removed account ends with not-authorized.
-    for (const s of api.sessions.of(user)) await api.kick(s, "not-authorized", "the account was removed");
+    // XEP-0077 §3.2: every session of a removed account ends with not-authorized,
+    // after the result: it is queued for the user like any stanza, so the
+    // kicks queue behind it.
+    void api.serial(user, async () => {
+      for (const s of api.sessions.of(user)) await api.kick(s, "not-authorized", "the account was removed");
+      await api.userDeleted(user);
+    });
   };
 
   api.on(`iq/host/${NS_REGISTER}`, ({ stanza, session }) => handle(stanza, session));

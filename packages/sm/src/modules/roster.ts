@@ -6,9 +6,9 @@
 import { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem } from "@jabberfarm/xdb";
-import type { OutboundEvent } from "../hooks.js";
+import type { OutboundEvent } from "../events.js";
 import { NS_ROSTER, rosterItemElement } from "../roster-manager.js";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 /** Server-configured limits of RFC 6121 §2.3.3, in characters. */
 export const MAX_ROSTER_NAME = 1023;
@@ -70,6 +70,8 @@ function parseSetItem(query: Element): Parsed {
 
 export function roster(api: ModuleApi): void {
   api.addFeature(NS_ROSTER);
+  // Roster versioning (RFC 6121 §2.6): the `ver` of a get is honoured.
+  api.addStreamFeature(xml("ver", { xmlns: "urn:xmpp:features:rosterver" }));
 
   api.on(`iq/self/${NS_ROSTER}`, async ({ stanza, session }: OutboundEvent) => {
     const query = stanza.firstElement()!;
@@ -78,7 +80,10 @@ export function roster(api: ModuleApi): void {
     if (stanza.attrs.type === "get") {
       // Interested from now on (§2.2), so no change between this read and the
       // client's next stanza goes unpushed.
-      session.interested = true;
+      if (!session.interested) {
+        session.interested = true;
+        api.saveSession(session);
+      }
       const current = await api.roster.get(user);
       // §2.6.3: the client is up to date; later changes come as pushes.
       if (query.attrs.ver !== undefined && query.attrs.ver === current.ver) {

@@ -4,7 +4,7 @@
  */
 import { UnknownAccountError, XdbRequestError } from "@jabberfarm/xdb";
 import { Element, parseElement } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 import type { Session } from "../session.js";
 
 export type MessageType = "normal" | "chat" | "groupchat" | "headline" | "error";

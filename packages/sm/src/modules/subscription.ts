@@ -16,8 +16,8 @@
 import { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem, Subscription } from "@jabberfarm/xdb";
-import type { InboundEvent, OutboundEvent, SessionEvent } from "../hooks.js";
-import type { ModuleApi } from "../sm.js";
+import type { InboundEvent, OutboundEvent, SessionEvent } from "../events.js";
+import type { ModuleApi } from "../module-api.js";
 
 type SubType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
 
@@ -56,6 +56,9 @@ function update(item: RosterItem | undefined, contact: string, state: { subscrip
 }
 
 export function subscription(api: ModuleApi): void {
+  // Pre-approvals (RFC 6121 §3.4) are kept: see `subscribed` below.
+  api.addStreamFeature(xml("sub", { xmlns: "urn:xmpp:features:pre-approval" }));
+
   /** Writes an item only when its state changed, so that no-op stanzas cause no pushes. */
   async function store(user: string, before: RosterItem | undefined, after: RosterItem): Promise<boolean> {
     if (sameItem(before, after)) return false;
@@ -64,7 +67,7 @@ export function subscription(api: ModuleApi): void {
   }
 
   function deliver(user: string, stanza: string): void {
-    for (const s of api.sessions.available(user)) api.toSession(s, stanza);
+    for (const s of api.sessions.available(user)) api.deliver(s, stanza);
   }
 
   /** §3.1.5: a new subscriber gets the user's current presence right away. */
@@ -231,6 +234,6 @@ export function subscription(api: ModuleApi): void {
 
   // Requests wait for an answer across sessions: every new available resource sees them.
   api.on("presence/initial", async ({ session }: SessionEvent) => {
-    for (const r of await api.storage.listSubscriptionRequests(session.bare)) api.toSession(session, r.stanza);
+    for (const r of await api.storage.listSubscriptionRequests(session.bare)) api.deliver(session, r.stanza);
   });
 }

@@ -4,7 +4,7 @@
  * stored.
  */
 import { xml, type Element } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 import { storableXml, storedElement } from "./shared.js";
 
 const NS_VCARD = "vcard-temp";

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { xml } from "@jabberfarm/xml";
-import type { ModuleApi } from "../sm.js";
+import type { ModuleApi } from "../module-api.js";
 
 const NS_VERSION = "jabber:iq:version";
 export const SERVER_NAME = "jabberfarm";

@@ -20,7 +20,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import { NS, parseTrusted } from "@jabberfarm/xml";
-import { Session } from "./session.js";
+import { Session, type SessionValue } from "./session.js";
 
 export interface SessionStoreOptions {
   redisUrl: string;
@@ -46,6 +46,8 @@ interface StoredSession {
   presence?: string;
   interested: boolean;
   directedTo: string[];
+  /** Modules' session data (Session.data). */
+  data?: Record<string, SessionValue>;
 }
 
 const sessionsKey = (user: string): string => `jf:sess:{${user}}`;
@@ -182,6 +184,7 @@ function toStored(s: Session, sm: string): StoredSession {
     sid: s.sid, jid: s.full, c2s: s.c2s, sm, since: s.startedAt, available: s.available, priority: s.priority,
     ...(s.presence ? { presence: s.presence.toString() } : {}),
     interested: s.interested, directedTo: [...s.directedTo],
+    ...(s.data.size > 0 ? { data: Object.fromEntries(s.data) } : {}),
   };
 }
 
@@ -195,6 +198,7 @@ function fromStored(text: string): Session | undefined {
     s.interested = o.interested;
     if (o.presence) s.presence = parseTrusted(o.presence, NS.CLIENT);
     for (const d of o.directedTo) s.directedTo.add(d);
+    for (const [k, v] of Object.entries(o.data ?? {})) s.data.set(k, v);
     return s;
   } catch {
     return undefined;
