@@ -185,4 +185,52 @@ describe("SMs take each other's users over through Redis", () => {
     assert.equal(await storage.countOffline(erin), 1);
     f.end();
   });
+
+  test("users of different SMs block each other: the block holds both ways, and still after one SM dies", async () => {
+    const NS = "urn:xmpp:blocking";
+    const sms = running.map((p) => p.sm.instance).sort();
+    const gus = userOwnedBy(sms[0]!, sms, "gus");
+    const hal = userOwnedBy(sms[1]!, sms, "hal");
+    await mutualContacts(gus, hal);
+    const g = await driver.online(`${gus}/a`);
+    const h = await driver.online(`${hal}/b`);
+    await g.next((e) => e.name === "presence" && e.attrs.from === `${hal}/b`);
+    const isError = (id: string) => (e: { name: string; attrs: Record<string, string> }) => e.name === "message" && e.attrs.id === id && e.attrs.type === "error";
+    const quiet = async (s: typeof g, from: string): Promise<void> => s.nothing((e) => e.name === "message" && (e.attrs.from ?? "").startsWith(from), 250);
+
+    // gus (on one SM) blocks hal (on the other): both directions are closed.
+    assert.equal((await g.iq(`<iq type='set'><block xmlns='${NS}'><item jid='${hal}'/></block></iq>`)).attrs.type, "result");
+    h.send(`<message to='${gus}' id='h1' type='chat'><body>hi</body></message>`);
+    await h.next(isError("h1"));
+    g.send(`<message to='${hal}' id='g1' type='chat'><body>hi</body></message>`);
+    await g.next(isError("g1"));
+    await quiet(g, hal);
+    await quiet(h, gus);
+    // And the other way round, hal blocks gus too.
+    assert.equal((await h.iq(`<iq type='set'><block xmlns='${NS}'><item jid='${gus}'/></block></iq>`)).attrs.type, "result");
+
+    // The SM that owns gus dies: the other takes him over and reads his list from the store.
+    const owner = running.find((p) => p.sm.sessions.of(gus).length === 1)!;
+    owner.component.crash();
+    await owner.sm.store!.close();
+    running.splice(running.indexOf(owner), 1);
+    const survivor = running[0]!;
+    await until("the survivor to hold gus", () => survivor.sm.sessions.of(gus).length === 1, 5000);
+    h.send(`<message to='${gus}/a' id='h2' type='chat'><body>still?</body></message>`);
+    await h.next(isError("h2"));
+    g.send(`<message to='${hal}/b' id='g2' type='chat'><body>still?</body></message>`);
+    await g.next(isError("g2"));
+    await quiet(g, hal);
+    await quiet(h, gus);
+    // Unblocked both ways, on the one SM left, they talk again.
+    for (const [s, other] of [[g, hal], [h, gus]] as const) {
+      assert.equal((await s.iq(`<iq type='set'><unblock xmlns='${NS}'><item jid='${other}'/></unblock></iq>`)).attrs.type, "result");
+    }
+    g.send(`<message to='${hal}' id='g3' type='chat'><body>friends</body></message>`);
+    await h.next((e) => e.name === "message" && e.attrs.id === "g3");
+    g.end();
+    h.end();
+    // A fresh SM for whatever runs after this test in the file.
+    await startOne(owner.sm.instance);
+  });
 });
