@@ -16,6 +16,7 @@ import {
 import type { SmConfig } from "./config.js";
 import { rendezvousPick, rendezvousSeed, type RendezvousCandidate } from "@jabberfarm/component";
 import { Hooks, type Handler, type SmEvents } from "./hooks.js";
+import { ModuleStores, type ArchiveQuota, type ArchiveStore, type KeyedQuota, type KeyedStore } from "./module-store.js";
 import { RosterManager } from "./roster-manager.js";
 import { Session } from "./session.js";
 import { SessionRegistry } from "./sessions.js";
@@ -43,6 +44,10 @@ export interface ModuleApi {
   readonly storage: Storage;
   readonly sessions: SessionRegistry;
   readonly roster: RosterManager;
+  /** The module's keyed store `name` (docs/storage.md), with the quota every write carries. */
+  openStore(name: string, quota?: KeyedQuota): KeyedStore;
+  /** The module's archive `name` (docs/storage.md), with the quota every append carries. */
+  openArchive(name: string, quota?: ArchiveQuota): ArchiveStore;
   on<E extends keyof SmEvents & string>(event: E, handler: Handler<SmEvents[E]>, priority?: number): void;
   /** Advertise a feature in the server's disco#info. */
   addFeature(ns: string): void;
@@ -92,6 +97,7 @@ export class SessionManager implements ModuleApi {
   readonly address: string;
   readonly sessions = new SessionRegistry();
   readonly roster: RosterManager;
+  private readonly stores: ModuleStores;
   private readonly hooks = new Hooks();
   private readonly featureList: string[] = [];
   private readonly envelopeHandlers = new Map<string, (el: Element) => void>();
@@ -118,7 +124,8 @@ export class SessionManager implements ModuleApi {
     this.domain = config.domain;
     this.instance = config.instance;
     this.address = `${config.domain}/${config.instance}`;
-    this.roster = new RosterManager(storage, this.sessions, (s, el) => this.toSession(s, el));
+    this.roster = new RosterManager(storage, this.sessions, (s, el) => this.toSession(s, el), config.roster);
+    this.stores = new ModuleStores(storage);
     const out = (text: string): boolean => outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
@@ -131,6 +138,14 @@ export class SessionManager implements ModuleApi {
 
   on<E extends keyof SmEvents & string>(event: E, handler: Handler<SmEvents[E]>, priority = 0): void {
     this.hooks.on(event, handler, priority);
+  }
+
+  openStore(name: string, quota?: KeyedQuota): KeyedStore {
+    return this.stores.openStore(name, quota);
+  }
+
+  openArchive(name: string, quota?: ArchiveQuota): ArchiveStore {
+    return this.stores.openArchive(name, quota);
   }
 
   addFeature(ns: string): void {
