@@ -131,7 +131,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
   }
 
   async function storedCount(user: string): Promise<number> {
-    const r = await db!.query<{ n: number }>("SELECT count(*)::int AS n FROM offline_messages WHERE username = $1", [`${user}@localhost`]);
+    const r = await db!.query<{ n: number }>("SELECT count(*)::int AS n FROM archive_store WHERE username = $1 AND store = 'offline'", [`${user}@localhost`]);
     return r.rows[0]!.n;
   }
 

@@ -3,9 +3,16 @@ export {
   type SessionEnvelope, type SessionType, type RouteEnvelope,
 } from "./envelope.js";
 export {
-  XDB_OPS, isXdbOp, xdbRequest, xdbResult, readXdbRequest, parseXdbParams, parseXdbResult, scramCredentialSchema, rosterItemSchema,
-  type XdbOp, type XdbParams, type XdbResult, type XdbRequest,
+  XDB_OPS, isXdbOp, xdbRequest, xdbResult, readXdbRequest, parseXdbParams, parseXdbResult, xdbParamsFromArgs, xdbArgsFromParams,
+  scramCredentialSchema, rosterItemSchema,
+  type XdbOp, type XdbParams, type XdbResult, type XdbRequest, type XdbMethods,
 } from "./xdb.js";
+export {
+  storeReadSchema, storeWriteSchema, storeReadResultSchema, storeWriteResultSchema, keyedQuotaSchema, archiveQuotaSchema, storeNameSchema,
+  MAX_PAGE_ITEMS, MAX_PAGE_BYTES, DEFAULT_PAGE_ITEMS, DEFAULT_PAGE_BYTES,
+  type StoreRead, type StoreReadKind, type StoreWrite, type StoreReadResult, type StoreWriteResult, type KeyedQuota, type ArchiveQuota,
+  type QuotaLimit, type ArchiveItem,
+} from "./xdb-store.js";
 export {
   ConfirmedSender, ConfirmedReceiver, ackEnvelope, readAck,
   type ConfirmedSenderOptions, type Receipt, type Ticket,

@@ -1,11 +1,14 @@
 /**
  * Storage operations carried by `<xdb/>` envelopes (docs/envelope.md): one
  * zod schema for the parameters and one for the result of each operation,
- * checked by the asking side and by xdb.
+ * checked by the asking side and by xdb. The accounts, credentials and
+ * rosters have operations of their own (they are the core's); everything a
+ * module stores goes through `store.read` and `store.write` (xdb-store.ts).
  */
 import { z } from "zod";
 import { escapeAttr, escapeText, type Element } from "@jabberfarm/xml";
 import { ENVELOPE_NS, EnvelopeError } from "./envelope.js";
+import { storeReadResultSchema, storeReadSchema, storeWriteResultSchema, storeWriteSchema } from "./xdb-store.js";
 
 const bareJid = z.string().min(3).max(3071).regex(/^[^@/]+@[^@/]+$/, "a bare JID local@domain");
 const jid = z.string().min(1).max(3071);
@@ -28,35 +31,79 @@ export const rosterItemSchema = z.object({
 });
 
 const user = { user: bareJid };
+const credentials = z.array(scramCredentialSchema).min(1);
 
-/** Every operation: its parameters, its result, and whether it writes. */
+/** Written when a roster set was refused because the roster holds `maxItems` items already. */
+const rosterSetResult = z.discriminatedUnion("ok", [
+  z.strictObject({ ok: z.literal(true), ver: z.string() }),
+  z.strictObject({ ok: z.literal(false), reason: z.literal("quota"), limit: z.literal("maxItems") }),
+]);
+
+/**
+ * One entry per operation, the only place an operation is written: its
+ * request `type`, the `Storage` method that carries it out, how that
+ * method's arguments map to the parameters' fields (`args`, in order; a
+ * trailing `?` marks an optional one; `null`: the parameters object is the
+ * one argument), and the zod schemas of the parameters and of the result
+ * (the method's return value, as JSON). XdbClient's methods and the xdb
+ * service's dispatch are both derived from it.
+ */
+function op<const M extends string, const A extends readonly string[] | null, P extends z.ZodType, R extends z.ZodType>(
+  type: "get" | "set", method: M, args: A, params: P, result: R,
+): { type: "get" | "set"; method: M; args: A; params: P; result: R } {
+  return { type, method, args, params, result };
+}
+
 export const XDB_OPS = {
-  "account.create": { write: true, params: z.object({ ...user, credentials: z.array(scramCredentialSchema).min(1) }), result: z.object({ created: z.boolean() }) },
-  "account.delete": { write: true, params: z.object(user), result: z.object({ deleted: z.boolean() }) },
-  "account.exists": { write: false, params: z.object(user), result: z.object({ exists: z.boolean() }) },
-  "account.list": { write: false, params: z.object({ domain: z.string().min(1) }), result: z.object({ users: z.array(z.string()) }) },
-  "credentials.get": { write: false, params: z.object(user), result: z.object({ credentials: z.array(scramCredentialSchema).nullable() }) },
-  "credentials.set": { write: true, params: z.object({ ...user, credentials: z.array(scramCredentialSchema).min(1) }), result: z.object({ updated: z.boolean() }) },
-  "roster.get": { write: false, params: z.object(user), result: z.object({ ver: z.string(), items: z.array(rosterItemSchema) }) },
-  "roster.getItem": { write: false, params: z.object({ ...user, jid }), result: z.object({ item: rosterItemSchema.nullable() }) },
-  "roster.set": { write: true, params: z.object({ ...user, item: rosterItemSchema }), result: z.object({ ver: z.string() }) },
-  "roster.remove": { write: true, params: z.object({ ...user, jid }), result: z.object({ ver: z.string().nullable() }) },
-  "subscriptionRequest.add": { write: true, params: z.object({ ...user, from: jid, stanza: z.string() }), result: z.object({}) },
-  "subscriptionRequest.remove": { write: true, params: z.object({ ...user, from: jid }), result: z.object({ removed: z.boolean() }) },
-  "subscriptionRequest.list": { write: false, params: z.object(user), result: z.object({ requests: z.array(z.object({ from: z.string(), stanza: z.string() })) }) },
-  "offline.store": { write: true, params: z.object({ ...user, stanza: z.string(), limit: z.number().int().positive() }), result: z.object({ stored: z.boolean() }) },
-  "offline.list": { write: false, params: z.object(user), result: z.object({ messages: z.array(z.object({ id: z.string(), stanza: z.string(), storedAt: z.string() })) }) },
-  "offline.ack": { write: true, params: z.object({ ...user, upToId: z.string().regex(/^\d+$/) }), result: z.object({ count: z.number().int() }) },
-  "offline.count": { write: false, params: z.object(user), result: z.object({ count: z.number().int() }) },
-  "vcard.get": { write: false, params: z.object(user), result: z.object({ xml: z.string().nullable() }) },
-  "vcard.set": { write: true, params: z.object({ ...user, xml: z.string() }), result: z.object({}) },
-  "private.get": { write: false, params: z.object({ ...user, key: z.string().min(1) }), result: z.object({ xml: z.string().nullable() }) },
-  "private.set": { write: true, params: z.object({ ...user, key: z.string().min(1), xml: z.string() }), result: z.object({}) },
+  "account.create": op("set", "createAccount", ["user", "credentials"], z.object({ ...user, credentials }), z.boolean()),
+  "account.delete": op("set", "deleteAccount", ["user"], z.object(user), z.boolean()),
+  "account.exists": op("get", "accountExists", ["user"], z.object(user), z.boolean()),
+  "credentials.get": op("get", "getCredentials", ["user"], z.object(user), z.array(scramCredentialSchema).nullable()),
+  "credentials.set": op("set", "setCredentials", ["user", "credentials"], z.object({ ...user, credentials }), z.boolean()),
+  "roster.get": op("get", "getRoster", ["user"], z.object(user), z.object({ ver: z.string(), items: z.array(rosterItemSchema) })),
+  "roster.set": op("set", "setRosterItem", ["user", "item", "quota?"],
+    z.object({ ...user, item: rosterItemSchema, quota: z.strictObject({ maxItems: z.number().int().min(0).optional() }).optional() }), rosterSetResult),
+  "roster.remove": op("set", "removeRosterItem", ["user", "jid"], z.object({ ...user, jid }), z.string().nullable()),
+  "store.read": op("get", "storeRead", null, storeReadSchema, storeReadResultSchema),
+  "store.write": op("set", "storeWrite", null, storeWriteSchema, storeWriteResultSchema),
 } as const;
 
-export type XdbOp = keyof typeof XDB_OPS;
-export type XdbParams<O extends XdbOp> = z.input<(typeof XDB_OPS)[O]["params"]>;
-export type XdbResult<O extends XdbOp> = z.output<(typeof XDB_OPS)[O]["result"]>;
+type Ops = typeof XDB_OPS;
+export type XdbOp = keyof Ops;
+export type XdbParams<O extends XdbOp> = z.input<Ops[O]["params"]>;
+export type XdbResult<O extends XdbOp> = z.output<Ops[O]["result"]>;
+
+/** The argument list `args` describes, typed from the parameters' schema. */
+type ArgList<A, P> = A extends readonly [infer H extends string, ...infer T]
+  ? H extends `${infer K}?` ? [P[K & keyof P]?, ...ArgList<T, P>] : [P[H & keyof P], ...ArgList<T, P>]
+  : [];
+type MethodArgs<O extends XdbOp> = Ops[O]["args"] extends readonly string[]
+  ? ArgList<Ops[O]["args"], XdbParams<O>>
+  : [params: XdbParams<O>];
+
+/** The storage methods the table describes, by name: what `Storage` is made of. */
+export type XdbMethods = {
+  [O in XdbOp as Ops[O]["method"]]: (...args: MethodArgs<O>) => Promise<XdbResult<O>>;
+};
+
+/** The parameters object for a method call (XdbClient's side of the mapping). */
+export function xdbParamsFromArgs(op: XdbOp, args: readonly unknown[]): unknown {
+  const names = XDB_OPS[op].args;
+  if (names === null) return args[0];
+  const params: Record<string, unknown> = {};
+  names.forEach((name, i) => {
+    if (args[i] !== undefined) params[name.replace(/\?$/, "")] = args[i];
+  });
+  return params;
+}
+
+/** The argument list for a method call from validated parameters (the xdb service's side). */
+export function xdbArgsFromParams(op: XdbOp, params: unknown): unknown[] {
+  const names = XDB_OPS[op].args;
+  if (names === null) return [params];
+  const p = params as Record<string, unknown>;
+  return names.map((name) => p[name.replace(/\?$/, "")]);
+}
 
 export function isXdbOp(op: string): op is XdbOp {
   return Object.hasOwn(XDB_OPS, op);
@@ -71,7 +118,7 @@ export interface XdbRequest {
 }
 
 export function xdbRequest(id: string, op: XdbOp, from: string, to: string, params: unknown): string {
-  return `<xdb xmlns='${ENVELOPE_NS}' type='${XDB_OPS[op].write ? "set" : "get"}' id='${escapeAttr(id)}' op='${op}' from='${escapeAttr(from)}' to='${escapeAttr(to)}'>${escapeText(JSON.stringify(params))}</xdb>`;
+  return `<xdb xmlns='${ENVELOPE_NS}' type='${XDB_OPS[op].type}' id='${escapeAttr(id)}' op='${op}' from='${escapeAttr(from)}' to='${escapeAttr(to)}'>${escapeText(JSON.stringify(params))}</xdb>`;
 }
 
 export function xdbResult(req: XdbRequest, from: string, result: unknown): string {
@@ -85,6 +132,7 @@ export function readXdbRequest(el: Element): XdbRequest {
   if (a.type !== "get" && a.type !== "set") throw new EnvelopeError(`xdb: bad request type '${a.type ?? ""}'`);
   if (!a.id || !a.from || !a.to) throw new EnvelopeError("xdb: id, from and to are required");
   if (!a.op || !isXdbOp(a.op)) throw new EnvelopeError(`xdb: unknown op '${a.op ?? ""}'`);
+  if (a.type !== XDB_OPS[a.op].type) throw new EnvelopeError(`xdb ${a.op}: a '${XDB_OPS[a.op].type}' request, not '${a.type}'`);
   let params: unknown;
   try {
     params = JSON.parse(el.text());

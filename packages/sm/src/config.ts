@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { componentLinkFields } from "@jabberfarm/component";
 import { metricsEndpointSchema } from "@jabberfarm/metrics";
+import { moduleQuotaSections } from "./quotas.js";
 
 export const smConfigSchema = z.object({
   /** The domain this SM serves; also its component name on the routers. */
@@ -11,10 +12,8 @@ export const smConfigSchema = z.object({
     passwordChange: z.boolean().default(true),
     cancel: z.boolean().default(true),
   }).strict().default({ passwordChange: true, cancel: true }),
-  offline: z.object({
-    /** Messages kept per user while they are offline; beyond it senders get an error. */
-    limit: z.number().int().min(0).default(1000),
-  }).strict().default({ limit: 1000 }),
+  /** Per-module limits: offline, roster, subscription, private, vcard, presence (quotas.ts). */
+  ...moduleQuotaSections,
   xdb: z.object({
     timeoutMs: z.number().int().positive().default(5000),
   }).strict().default({ timeoutMs: 5000 }),

@@ -9,6 +9,7 @@ import type { Element, StanzaErrorCondition } from "@jabberfarm/xml";
 import type { Storage } from "@jabberfarm/xdb";
 import type { SmConfig } from "./config.js";
 import type { Handler, SmEvents } from "./events.js";
+import type { ArchiveQuota, ArchiveStore, KeyedQuota, KeyedStore } from "./module-store.js";
 import type { RosterManager } from "./roster-manager.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
@@ -29,6 +30,10 @@ export interface ModuleApi {
   readonly storage: Storage;
   readonly sessions: SessionRegistry;
   readonly roster: RosterManager;
+  /** The module's keyed store `name` (docs/storage.md), with the quota every write carries. */
+  openStore(name: string, quota?: KeyedQuota): KeyedStore;
+  /** The module's archive `name` (docs/storage.md), with the quota every append carries. */
+  openArchive(name: string, quota?: ArchiveQuota): ArchiveStore;
 
   /**
    * Hooks an event (events.ts lists them). Handlers run by priority, higher

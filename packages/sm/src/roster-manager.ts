@@ -4,12 +4,38 @@
  * resource on each change (RFC 6121 §2.1.6). Modules (roster, presence,
  * subscription) share it, like prosody's core rostermanager.
  */
-import { xml, type Element } from "@jabberfarm/xml";
+import { escapeText, xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem, Storage } from "@jabberfarm/xdb";
+import type { RosterConfig } from "./quotas.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { Session } from "./session.js";
 
 export const NS_ROSTER = "jabber:iq:roster";
+
+/**
+ * The keyed store of pending inbound subscription requests (key: the
+ * requester's bare JID): "pending in" is part of a contact's state, which
+ * the roster and subscription modules both change (RFC 6121 §3, §2.5.2).
+ */
+export const PENDING_REQUESTS_STORE = "subscription-requests";
+
+/** A roster change the limits refuse (docs/security.md, "Quotas"), with the stanza error it deserves. */
+export class RosterLimitError extends Error {
+  constructor(readonly condition: "not-acceptable" | "resource-constraint", text: string) {
+    super(text);
+    this.name = "RosterLimitError";
+  }
+}
+
+/**
+ * What an item costs in the largest form it travels in: as JSON in xdb's
+ * answer (escaped into XML text) or as XML in the client's roster result.
+ * Bounding this per item and the number of items keeps a whole roster
+ * within one answer.
+ */
+export function rosterItemBytes(item: RosterItem): number {
+  return Math.max(Buffer.byteLength(escapeText(JSON.stringify(item))), Buffer.byteLength(rosterItemElement(item).toString())) + 1;
+}
 
 export interface CachedRoster {
   ver: string;
@@ -32,6 +58,7 @@ export class RosterManager {
     private readonly storage: Storage,
     private readonly sessions: SessionRegistry,
     private readonly deliver: (s: Session, stanza: Element) => void,
+    private readonly limits: RosterConfig = { maxItems: 1000, maxItemBytes: 1000 },
   ) {}
 
   async get(user: string): Promise<CachedRoster> {
@@ -48,9 +75,24 @@ export class RosterManager {
     return (await this.get(user)).items.get(contact);
   }
 
-  /** Stores an item (insert or replace) and pushes it. */
+  /**
+   * Stores an item (insert or replace) and pushes it. Throws RosterLimitError
+   * for an item larger than `maxItemBytes`, or a new one when the roster
+   * holds `maxItems` already (checked by the storage, atomically).
+   */
   async set(user: string, item: RosterItem): Promise<void> {
-    const ver = await this.storage.setRosterItem(user, item);
+    const { maxItems, maxItemBytes } = this.limits;
+    const bytes = rosterItemBytes(item);
+    if (bytes > maxItemBytes) {
+      // Only growth is refused: an item stored before the limit may still change state.
+      const before = (await this.get(user)).items.get(item.jid);
+      if (before === undefined || bytes > rosterItemBytes(before)) {
+        throw new RosterLimitError("not-acceptable", `the roster item is larger than ${maxItemBytes} bytes`);
+      }
+    }
+    const written = await this.storage.setRosterItem(user, item, { maxItems });
+    if (!written.ok) throw new RosterLimitError("resource-constraint", `the roster is full (${maxItems} items)`);
+    const ver = written.ver;
     const cached = this.cache.get(user);
     if (cached) {
       cached.ver = ver;

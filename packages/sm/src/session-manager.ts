@@ -18,6 +18,7 @@ import {
 import type { SmConfig } from "./config.js";
 import { EventBus, type Handler, type SmEvents } from "./events.js";
 import type { Identity, ModuleApi, SmModule } from "./module-api.js";
+import { ModuleStores, type ArchiveQuota, type ArchiveStore, type KeyedQuota, type KeyedStore } from "./module-store.js";
 import { Ownership } from "./ownership.js";
 import { RosterManager } from "./roster-manager.js";
 import { RouterIntake } from "./router-intake.js";
@@ -43,6 +44,7 @@ export class SessionManager implements ModuleApi {
   readonly ownership: Ownership;
   readonly path: StanzaPath;
   private readonly intake: RouterIntake;
+  private readonly stores: ModuleStores;
   private readonly featureList: string[] = [];
   private readonly accountFeatureList: string[] = [];
   private readonly streamFeatureList: Element[] = [];
@@ -64,7 +66,8 @@ export class SessionManager implements ModuleApi {
     this.domain = config.domain;
     this.instance = config.instance;
     this.address = `${config.domain}/${config.instance}`;
-    this.roster = new RosterManager(storage, this.sessions, (s, el) => this.deliver(s, el));
+    this.roster = new RosterManager(storage, this.sessions, (s, el) => this.deliver(s, el), config.roster);
+    this.stores = new ModuleStores(storage);
     const out = (text: string): boolean => outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
@@ -81,6 +84,14 @@ export class SessionManager implements ModuleApi {
 
   on<E extends keyof SmEvents & string>(event: E, handler: Handler<SmEvents[E]>, priority = 0): void {
     this.events.on(event, handler, priority);
+  }
+
+  openStore(name: string, quota?: KeyedQuota): KeyedStore {
+    return this.stores.openStore(name, quota);
+  }
+
+  openArchive(name: string, quota?: ArchiveQuota): ArchiveStore {
+    return this.stores.openArchive(name, quota);
   }
 
   addFeature(ns: string): void {

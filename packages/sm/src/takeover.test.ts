@@ -13,6 +13,7 @@ import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 import { Router } from "@jabberfarm/router";
 import { deriveCredentials } from "@jabberfarm/sasl";
 import { openPostgres, type Storage } from "@jabberfarm/xdb";
+import { ModuleStores } from "./module-store.js";
 import { startSm, type SmProcess } from "./process.js";
 import { DATABASE_URL, DOMAIN, SessionDriver, delay, dropSchema } from "./testing.js";
 
@@ -181,8 +182,9 @@ describe("SMs take each other's users over through Redis", () => {
     // A message to erin now waits offline for her instead of going to the dead c2s.
     f.send(`<message to='${erin}/desk' id='o1' type='chat'><body>later</body></message>`);
     const deadline = Date.now() + 5000;
-    while ((await storage.countOffline(erin)) === 0 && Date.now() < deadline) await delay(50);
-    assert.equal(await storage.countOffline(erin), 1);
+    const offline = new ModuleStores(storage).openArchive("offline");
+    while ((await offline.count(erin)).count === 0 && Date.now() < deadline) await delay(50);
+    assert.equal((await offline.count(erin)).count, 1);
     f.end();
   });
 

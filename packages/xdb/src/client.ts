@@ -3,13 +3,16 @@
  * to the xdb process (docs/envelope.md) and resolves with its validated
  * answer. Processes other than xdb (sm, c2s, the CLI) hold one of these
  * instead of a database connection.
+ *
+ * Its storage methods are not written here: each is made from its entry in
+ * the envelope's operation table (XDB_OPS), below the class.
  */
 import {
-  parseXdbResult, xdbRequest, ENVELOPE_NS, type XdbOp, type XdbParams, type XdbResult,
+  parseXdbResult, xdbParamsFromArgs, xdbRequest, ENVELOPE_NS, XDB_OPS, type XdbMethods, type XdbOp, type XdbParams, type XdbResult,
 } from "@jabberfarm/envelope";
 import type { Histogram, Metrics } from "@jabberfarm/metrics";
 import type { Element } from "@jabberfarm/xml";
-import type { OfflineMessage, Roster, RosterItem, ScramCredential, Storage, SubscriptionRequest } from "./storage.js";
+import type { Storage } from "./storage.js";
 
 /** A request that failed: the stanza error condition xdb (or the router) answered with. */
 export class XdbRequestError extends Error {
@@ -35,6 +38,9 @@ export interface XdbClientOptions {
   /** Time every round trip there (jabberfarm_storage_seconds{op}). */
   metrics?: Metrics | undefined;
 }
+
+// The table's methods, which the loop after the class puts on its prototype.
+export interface XdbClient extends XdbMethods {}
 
 export class XdbClient implements Storage {
   private readonly pending = new Map<string, Pending>();
@@ -117,73 +123,17 @@ export class XdbClient implements Storage {
     });
   }
 
-  // ---- Storage ---------------------------------------------------------------
-
-  async createAccount(user: string, credentials: ScramCredential[]): Promise<boolean> {
-    return (await this.call("account.create", { user, credentials })).created;
-  }
-  async deleteAccount(user: string): Promise<boolean> {
-    return (await this.call("account.delete", { user })).deleted;
-  }
-  async accountExists(user: string): Promise<boolean> {
-    return (await this.call("account.exists", { user })).exists;
-  }
-  async getCredentials(user: string): Promise<ScramCredential[] | null> {
-    return (await this.call("credentials.get", { user })).credentials;
-  }
-  async setCredentials(user: string, credentials: ScramCredential[]): Promise<boolean> {
-    return (await this.call("credentials.set", { user, credentials })).updated;
-  }
-  async listAccounts(domain: string): Promise<string[]> {
-    return (await this.call("account.list", { domain })).users;
-  }
-  async getRoster(user: string): Promise<Roster> {
-    return this.call("roster.get", { user }) as Promise<Roster>;
-  }
-  async getRosterItem(user: string, jid: string): Promise<RosterItem | null> {
-    return (await this.call("roster.getItem", { user, jid })).item as RosterItem | null;
-  }
-  async setRosterItem(user: string, item: RosterItem): Promise<string> {
-    return (await this.call("roster.set", { user, item })).ver;
-  }
-  async removeRosterItem(user: string, jid: string): Promise<string | null> {
-    return (await this.call("roster.remove", { user, jid })).ver;
-  }
-  async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
-    await this.call("subscriptionRequest.add", { user, from, stanza });
-  }
-  async removeSubscriptionRequest(user: string, from: string): Promise<boolean> {
-    return (await this.call("subscriptionRequest.remove", { user, from })).removed;
-  }
-  async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
-    return (await this.call("subscriptionRequest.list", { user })).requests;
-  }
-  async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
-    return (await this.call("offline.store", { user, stanza, limit })).stored;
-  }
-  async listOffline(user: string): Promise<OfflineMessage[]> {
-    const r = await this.call("offline.list", { user });
-    return r.messages.map((m) => ({ id: m.id, stanza: m.stanza, storedAt: new Date(m.storedAt) }));
-  }
-  async ackOffline(user: string, upToId: string): Promise<number> {
-    return (await this.call("offline.ack", { user, upToId })).count;
-  }
-  async countOffline(user: string): Promise<number> {
-    return (await this.call("offline.count", { user })).count;
-  }
-  async getVcard(user: string): Promise<string | null> {
-    return (await this.call("vcard.get", { user })).xml;
-  }
-  async setVcard(user: string, xml: string): Promise<void> {
-    await this.call("vcard.set", { user, xml });
-  }
-  async getPrivate(user: string, key: string): Promise<string | null> {
-    return (await this.call("private.get", { user, key })).xml;
-  }
-  async setPrivate(user: string, key: string, xml: string): Promise<void> {
-    await this.call("private.set", { user, key, xml });
-  }
   async close(): Promise<void> {
     this.abortAll("closed");
   }
+}
+
+for (const op of Object.keys(XDB_OPS) as XdbOp[]) {
+  Object.defineProperty(XdbClient.prototype, XDB_OPS[op].method, {
+    value(this: XdbClient, ...args: unknown[]) {
+      return this.call(op, xdbParamsFromArgs(op, args) as XdbParams<typeof op>);
+    },
+    writable: true,
+    configurable: true,
+  });
 }

@@ -1,8 +1,9 @@
 // Errors carry a stable `code` so the xdb service can map them onto stanza
-// errors (invalid-argument -> bad-request, the rest -> internal-server-error)
+// errors (invalid-argument -> bad-request, unknown-account and item-not-found
+// -> item-not-found, the rest -> internal-server-error)
 // without matching on message text.
 
-export type XdbErrorCode = "unknown-account" | "invalid-argument" | "schema-too-new" | "data-dir-in-use";
+export type XdbErrorCode = "unknown-account" | "invalid-argument" | "item-not-found" | "schema-too-new" | "data-dir-in-use";
 
 export class XdbError extends Error {
   readonly code: XdbErrorCode;
@@ -24,6 +25,13 @@ export class UnknownAccountError extends XdbError {
 export class InvalidArgumentError extends XdbError {
   constructor(message: string) {
     super("invalid-argument", message);
+  }
+}
+
+/** A read named an item (an archive id to page from) that is not there. */
+export class ItemNotFoundError extends XdbError {
+  constructor(message: string) {
+    super("item-not-found", message);
   }
 }
 

@@ -2,12 +2,14 @@
  * Storage on a database that no other process writes: PGlite, whose data
  * directory this process holds the lock of. Then what every login reads can
  * live in memory, read once at open and kept current by this process's own
- * writes: the credentials, and which users may have offline messages or
- * pending subscription requests (most have none, and then a login costs no
- * query for them). (On PostgreSQL several xdb processes may share
- * the database, so there every read goes to it.)
+ * writes: the credentials, and which users have anything at all in which
+ * module store (most users have no offline messages or pending subscription
+ * requests, and then a login costs no query for them). (On PostgreSQL
+ * several xdb processes may share the database, so there every read goes
+ * to it.)
  */
-import type { OfflineMessage, ScramCredential, SubscriptionRequest } from "./storage.js";
+import type { ScramCredential, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult } from "./storage.js";
+import { checkedRead } from "./store-sql.js";
 import { CREDENTIALS_SELECT, SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
@@ -18,9 +20,8 @@ export class ExclusiveSqlStorage extends SqlStorage {
   /** True when every account is in the map, so a miss means "no such account". */
   private complete = false;
   private max = DEFAULT_MAX_CACHED;
-  /** Users that may have offline messages / pending requests; anyone else surely has none. */
-  private readonly mayHaveOffline = new Set<string>();
-  private readonly mayHaveRequests = new Set<string>();
+  /** User → the stores that may hold something of theirs; any other store surely holds nothing. */
+  private readonly mayHave = new Map<string, Set<string>>();
 
   /** Reads every account's credentials into memory (if there are no more than `max`). */
   async warm(max = DEFAULT_MAX_CACHED): Promise<void> {
@@ -32,10 +33,11 @@ export class ExclusiveSqlStorage extends SqlStorage {
       [max * 2 + 1],
     );
     this.credentials.clear();
-    this.mayHaveOffline.clear();
-    this.mayHaveRequests.clear();
-    for (const r of await this.db.query<{ username: string }>("SELECT DISTINCT username FROM offline_messages")) this.mayHaveOffline.add(r.username);
-    for (const r of await this.db.query<{ username: string }>("SELECT DISTINCT username FROM subscription_requests")) this.mayHaveRequests.add(r.username);
+    this.mayHave.clear();
+    const used = await this.db.query<{ username: string; store: string }>(
+      "SELECT DISTINCT username, store FROM kv_store UNION SELECT DISTINCT username, store FROM archive_store",
+    );
+    for (const r of used) this.mark(r.username, r.store);
     for (const r of rows) {
       let list = this.credentials.get(r.username);
       if (!list) {
@@ -83,46 +85,43 @@ export class ExclusiveSqlStorage extends SqlStorage {
   override async deleteAccount(user: string): Promise<boolean> {
     const deleted = await super.deleteAccount(user);
     this.credentials.delete(user);
-    this.mayHaveOffline.delete(user);
-    this.mayHaveRequests.delete(user);
+    this.mayHave.delete(user);
     return deleted;
   }
 
-  override async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
-    this.mayHaveOffline.add(user);
-    return this.writing(() => super.storeOffline(user, stanza, limit));
+  override async storeWrite(params: StoreWrite): Promise<StoreWriteResult> {
+    // Marked before the write starts, so that no read that overlaps it may conclude "empty".
+    const adds = params.kind === "archive.append" || (params.kind === "kv.set" && params.entries.some((e) => e.value !== null));
+    if (adds) this.mark(params.user, params.store);
+    return this.writing(() => super.storeWrite(params));
   }
 
-  override async listOffline(user: string): Promise<OfflineMessage[]> {
-    return this.readUnlessSurelyEmpty(this.mayHaveOffline, user, () => super.listOffline(user));
-  }
-
-  override async countOffline(user: string): Promise<number> {
-    if (!this.mayHaveOffline.has(user)) return 0;
-    return super.countOffline(user);
-  }
-
-  override async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
-    this.mayHaveRequests.add(user);
-    await this.writing(() => super.addSubscriptionRequest(user, from, stanza));
-  }
-
-  override async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
-    return this.readUnlessSurelyEmpty(this.mayHaveRequests, user, () => super.listSubscriptionRequests(user));
-  }
-
-  /** Reads the list only for users in `set`; an empty read that no write overlapped takes them out. */
-  private async readUnlessSurelyEmpty<T>(set: Set<string>, user: string, read: () => Promise<T[]>): Promise<T[]> {
-    if (!set.has(user)) return [];
+  override async storeRead(params: StoreRead): Promise<StoreReadResult> {
+    if (!this.mayHave.get(params.user)?.has(params.store)) {
+      checkedRead(params); // invalid parameters are refused whether or not there is data
+      return nothingFor(params);
+    }
     const mark = this.quietMark();
-    const list = await read();
-    if (list.length === 0 && this.stillQuiet(mark)) set.delete(user);
-    return list;
+    const result = await super.storeRead(params);
+    if (provesEmpty(params, result) && this.stillQuiet(mark)) this.unmark(params.user, params.store);
+    return result;
   }
 
-  // A user leaves a "may have" set only after an empty read during which no
-  // such write was under way or began: a write racing with the read could
-  // otherwise land unseen and then never be looked for.
+  private mark(user: string, store: string): void {
+    let stores = this.mayHave.get(user);
+    if (!stores) this.mayHave.set(user, (stores = new Set()));
+    stores.add(store);
+  }
+
+  private unmark(user: string, store: string): void {
+    const stores = this.mayHave.get(user);
+    stores?.delete(store);
+    if (stores?.size === 0) this.mayHave.delete(user);
+  }
+
+  // A store leaves a user's "may have" set only after a read that found it
+  // empty and during which no write was under way or began: a write racing
+  // with the read could otherwise land unseen and then never be looked for.
   private writesStarted = 0;
   private writesInFlight = 0;
 
@@ -153,5 +152,33 @@ export class ExclusiveSqlStorage extends SqlStorage {
       return;
     }
     this.credentials.set(user, credentials.map((c) => ({ ...c })).sort((a, b) => (a.mechanism < b.mechanism ? -1 : 1)));
+  }
+}
+
+/** What a read of a store that surely holds nothing answers. */
+function nothingFor(params: StoreRead): StoreReadResult {
+  switch (params.kind) {
+    case "kv.get":
+      return { value: null };
+    case "kv.list":
+    case "archive.query":
+      return { items: [], complete: true };
+    case "archive.count":
+      return { count: 0, bytes: 0 };
+  }
+}
+
+/** Whether a read saw the whole store empty (not merely an empty page or a filtered part). */
+function provesEmpty(params: StoreRead, result: StoreReadResult): boolean {
+  switch (params.kind) {
+    case "kv.list":
+      return params.after === undefined && "items" in result && result.items.length === 0;
+    case "archive.query":
+      return params.with === undefined && params.start === undefined && params.end === undefined && params.after === undefined &&
+        params.before === undefined && params.ids === undefined && "items" in result && result.items.length === 0;
+    case "archive.count":
+      return params.with === undefined && "count" in result && result.count === 0;
+    default:
+      return false;
   }
 }

@@ -5,12 +5,17 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import { openPglite } from "./backends/pglite.js";
-import { DataDirInUseError } from "./errors.js";
+import { pgliteDb } from "./db.js";
+import { DataDirInUseError, InvalidArgumentError } from "./errors.js";
+import { migrate, migrations } from "./migrations/index.js";
 import { openStorage } from "./open.js";
 import { SqlStorage } from "./sql-storage.js";
 import { ExclusiveSqlStorage } from "./exclusive-storage.js";
+import type { Storage } from "./storage.js";
 import { storageSuite } from "./storage-suite.js";
+import { expectVersion1DataMoved, writeVersion1Data } from "./store-suite.js";
 
 const root = await mkdtemp(join(tmpdir(), "xdb-pglite-test-"));
 after(() => rm(root, { recursive: true, force: true }));
@@ -90,33 +95,57 @@ describe("PGlite: credentials served from memory", () => {
   });
 });
 
-describe("PGlite: who may have offline messages or requests is known in memory", () => {
-  test("stored ones are always found, across reopen, and empty users cost no query", async () => {
+describe("PGlite: which users have anything in which store is known in memory", () => {
+  test("stored items are always found, across reopen, and empty stores cost no query", async () => {
     const dir = await mkdtemp(join(tmpdir(), "xdb-maybe-"));
     const cred = { mechanism: "SCRAM-SHA-1" as const, salt: "c2FsdA==", iterations: 4096, storedKey: "k", serverKey: "k" };
+    const offline = (s: Storage) => s.storeRead({ kind: "archive.query", user: "a@x", store: "offline" }) as Promise<{ items: unknown[]; complete: boolean }>;
+    const append = (s: Storage, value: string) => s.storeWrite({ kind: "archive.append", user: "a@x", store: "offline", value });
     try {
       let s = await openPglite(dir);
       await s.createAccount("a@x", [cred]);
       await s.createAccount("b@x", [cred]);
-      assert.deepEqual(await s.listOffline("a@x"), []);
-      // concurrent stores and lists: nothing stored is ever hidden
+      assert.deepEqual(await offline(s), { items: [], complete: true });
+      // concurrent appends and reads: nothing stored is ever hidden
       await Promise.all([
-        ...Array.from({ length: 20 }, (_, i) => s.storeOffline("a@x", `<message id='${i}'/>`, 100)),
-        ...Array.from({ length: 20 }, () => s.listOffline("a@x")),
+        ...Array.from({ length: 20 }, (_, i) => append(s, `<message id='${i}'/>`)),
+        ...Array.from({ length: 20 }, () => offline(s)),
       ]);
-      assert.equal((await s.listOffline("a@x")).length, 20);
-      await s.addSubscriptionRequest("b@x", "a@x", "<presence type='subscribe'/>");
+      assert.equal((await offline(s)).items.length, 20);
+      await s.storeWrite({ kind: "kv.set", user: "b@x", store: "subscription-requests", entries: [{ key: "a@x", value: "<presence type='subscribe'/>" }] });
       await s.close();
       s = await openPglite(dir);
-      assert.equal((await s.listOffline("a@x")).length, 20, "known again after a reopen");
-      assert.equal((await s.listSubscriptionRequests("b@x")).length, 1);
-      const last = (await s.listOffline("a@x")).at(-1)!;
-      await s.ackOffline("a@x", last.id);
-      assert.deepEqual(await s.listOffline("a@x"), []);
-      assert.equal(await s.countOffline("a@x"), 0);
-      assert.equal(await s.storeOffline("a@x", "<message id='again'/>", 100), true);
-      assert.equal((await s.listOffline("a@x")).length, 1, "a user forgotten when empty is found again after a store");
+      assert.equal((await offline(s)).items.length, 20, "known again after a reopen");
+      assert.equal((await s.storeRead({ kind: "kv.list", user: "b@x", store: "subscription-requests" }) as { items: unknown[] }).items.length, 1);
+      await s.storeWrite({ kind: "archive.delete", user: "a@x", store: "offline", all: true });
+      assert.deepEqual(await offline(s), { items: [], complete: true });
+      assert.deepEqual(await s.storeRead({ kind: "archive.count", user: "a@x", store: "offline" }), { count: 0, bytes: 0 });
+      assert.equal((await append(s, "<message id='again'/>")).ok, true);
+      assert.equal((await offline(s)).items.length, 1, "a store forgotten when empty is found again after an append");
+      // Invalid parameters are refused even where memory knows the store is empty.
+      await assert.rejects(s.storeRead({ kind: "kv.list", user: "nobody@x", store: "x", limit: 0 }), InvalidArgumentError);
       await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("PGlite: a data directory of the old schema upgrades in place", () => {
+  test("offline messages, vCards, private XML and pending requests are in the stores after the open", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "xdb-upgrade-"));
+    try {
+      const pg = await PGlite.create(dir);
+      const db = pgliteDb(pg);
+      await migrate(db, migrations.slice(0, 1));
+      await writeVersion1Data(db);
+      await db.close();
+      const s = await openPglite(dir);
+      try {
+        await expectVersion1DataMoved(s);
+      } finally {
+        await s.close();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

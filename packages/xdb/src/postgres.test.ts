@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { openPostgres } from "./backends/postgres.js";
-import { migrations } from "./migrations/index.js";
+import { pgPoolDb } from "./db.js";
+import { migrate, migrations } from "./migrations/index.js";
 import { openStorage } from "./open.js";
 import { SqlStorage } from "./sql-storage.js";
 import { storageSuite } from "./storage-suite.js";
+import { expectVersion1DataMoved, writeVersion1Data } from "./store-suite.js";
 
 // The local test server (see .ci/run); override to point elsewhere.
 const url = process.env["XDB_TEST_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -57,12 +59,34 @@ describe("postgres backend", () => {
       assert.equal(await b.accountExists("shared@example.org"), true);
       // Three pools, so truly different connections competing for the row lock.
       const results = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => [a, b, c][i % 3]!.storeOffline("shared@example.org", `<m n='${i}'/>`, 25)),
+        Array.from({ length: 60 }, (_, i) => [a, b, c][i % 3]!.storeWrite({
+          kind: "archive.append", user: "shared@example.org", store: "offline", value: `<m n='${i}'/>`, quota: { maxItems: 25 },
+        })),
       );
-      assert.equal(results.filter(Boolean).length, 25);
-      assert.equal(await c.countOffline("shared@example.org"), 25);
+      assert.equal(results.filter((r) => r.ok).length, 25);
+      const stored = await c.storeRead({ kind: "archive.count", user: "shared@example.org", store: "offline" });
+      assert.equal("count" in stored && stored.count, 25);
     } finally {
       await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  test("a database of the old schema upgrades in place", async () => {
+    const name = schema();
+    const pool = new pg.Pool({ connectionString: url, max: 1, options: `-c search_path=${name}` });
+    const db = pgPoolDb(pool);
+    try {
+      await db.query(`CREATE SCHEMA ${name}`);
+      await migrate(db, migrations.slice(0, 1));
+      await writeVersion1Data(db);
+    } finally {
+      await db.close();
+    }
+    const s = await openPostgres(url, { schema: name });
+    try {
+      await expectVersion1DataMoved(s);
+    } finally {
+      await s.close();
     }
   });
 

@@ -4,55 +4,17 @@
  */
 import type { Logger } from "pino";
 import {
-  EnvelopeError, parseXdbParams, readXdbRequest, xdbResult, type XdbOp, type XdbRequest,
+  EnvelopeError, XDB_OPS, parseXdbParams, readXdbRequest, xdbArgsFromParams, xdbResult, type XdbRequest,
 } from "@jabberfarm/envelope";
 import type { Histogram, Metrics } from "@jabberfarm/metrics";
 import { stanzaErrorReply, type Element, type StanzaErrorCondition } from "@jabberfarm/xml";
 import { XdbError } from "./errors.js";
 import type { Storage } from "./storage.js";
 
-type Operation = (s: Storage, p: never) => Promise<unknown>;
-
-/** Each operation: validated parameters in, a JSON-able result out. */
-const OPERATIONS: { [O in XdbOp]: (s: Storage, p: ReturnType<typeof parseXdbParams<O>>) => Promise<unknown> } = {
-  "account.create": async (s, p) => ({ created: await s.createAccount(p.user, p.credentials) }),
-  "account.delete": async (s, p) => ({ deleted: await s.deleteAccount(p.user) }),
-  "account.exists": async (s, p) => ({ exists: await s.accountExists(p.user) }),
-  "account.list": async (s, p) => ({ users: await s.listAccounts(p.domain) }),
-  "credentials.get": async (s, p) => ({ credentials: await s.getCredentials(p.user) }),
-  "credentials.set": async (s, p) => ({ updated: await s.setCredentials(p.user, p.credentials) }),
-  "roster.get": async (s, p) => s.getRoster(p.user),
-  "roster.getItem": async (s, p) => ({ item: await s.getRosterItem(p.user, p.jid) }),
-  "roster.set": async (s, p) => ({ ver: await s.setRosterItem(p.user, p.item) }),
-  "roster.remove": async (s, p) => ({ ver: await s.removeRosterItem(p.user, p.jid) }),
-  "subscriptionRequest.add": async (s, p) => {
-    await s.addSubscriptionRequest(p.user, p.from, p.stanza);
-    return {};
-  },
-  "subscriptionRequest.remove": async (s, p) => ({ removed: await s.removeSubscriptionRequest(p.user, p.from) }),
-  "subscriptionRequest.list": async (s, p) => ({ requests: await s.listSubscriptionRequests(p.user) }),
-  "offline.store": async (s, p) => ({ stored: await s.storeOffline(p.user, p.stanza, p.limit) }),
-  "offline.list": async (s, p) => ({
-    messages: (await s.listOffline(p.user)).map((m) => ({ id: m.id, stanza: m.stanza, storedAt: m.storedAt.toISOString() })),
-  }),
-  "offline.ack": async (s, p) => ({ count: await s.ackOffline(p.user, p.upToId) }),
-  "offline.count": async (s, p) => ({ count: await s.countOffline(p.user) }),
-  "vcard.get": async (s, p) => ({ xml: await s.getVcard(p.user) }),
-  "vcard.set": async (s, p) => {
-    await s.setVcard(p.user, p.xml);
-    return {};
-  },
-  "private.get": async (s, p) => ({ xml: await s.getPrivate(p.user, p.key) }),
-  "private.set": async (s, p) => {
-    await s.setPrivate(p.user, p.key, p.xml);
-    return {};
-  },
-};
-
 function conditionOf(err: unknown): StanzaErrorCondition {
   if (err instanceof EnvelopeError) return "bad-request";
   if (err instanceof XdbError) {
-    if (err.code === "unknown-account") return "item-not-found";
+    if (err.code === "unknown-account" || err.code === "item-not-found") return "item-not-found";
     if (err.code === "invalid-argument") return "bad-request";
   }
   return "internal-server-error";
@@ -97,18 +59,7 @@ export class XdbService {
     this.inFlight++;
     const started = performance.now();
     this.run(req).finally(() => this.timing?.observe({ op: req.op }, (performance.now() - started) / 1000)).then(
-      (result) => {
-        try {
-          this.send(xdbResult(req, this.address, result));
-        } catch (err) {
-          // An answer larger than the farm's links take (OversizeError) fails
-          // this request alone; the operations that can grow are paged or
-          // bounded by quotas so that it does not happen (docs/security.md).
-          if ((err as Error).name !== "OversizeError") throw err;
-          this.log.warn({ op: req.op, from: req.from, err: (err as Error).message }, "storage answer too large");
-          this.reject(el, "resource-constraint", "the answer is too large");
-        }
-      },
+      (result) => this.answer(el, req, result),
       (err: unknown) => {
         const condition = conditionOf(err);
         if (condition === "internal-server-error") this.log.error({ err, op: req.op, from: req.from }, "storage operation failed");
@@ -120,9 +71,36 @@ export class XdbService {
     });
   }
 
+  /** Calls the storage method the operation table names, with the arguments it lists. */
   private async run(req: XdbRequest): Promise<unknown> {
     const params = parseXdbParams(req.op, req.params);
-    return (OPERATIONS[req.op] as Operation)(this.storage, params as never);
+    const method = this.storage[XDB_OPS[req.op].method] as (...args: unknown[]) => Promise<unknown>;
+    return method.apply(this.storage, xdbArgsFromParams(req.op, params));
+  }
+
+  private answer(el: Element, req: XdbRequest, result: unknown): void {
+    for (;;) {
+      try {
+        this.send(xdbResult(req, this.address, result));
+        return;
+      } catch (err) {
+        if ((err as Error).name !== "OversizeError") throw err;
+        // A page whose values escape to more than the links take (the
+        // storage cut it by raw bytes): half of it, marked incomplete, so
+        // that the asker reads on from there.
+        const page = result as { items?: unknown[]; complete?: boolean };
+        if (Array.isArray(page.items) && page.items.length > 1 && typeof page.complete === "boolean") {
+          result = { ...page, items: page.items.slice(0, Math.ceil(page.items.length / 2)), complete: false };
+          continue;
+        }
+        // Anything else larger than the links take fails this request alone;
+        // what can grow is paged or bounded by quotas so that it does not
+        // happen (docs/security.md).
+        this.log.warn({ op: req.op, from: req.from, err: (err as Error).message }, "storage answer too large");
+        this.reject(el, "resource-constraint", "the answer is too large");
+        return;
+      }
+    }
   }
 
   private reject(el: Element, condition: StanzaErrorCondition, text: string): void {

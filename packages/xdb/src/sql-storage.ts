@@ -10,14 +10,18 @@
 // number, so 64-bit values are cast to text in SQL and counts to int.
 import type { Db, DbHandle } from "./db.js";
 import { InvalidArgumentError, UnknownAccountError } from "./errors.js";
+import { storeRead, storeWrite } from "./store-sql.js";
 import type {
-  OfflineMessage,
   Roster,
   RosterItem,
+  RosterWrite,
   ScramCredential,
   Storage,
+  StoreRead,
+  StoreReadResult,
+  StoreWrite,
+  StoreWriteResult,
   Subscription,
-  SubscriptionRequest,
 } from "./storage.js";
 
 const MECHANISMS: ReadonlySet<string> = new Set(["SCRAM-SHA-1", "SCRAM-SHA-256"]);
@@ -27,8 +31,6 @@ const SUBSCRIPTIONS: ReadonlySet<string> = new Set(["none", "to", "from", "both"
 const BARE_JID = /^[^@/]+@[^@/]+$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const INT4_MAX = 2 ** 31 - 1;
-const INT8_MAX = 2n ** 63n - 1n;
-const FOREIGN_KEY_VIOLATION = "23503";
 
 function text(value: unknown, what: string, { empty = false } = {}): string {
   if (typeof value !== "string") throw new InvalidArgumentError(`${what} must be a string`);
@@ -93,34 +95,6 @@ function rosterItemArg(item: unknown): RosterItem {
   if (r["ask"] === "subscribe") out.ask = "subscribe";
   if (r["approved"] === true) out.approved = true;
   return out;
-}
-
-function offlineIdArg(id: unknown): string {
-  if (typeof id !== "string" || !/^[0-9]{1,19}$/.test(id) || BigInt(id) > INT8_MAX) {
-    throw new InvalidArgumentError("offline message id must be a decimal integer string");
-  }
-  return id;
-}
-
-function quotaArg(limit: unknown): number {
-  if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 0) {
-    throw new InvalidArgumentError("offline limit must be a non-negative integer");
-  }
-  return limit;
-}
-
-function isForeignKeyViolation(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION;
-}
-
-/** Runs a write whose only way to violate a foreign key is a missing account. */
-async function forAccount<T>(user: string, write: () => Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (err) {
-    if (isForeignKeyViolation(err)) throw new UnknownAccountError(user, { cause: err });
-    throw err;
-  }
 }
 
 interface RosterRow {
@@ -227,7 +201,7 @@ export class SqlStorage implements Storage {
 
   async deleteAccount(user: string): Promise<boolean> {
     // One statement is one transaction: ON DELETE CASCADE removes credentials,
-    // roster, requests, offline messages, vCard and private XML atomically.
+    // roster and every store of the user atomically.
     const rows = await this.db.query(`DELETE FROM accounts WHERE username = $1 RETURNING username`, [
       text(user, "user"),
     ]);
@@ -268,15 +242,6 @@ export class SqlStorage implements Storage {
     });
   }
 
-  async listAccounts(domain: string): Promise<string[]> {
-    // COLLATE "C": the same order whatever locale each database was created with.
-    const rows = await this.db.query<{ username: string }>(
-      `SELECT username FROM accounts WHERE domain = $1 ORDER BY username COLLATE "C"`,
-      [text(domain, "domain")],
-    );
-    return rows.map((r) => r.username);
-  }
-
   // roster
 
   async getRoster(user: string): Promise<Roster> {
@@ -298,19 +263,24 @@ export class SqlStorage implements Storage {
     return { ver: first.ver, items };
   }
 
-  async getRosterItem(user: string, jid: string): Promise<RosterItem | null> {
-    const rows = await this.db.query<RosterRow>(
-      `SELECT ${ROSTER_COLUMNS} FROM roster_items r WHERE r.username = $1 AND r.jid = $2`,
-      [text(user, "user"), text(jid, "jid")],
-    );
-    const row = rows[0];
-    return row ? rosterItemFromRow(row) : null;
-  }
-
-  async setRosterItem(user: string, item: RosterItem): Promise<string> {
+  async setRosterItem(user: string, item: RosterItem, quota?: { maxItems?: number | undefined }): Promise<RosterWrite> {
     text(user, "user");
     const it = rosterItemArg(item);
+    const maxItems = quota?.maxItems;
+    if (maxItems !== undefined && (!Number.isSafeInteger(maxItems) || maxItems < 0)) {
+      throw new InvalidArgumentError("roster quota maxItems must be a non-negative integer");
+    }
     return this.db.transaction(async (tx) => {
+      if (maxItems !== undefined) {
+        // Under the lock, so that concurrent additions cannot pass the quota together.
+        if (!(await lockAccount(tx, user))) throw new UnknownAccountError(user);
+        const [row] = await tx.query<{ n: number; present: boolean }>(
+          `SELECT (SELECT count(*)::int FROM roster_items WHERE username = $1) AS n,
+                  EXISTS (SELECT 1 FROM roster_items WHERE username = $1 AND jid = $2) AS present`,
+          [user, it.jid],
+        );
+        if (row && !row.present && row.n >= maxItems) return { ok: false, reason: "quota", limit: "maxItems" } as const;
+      }
       const ver = await bumpRosterVer(tx, user);
       if (ver === null) throw new UnknownAccountError(user);
       await tx.query(
@@ -321,7 +291,7 @@ export class SqlStorage implements Storage {
            approved = excluded.approved, groups = excluded.groups`,
         [user, it.jid, it.name ?? null, it.subscription, it.ask ?? null, it.approved === true, it.groups],
       );
-      return ver;
+      return { ok: true, ver } as const;
     });
   }
 
@@ -336,125 +306,14 @@ export class SqlStorage implements Storage {
     });
   }
 
-  // pending inbound subscription requests
+  // the modules' keyed stores and archives (store-sql.ts, docs/storage.md)
 
-  async addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
-    const args = [text(user, "user"), text(from, "from"), text(stanza, "stanza")];
-    await forAccount(user, () =>
-      this.db.query(
-        `INSERT INTO subscription_requests (username, contact, stanza) VALUES ($1, $2, $3)
-         ON CONFLICT (username, contact) DO UPDATE SET
-           stanza = excluded.stanza, seq = excluded.seq, received_at = excluded.received_at`,
-        args,
-      ),
-    );
+  storeRead(params: StoreRead): Promise<StoreReadResult> {
+    return storeRead(this.db, params);
   }
 
-  async removeSubscriptionRequest(user: string, from: string): Promise<boolean> {
-    const rows = await this.db.query(
-      `DELETE FROM subscription_requests WHERE username = $1 AND contact = $2 RETURNING contact`,
-      [text(user, "user"), text(from, "from")],
-    );
-    return rows.length > 0;
-  }
-
-  async listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]> {
-    const rows = await this.db.query<{ contact: string; stanza: string }>(
-      `SELECT contact, stanza FROM subscription_requests WHERE username = $1 ORDER BY seq`,
-      [text(user, "user")],
-    );
-    return rows.map((r) => ({ from: r.contact, stanza: r.stanza }));
-  }
-
-  // offline messages
-
-  async storeOffline(user: string, stanza: string, limit: number): Promise<boolean> {
-    text(user, "user");
-    text(stanza, "stanza");
-    const quota = quotaArg(limit);
-    return this.db.transaction(async (tx) => {
-      // The lock makes count-then-insert atomic per user, and because ids are
-      // drawn while it is held, they commit in id order: a reader can never
-      // see id n+1 while n is still in flight, so "ack up to n+1" cannot
-      // delete a message nobody has seen yet.
-      if (!(await lockAccount(tx, user))) throw new UnknownAccountError(user);
-      // Separate statement on purpose: under READ COMMITTED it takes a fresh
-      // snapshot after the lock was granted, so it counts what the previous
-      // lock holder inserted.
-      const rows = await tx.query(
-        `INSERT INTO offline_messages (username, stanza)
-         SELECT $1, $2 WHERE (SELECT count(*) FROM offline_messages WHERE username = $1) < $3
-         RETURNING id`,
-        [user, stanza, quota],
-      );
-      return rows.length > 0;
-    });
-  }
-
-  async listOffline(user: string): Promise<OfflineMessage[]> {
-    const rows = await this.db.query<{ id: string; stanza: string; stored_at: Date }>(
-      // Qualified on purpose: a bare "ORDER BY id" would sort by the text
-      // alias, putting "10" before "9".
-      `SELECT o.id::text AS id, o.stanza, o.stored_at FROM offline_messages o WHERE o.username = $1 ORDER BY o.id`,
-      [text(user, "user")],
-    );
-    return rows.map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
-  }
-
-  async ackOffline(user: string, upToId: string): Promise<number> {
-    const rows = await this.db.query<{ n: number }>(
-      `WITH gone AS (DELETE FROM offline_messages WHERE username = $1 AND id <= $2::bigint RETURNING 1)
-       SELECT count(*)::int AS n FROM gone`,
-      [text(user, "user"), offlineIdArg(upToId)],
-    );
-    return rows[0]?.n ?? 0;
-  }
-
-  async countOffline(user: string): Promise<number> {
-    const rows = await this.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM offline_messages WHERE username = $1`,
-      [text(user, "user")],
-    );
-    return rows[0]?.n ?? 0;
-  }
-
-  // vCard (XEP-0054) and private XML (XEP-0049)
-
-  async getVcard(user: string): Promise<string | null> {
-    const rows = await this.db.query<{ xml: string }>(`SELECT xml FROM vcards WHERE username = $1`, [
-      text(user, "user"),
-    ]);
-    return rows[0]?.xml ?? null;
-  }
-
-  async setVcard(user: string, xml: string): Promise<void> {
-    const args = [text(user, "user"), text(xml, "vCard XML")];
-    await forAccount(user, () =>
-      this.db.query(
-        `INSERT INTO vcards (username, xml) VALUES ($1, $2)
-         ON CONFLICT (username) DO UPDATE SET xml = excluded.xml, updated_at = now()`,
-        args,
-      ),
-    );
-  }
-
-  async getPrivate(user: string, key: string): Promise<string | null> {
-    const rows = await this.db.query<{ xml: string }>(
-      `SELECT xml FROM private_xml WHERE username = $1 AND key = $2`,
-      [text(user, "user"), text(key, "private key")],
-    );
-    return rows[0]?.xml ?? null;
-  }
-
-  async setPrivate(user: string, key: string, xml: string): Promise<void> {
-    const args = [text(user, "user"), text(key, "private key"), text(xml, "private XML")];
-    await forAccount(user, () =>
-      this.db.query(
-        `INSERT INTO private_xml (username, key, xml) VALUES ($1, $2, $3)
-         ON CONFLICT (username, key) DO UPDATE SET xml = excluded.xml, updated_at = now()`,
-        args,
-      ),
-    );
+  storeWrite(params: StoreWrite): Promise<StoreWriteResult> {
+    return storeWrite(this.db, params);
   }
 
   /** Idempotent; waits for the backend to shut down. */

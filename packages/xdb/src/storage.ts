@@ -1,6 +1,7 @@
 // The contract between the xdb process (or anything else needing persistence)
 // and a storage backend. Every backend implements exactly this; nothing above
 // it may depend on which database sits underneath.
+import type { XdbMethods } from "@jabberfarm/envelope";
 
 export interface ScramCredential {
   mechanism: "SCRAM-SHA-1" | "SCRAM-SHA-256";
@@ -27,70 +28,43 @@ export interface RosterItem {
   groups: string[];
 }
 
+/** What a roster set did: the new ver, or refused because the roster was full. */
+export type RosterWrite = { ok: true; ver: string } | { ok: false; reason: "quota"; limit: "maxItems" };
+
 export interface Roster {
   ver: string;
   items: RosterItem[];
 }
 
-export interface OfflineMessage {
-  id: string;
-  stanza: string;
-  storedAt: Date;
-}
-
-export interface SubscriptionRequest {
-  from: string;
-  stanza: string;
-}
+export type { ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult } from "@jabberfarm/envelope";
 
 /**
+ * The operations every backend implements, one per xdb operation: the table
+ * in packages/envelope (src/xdb.ts) lists them with their parameters and
+ * results, so that the client over the router, the xdb service and this
+ * interface cannot drift apart.
+ *
  * `user` is always a normalised bare JID "local@domain"; normalising is the
  * caller's job, the storage compares strings exactly.
  *
  * Reads about an unknown user answer as if the user had no data (null, empty
  * list, roster ver "0"). Writes that would attach data to an unknown user
  * reject with UnknownAccountError rather than silently doing nothing.
+ *
+ * - createAccount: false if the account already exists.
+ * - deleteAccount: removes all of the user's data (every store too) in one
+ *   transaction; false if there was no such account.
+ * - getCredentials: null if there is no such account.
+ * - setCredentials: replaces all credentials; false if there is no such account.
+ * - getRoster: items sorted by jid; ver is a per-user counter bumped by every
+ *   roster change.
+ * - setRosterItem: insert or replace; the new roster ver, or a refusal when
+ *   the item is new and the roster already holds `quota.maxItems` items.
+ * - removeRosterItem: the new roster ver, or null (and no ver change) if the
+ *   item was not there.
+ * - storeRead / storeWrite: the modules' keyed stores and archives
+ *   (docs/storage.md).
  */
-export interface Storage {
-  /** false if the account already exists. */
-  createAccount(user: string, credentials: ScramCredential[]): Promise<boolean>;
-  /** Removes all of the user's data in one transaction; false if there was no such account. */
-  deleteAccount(user: string): Promise<boolean>;
-  accountExists(user: string): Promise<boolean>;
-  /** null if there is no such account. */
-  getCredentials(user: string): Promise<ScramCredential[] | null>;
-  /** Replaces all credentials; false if there is no such account. */
-  setCredentials(user: string, credentials: ScramCredential[]): Promise<boolean>;
-  /** Bare JIDs of the domain's accounts, sorted. */
-  listAccounts(domain: string): Promise<string[]>;
-
-  /** Items sorted by jid; ver is a per-user counter bumped by every roster change. */
-  getRoster(user: string): Promise<Roster>;
-  getRosterItem(user: string, jid: string): Promise<RosterItem | null>;
-  /** Insert or replace; returns the new roster ver. */
-  setRosterItem(user: string, item: RosterItem): Promise<string>;
-  /** Returns the new roster ver, or null (and no ver change) if the item was not there. */
-  removeRosterItem(user: string, jid: string): Promise<string | null>;
-
-  /** Replaces an earlier request from the same contact (which then counts as the newest). */
-  addSubscriptionRequest(user: string, from: string, stanza: string): Promise<void>;
-  removeSubscriptionRequest(user: string, from: string): Promise<boolean>;
-  /** Oldest first. */
-  listSubscriptionRequests(user: string): Promise<SubscriptionRequest[]>;
-
-  /** false (nothing stored) when the user already has `limit` messages. */
-  storeOffline(user: string, stanza: string, limit: number): Promise<boolean>;
-  /** Arrival order; ids are increasing decimal strings. */
-  listOffline(user: string): Promise<OfflineMessage[]>;
-  /** Deletes the user's messages with id <= upToId (numerically); returns how many. */
-  ackOffline(user: string, upToId: string): Promise<number>;
-  countOffline(user: string): Promise<number>;
-
-  getVcard(user: string): Promise<string | null>;
-  setVcard(user: string, xml: string): Promise<void>;
-  /** key is "localname namespace" of the stored element. */
-  getPrivate(user: string, key: string): Promise<string | null>;
-  setPrivate(user: string, key: string, xml: string): Promise<void>;
-
+export interface Storage extends XdbMethods {
   close(): Promise<void>;
 }

@@ -4,7 +4,9 @@
  */
 import type { SmModule } from "../module-api.js";
 import { admin } from "./admin.js";
+import { blocking } from "./blocking.js";
 import { disco } from "./disco.js";
+import { lastActivity } from "./last.js";
 import { message } from "./message.js";
 import { offline } from "./offline.js";
 import { ping } from "./ping.js";
@@ -29,6 +31,8 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   private: privateStorage,
   register,
   admin,
+  blocking,
+  last: lastActivity,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {

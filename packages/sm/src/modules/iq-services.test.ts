@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
-import { MAX_VCARD_BYTES } from "./vcard.js";
+import { keyedStore } from "./module-testing.js";
+/** The default vcard.maxBytes. */
+const MAX_VCARD_BYTES = 64 * 1024;
 
 const INFO = "http://jabber.org/protocol/disco#info";
 const ITEMS = "http://jabber.org/protocol/disco#items";
@@ -130,7 +132,7 @@ describe("iq services: disco, ping, version, vcard, private", () => {
       // Someone without a vCard has an empty one.
       const blank = ok(await v.iq("<iq type='get' to='wes@localhost'><vCard xmlns='vcard-temp'/></iq>"));
       assert.equal(blank.getChild("vCard", "vcard-temp")?.children.length, 0);
-      assert.equal((await farm.storage.getVcard("vic@localhost"))?.includes("Vic Tor"), true);
+      assert.equal((await keyedStore(farm, "vcard").get("vic@localhost", ""))?.includes("Vic Tor"), true);
       v.end();
       w.end();
     });
@@ -142,7 +144,7 @@ describe("iq services: disco, ping, version, vcard, private", () => {
       const card = got.getChild("vCard", "vcard-temp");
       assert.equal(card?.getChildText("FN", "vcard-temp"), "Prefixed");
       assert.ok(card?.getChild("X", "urn:example:x"));
-      assert.match((await farm.storage.getVcard("vic@localhost")) ?? "", /^<vCard xmlns='vcard-temp'[^>]*><FN>Prefixed<\/FN><X xmlns='urn:example:x'/);
+      assert.match((await keyedStore(farm, "vcard").get("vic@localhost", "")) ?? "", /^<vCard xmlns='vcard-temp'[^>]*><FN>Prefixed<\/FN><X xmlns='urn:example:x'/);
       const big = "x".repeat(MAX_VCARD_BYTES);
       const tooBig = await v.iq(`<iq type='set'><vCard xmlns='vcard-temp'><DESC>${big}</DESC></vCard></iq>`);
       assert.equal(stanzaErrorCondition(tooBig), "not-acceptable");
@@ -170,7 +172,7 @@ describe("iq services: disco, ping, version, vcard, private", () => {
       ok(await p.iq(`<iq type='set' to='quin@localhost'><query xmlns='${NS}'><a xmlns='urn:example:a'>1</a><b xmlns='urn:example:b'>2</b></query></iq>`));
       assert.equal(ok(await p.iq(`<iq type='get'><query xmlns='${NS}'><b xmlns='urn:example:b'/></query></iq>`))
         .getChild("query", NS)?.getChild("b", "urn:example:b")?.text(), "2");
-      assert.match((await farm.storage.getPrivate("quin@localhost", "a urn:example:a")) ?? "", /^<a xmlns='urn:example:a'>1<\/a>$/);
+      assert.match((await keyedStore(farm, "private").get("quin@localhost", "a urn:example:a")) ?? "", /^<a xmlns='urn:example:a'>1<\/a>$/);
       p.end();
     });
 

@@ -4,6 +4,8 @@
  * finished, so when no module marks a session available they do what it would:
  * set the flags and fire presence/initial in the user's queue.
  */
+import type { RosterItem } from "@jabberfarm/xdb";
+import { ModuleStores, type ArchiveStore, type KeyedStore } from "../module-store.js";
 import { delay, type SmTestFarm, type TestSession } from "../testing.js";
 
 const presenceWorks = new WeakMap<SmTestFarm, boolean>();
@@ -45,3 +47,18 @@ export async function eventually(check: () => Promise<boolean> | boolean, ms = 3
 }
 
 export const isMessage = (e: { name: string }): boolean => e.name === "message";
+
+/** A module's keyed store, read directly (as the module would, without a module). */
+export function keyedStore(farm: SmTestFarm, name: string): KeyedStore {
+  return new ModuleStores(farm.storage).openStore(name);
+}
+
+/** A module's archive, read directly. */
+export function archiveStore(farm: SmTestFarm, name: string): ArchiveStore {
+  return new ModuleStores(farm.storage).openArchive(name);
+}
+
+/** One item of a user's stored roster, or null. */
+export async function storedRosterItem(farm: SmTestFarm, user: string, jid: string): Promise<RosterItem | null> {
+  return (await farm.storage.getRoster(user)).items.find((i) => i.jid === jid) ?? null;
+}

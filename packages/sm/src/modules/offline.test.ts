@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ENVELOPE_NS } from "@jabberfarm/envelope";
 import { parseElement, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
-import { availableSession, eventually, isMessage } from "./module-testing.js";
+import { archiveStore, availableSession, eventually, isMessage } from "./module-testing.js";
 import { withDelay, worthStoring } from "./offline.js";
 
 const LIMIT = 5;
@@ -19,7 +19,7 @@ describe("offline storage", () => {
   });
   after(async () => farm.stop());
 
-  const stored = (user: string): Promise<number> => farm.storage.countOffline(user);
+  const stored = async (user: string): Promise<number> => (await archiveStore(farm, "offline").count(user)).count;
 
   test("stored with one delay stamp, delivered in order at the next initial presence, then acked", async () => {
     const s = await farm.driver.open("sender@localhost/a");
@@ -27,8 +27,8 @@ describe("offline storage", () => {
     for (let i = 1; i <= 3; i++) s.send(`<message type='chat' to='carol@localhost' id='c${i}'><body>${i}</body></message>`);
     await eventually(async () => (await stored("carol@localhost")) === 3, 3000, "3 stored messages");
     const after = Date.now();
-    for (const m of await farm.storage.listOffline("carol@localhost")) {
-      const el = parseElement(m.stanza, "jabber:client");
+    for (const m of (await archiveStore(farm, "offline").query("carol@localhost")).items) {
+      const el = parseElement(m.value, "jabber:client");
       const [d, ...more] = delays(el);
       assert.ok(d, "a delay element");
       assert.equal(more.length, 0);
@@ -111,8 +111,8 @@ describe("offline storage", () => {
     s.send("<message type='chat' to='gus@localhost' id='g5'><body>kept</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>");
     await eventually(async () => (await stored("gus@localhost")) === 1, 3000, "1 stored");
     await s.nothing((e) => /^g\d$/.test(e.attrs.id ?? ""), 200);
-    const [only] = await farm.storage.listOffline("gus@localhost");
-    assert.equal(parseElement(only!.stanza, "jabber:client").attrs.id, "g5");
+    const [only] = (await archiveStore(farm, "offline").query("gus@localhost")).items;
+    assert.equal(parseElement(only!.value, "jabber:client").attrs.id, "g5");
     s.end();
   });
 
@@ -141,6 +141,51 @@ describe("offline storage", () => {
       "<message xmlns='jabber:client' type='chat' from='sender@localhost/g' to='ivan@localhost' id='late'><body>late</body></message>" +
       "<error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></route>");
     await eventually(async () => (await stored("ivan@localhost")) === 1, 3000, "the bounced message stored");
+  });
+});
+
+describe("offline: delivery in pages", () => {
+  let farm: SmTestFarm;
+  before(async () => {
+    farm = await startSmFarm({ offline: { limit: 1000, maxBytes: 4 * 1024 * 1024, pageMessages: 50, pageBytes: 64 * 1024 } });
+    for (const u of ["many", "large", "twice"]) await farm.addUser(u);
+  });
+  after(async () => farm.stop());
+
+  const stored = async (user: string): Promise<number> => (await archiveStore(farm, "offline").count(user)).count;
+
+  async function sendAndLogin(user: string, n: number, body: (i: number) => string): Promise<void> {
+    const s = await farm.driver.open(`sender@localhost/${user}`);
+    for (let i = 0; i < n; i++) s.send(`<message type='chat' to='${user}@localhost' id='p${i}'><body>${body(i)}</body></message>`);
+    await eventually(async () => (await stored(`${user}@localhost`)) === n, 10_000, `${n} stored`);
+    const r = await availableSession(farm, `${user}@localhost/phone`);
+    for (let i = 0; i < n; i++) assert.equal((await r.next(isMessage, 10_000)).attrs.id, `p${i}`);
+    await eventually(async () => (await stored(`${user}@localhost`)) === 0, 3000, "every page acknowledged");
+    await r.nothing(isMessage, 100);
+    r.end();
+    s.end();
+  }
+
+  test("more messages than one page holds are delivered whole and in order", async () => {
+    await sendAndLogin("many", 120, (i) => `${i}`);
+  });
+
+  test("more bytes than one storage answer could carry are delivered whole and in order", async () => {
+    // 150 × 10 KB: 1.5 MB, more than a farm link takes (1 MiB), in pages of 64 KiB.
+    await sendAndLogin("large", 150, (i) => `${i} ${"x".repeat(10_000)}`);
+  });
+
+  test("a message with an id that arrives twice (a route delivered again) is stored once", async () => {
+    const s = await farm.driver.open("sender@localhost/twice");
+    const msg = "<message type='chat' to='twice@localhost' id='same'><body>once</body></message>";
+    s.send(msg);
+    s.send(msg);
+    s.send("<message type='chat' to='twice@localhost'><body>no id</body></message>");
+    s.send("<message type='chat' to='twice@localhost'><body>no id</body></message>");
+    await eventually(async () => (await stored("twice@localhost")) === 3, 3000, "3 stored");
+    await s.nothing((e) => e.attrs.type === "error", 100);
+    assert.equal(await stored("twice@localhost"), 3);
+    s.end();
   });
 });
 

@@ -1,16 +1,19 @@
 /**
  * Offline messages (RFC 6121 §8.5.2.2.1, XEP-0160): chat and normal messages
- * for a user with no available resource are stored, stamped with an XEP-0203
- * delay, and handed to the first session that sends initial presence with a
- * non-negative priority.
+ * for a user with no available resource are stored in the module's archive
+ * "offline", stamped with an XEP-0203 delay, and handed to the first session
+ * that sends initial presence with a non-negative priority. The archive is
+ * bounded per user by count and bytes (`offline.limit`, `offline.maxBytes`).
  *
  * It sits on `message/in` below message.ts (OFFLINE_PRIORITY): message.ts
  * declines exactly the messages that found nobody to deliver to, and they
  * fall through to here. Unloading this module leaves the core's default,
  * service-unavailable, in place.
  */
+import { createHash } from "node:crypto";
 import { escapeAttr, xml, type Element } from "@jabberfarm/xml";
 import type { InboundEvent } from "../events.js";
+import type { AppendOutcome, ArchiveStore } from "../module-store.js";
 import type { ModuleApi } from "../module-api.js";
 import { deliverable, isUnknownAccount, messageType } from "./shared.js";
 
@@ -58,37 +61,57 @@ export function withDelay(stanza: Element, raw: string, domain: string, now: Dat
   return copy.append(xml("delay", { xmlns: NS_DELAY, from: domain, stamp }, "Offline Storage")).toString();
 }
 
+/**
+ * The id an offline message is stored under when it has one of its own: a
+ * route redelivered after an SM died (at least once, docs/envelope.md)
+ * brings the very same text from the very same sender, and the archive
+ * keeps an id once. Messages without an id are stored as often as they come.
+ */
+export function offlineItemId(stanza: Element, raw: string, from: string): string | undefined {
+  if (stanza.attrs.id === undefined) return undefined;
+  return `h${createHash("sha256").update(from).update("\u0000").update(raw).digest("base64url").slice(0, 32)}`;
+}
+
 export function offline(api: ModuleApi): void {
   api.addFeature("msgoffline");
-  const limit = api.config.offline.limit;
+  const limits = api.config.offline;
+  const queue = api.openArchive("offline", { maxItems: limits.limit, maxBytes: limits.maxBytes, onFull: "refuse" });
 
-  api.on("message/in", async (event) => store(api, event, limit), OFFLINE_PRIORITY);
+  api.on("message/in", async (event) => store(api, queue, event), OFFLINE_PRIORITY);
 
   api.on("presence/initial", async ({ session }) => {
     if (session.priority < 0) return;
     const user = session.bare;
-    const stored = await api.storage.listOffline(user);
-    const last = stored[stored.length - 1];
-    if (last === undefined) return;
-    // Still bound? This runs in the user's queue, so the answer holds until we are done.
-    if (api.sessions.get(session.sid) !== session) return;
-    for (const m of stored) api.deliver(session, m.stanza);
-    // Acked only after sending: a crash in between redelivers, never loses.
-    await api.storage.ackOffline(user, last.id);
-    api.log.debug({ user, sid: session.sid, count: stored.length }, "offline messages delivered");
+    let count = 0;
+    // Page by page, each acknowledged (deleted) only after it was sent: a
+    // crash in between redelivers that page, never loses it, and no answer
+    // from storage is ever larger than a page.
+    for (;;) {
+      const page = await queue.query(user, { limit: limits.pageMessages, maxBytes: limits.pageBytes });
+      const last = page.items[page.items.length - 1];
+      if (last === undefined) break;
+      // Still bound? This runs in the user's queue, so the answer holds until we are done.
+      if (api.sessions.get(session.sid) !== session) break;
+      for (const m of page.items) api.deliver(session, m.value);
+      await queue.delete(user, { upTo: last.id });
+      count += page.items.length;
+      if (page.complete) break;
+    }
+    if (count > 0) api.log.debug({ user, sid: session.sid, count }, "offline messages delivered");
   });
 }
 
-async function store(api: ModuleApi, { stanza, raw, user, to }: InboundEvent, limit: number): Promise<boolean> {
+async function store(api: ModuleApi, queue: ArchiveStore, { stanza, raw, user, to, from }: InboundEvent): Promise<boolean> {
   const type = messageType(stanza);
   if (type !== "chat" && type !== "normal") return false;
   // Only what found nobody: message.ts declines exactly that, but stay right without it.
   if (to.resource !== "" && api.sessions.byFullJid(user, to.resource)) return false;
   if (deliverable(api, user).length > 0) return false;
   if (!worthStoring(stanza)) return true;
-  let stored: boolean;
+  let stored: AppendOutcome;
   try {
-    stored = await api.storage.storeOffline(user, withDelay(stanza, raw, api.domain), limit);
+    const id = offlineItemId(stanza, raw, from.toString());
+    stored = await queue.append(user, withDelay(stanza, raw, api.domain), { with: from.bareString(), ...(id === undefined ? {} : { id }) });
   } catch (err) {
     if (isUnknownAccount(err)) {
       api.error(stanza, "service-unavailable");
@@ -100,9 +123,9 @@ async function store(api: ModuleApi, { stanza, raw, user, to }: InboundEvent, li
     api.error(stanza, "internal-server-error");
     return true;
   }
-  if (!stored) {
+  if (!stored.ok) {
     // RFC 6121 §8.5.2.2.1 lets a full store answer like no store at all.
-    api.log.info({ user, from: stanza.attrs.from, limit }, "offline storage full; message bounced");
+    api.log.info({ user, from: stanza.attrs.from, limit: stored.limit }, "offline storage full; message bounced");
     api.error(stanza, "service-unavailable", "offline storage is full");
   }
   return true;

@@ -29,6 +29,7 @@ export function readPriority(stanza: Element): number | null {
 }
 
 export function presence(api: ModuleApi): void {
+  const maxDirected = api.config.presence.maxDirected;
   /**
    * Sends `p` (already `from` the session) to every contact subscribed to the
    * user, to the user's available resources and, with `directed`, to the
@@ -102,9 +103,15 @@ export function presence(api: ModuleApi): void {
         return true;
       }
       // Directed presence (§4.6): whoever saw us available is owed an
-      // unavailable when this session goes away.
-      if (type === undefined) session.directedTo.add(to.toString());
-      else session.directedTo.delete(to.toString());
+      // unavailable when this session goes away. The list is bounded
+      // (`presence.maxDirected`): it lives in memory and in Redis.
+      const target = to.toString();
+      if (type === undefined && !session.directedTo.has(target) && session.directedTo.size >= maxDirected) {
+        api.error(stanza, "resource-constraint", `too many directed presences from this session (at most ${maxDirected})`);
+        return true;
+      }
+      if (type === undefined) session.directedTo.add(target);
+      else session.directedTo.delete(target);
       api.saveSession(session);
       api.send(stanza, raw);
       return true;

@@ -1,6 +1,8 @@
 /**
  * Private XML storage (XEP-0049): a user's own key-value store, keyed by the
- * stored element's name and namespace. Nobody else may read or write it.
+ * stored element's name and namespace (the module's keyed store "private").
+ * Nobody else may read or write it. Bounded per user by `private.maxItems`,
+ * `private.maxItemBytes` and `private.maxBytes`.
  */
 import { xml, type Element } from "@jabberfarm/xml";
 import type { ModuleApi } from "../module-api.js";
@@ -9,8 +11,9 @@ import { storableXml, storedElement } from "./shared.js";
 const NS_PRIVATE = "jabber:iq:private";
 /** Namespaces that would make the stored element pass for protocol (XEP-0049 §2.3 lets servers refuse them). */
 const RESERVED = new Set([NS_PRIVATE, "jabber:client", "jabber:server", "jabber:component:accept", ""]);
-/** Per element; bookmarks and client preferences are far smaller. */
-export const MAX_PRIVATE_BYTES = 64 * 1024;
+
+/** What one storage write takes (and far more than any client sends at once). */
+const MAX_PER_SET = 100;
 
 export function privateKey(el: Element): string {
   return `${el.local} ${el.ns}`;
@@ -18,6 +21,8 @@ export function privateKey(el: Element): string {
 
 export function privateStorage(api: ModuleApi): void {
   api.addFeature(NS_PRIVATE);
+  const limits = api.config.private;
+  const store = api.openStore("private", { maxKeys: limits.maxItems, maxBytes: limits.maxBytes, maxValueBytes: limits.maxItemBytes });
 
   api.on(`iq/self/${NS_PRIVATE}`, async ({ stanza, session }) => {
     const query = stanza.firstElement();
@@ -39,23 +44,30 @@ export function privateStorage(api: ModuleApi): void {
         api.error(stanza, "bad-request", "get one element at a time");
         return true;
       }
-      const stored = await api.storage.getPrivate(user, privateKey(wanted));
+      const stored = await store.get(user, privateKey(wanted));
       api.result(stanza, xml("query", { xmlns: NS_PRIVATE },
         stored === null ? xml(wanted.local, { xmlns: wanted.ns }) : storedElement(stored)));
       return true;
     }
-    // A set may carry several elements (XEP-0049 §2.3); check them all before storing any.
-    const texts: Array<[string, string]> = [];
+    // A set may carry several elements (XEP-0049 §2.3): stored all in one write, or none.
+    if (items.length > MAX_PER_SET) {
+      api.error(stanza, "not-acceptable", `at most ${MAX_PER_SET} elements per set`);
+      return true;
+    }
+    const entries: Array<{ key: string; value: string }> = [];
     for (const el of items) {
       const text = storableXml(el);
-      if (text === null || Buffer.byteLength(text) > MAX_PRIVATE_BYTES) {
-        api.error(stanza, "not-acceptable", text === null ? "the element does not stand on its own as XML" : `an element is larger than ${MAX_PRIVATE_BYTES} bytes`);
+      if (text === null) {
+        api.error(stanza, "not-acceptable", "the element does not stand on its own as XML");
         return true;
       }
-      texts.push([privateKey(el), text]);
+      entries.push({ key: privateKey(el), value: text });
     }
-    for (const [key, text] of texts) await api.storage.setPrivate(user, key, text);
-    api.result(stanza);
+    const stored = await store.setMany(user, entries);
+    if (stored.ok) api.result(stanza);
+    else if (stored.limit === "maxValueBytes") api.error(stanza, "not-acceptable", `an element is larger than ${limits.maxItemBytes} bytes`);
+    else if (stored.limit === "maxKeys") api.error(stanza, "resource-constraint", `private storage is full (${limits.maxItems} elements)`);
+    else api.error(stanza, "resource-constraint", `private storage is full (${limits.maxBytes} bytes)`);
     return true;
   });
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { verifyPlain } from "@jabberfarm/sasl";
 import { stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
-import { availableSession, eventually, isMessage } from "./module-testing.js";
+import { archiveStore, availableSession, eventually, isMessage, keyedStore } from "./module-testing.js";
 
 const NS = "jabber:iq:register";
 
@@ -87,7 +87,7 @@ describe("in-band registration for logged-in users", () => {
     const u2 = await farm.driver.open("uma@localhost/two");
     ok(await u1.iq("<iq type='set'><vCard xmlns='vcard-temp'><FN>Uma</FN></vCard></iq>"));
     ok(await u1.iq("<iq type='set'><query xmlns='jabber:iq:private'><p xmlns='urn:example:p'/></query></iq>"));
-    await farm.storage.storeOffline(user, "<message xmlns='jabber:client' to='uma@localhost'><body>old</body></message>", 10);
+    await archiveStore(farm, "offline").append(user, "<message xmlns='jabber:client' to='uma@localhost'><body>old</body></message>");
     const reply = ok(await u1.iq(`<iq type='set' to='localhost'><query xmlns='${NS}'><remove/></query></iq>`));
     assert.equal(reply.attrs.from, "localhost");
     await eventually(() => u1.kicked !== undefined && u2.kicked !== undefined, 3000, "both kicks");
@@ -96,9 +96,9 @@ describe("in-band registration for logged-in users", () => {
     assert.equal(farm.sm.sm.sessions.of(user).length, 0);
     assert.equal(await farm.storage.accountExists(user), false);
     assert.equal(await farm.storage.getCredentials(user), null);
-    assert.equal(await farm.storage.getVcard(user), null);
-    assert.equal(await farm.storage.getPrivate(user, "p urn:example:p"), null);
-    assert.equal(await farm.storage.countOffline(user), 0);
+    assert.equal(await keyedStore(farm, "vcard").get(user, ""), null);
+    assert.equal(await keyedStore(farm, "private").get(user, "p urn:example:p"), null);
+    assert.equal((await archiveStore(farm, "offline").count(user)).count, 0);
     // Gone for everyone else too.
     const o = await farm.driver.open("other@localhost/x");
     o.send("<message type='chat' to='uma@localhost' id='late'><body>hello?</body></message>");

@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm, type TestSession } from "../testing.js";
+import { keyedStore, storedRosterItem } from "./module-testing.js";
 
 const NS = "jabber:iq:roster";
 
@@ -39,7 +40,8 @@ async function rosterSet(s: TestSession, item: string): Promise<Element> {
 describe("roster module", () => {
   let farm: SmTestFarm;
   before(async () => {
-    farm = await startSmFarm({ modules: ["roster", "subscription", "presence"] });
+    // Items as large as RFC 6121's field limits allow here (the default maxItemBytes is far smaller; quotas.test.ts).
+    farm = await startSmFarm({ modules: ["roster", "subscription", "presence"], roster: { maxItems: 100, maxItemBytes: 8000 } });
   });
   after(async () => farm.stop());
 
@@ -101,7 +103,7 @@ describe("roster module", () => {
       assert.deepEqual(onlyItem(push).attrs, { jid: contact, subscription: "none" });
       assert.deepEqual(groupsOf(onlyItem(push)), ["Work"]);
     }
-    const stored = await farm.storage.getRosterItem(u, contact);
+    const stored = await storedRosterItem(farm, u, contact);
     assert.deepEqual(stored, { jid: contact, subscription: "none", groups: ["Work"] });
     for (const s of [a, b, c]) s.end();
   });
@@ -132,8 +134,8 @@ describe("roster module", () => {
     await rosterSet(s, "<item jid='new@example.org' subscription='both'/>");
     assert.deepEqual(onlyItem(await s.next(isPush)).attrs, { jid: "new@example.org", subscription: "none" });
 
-    assert.equal((await farm.storage.getRosterItem(u, "both@example.org"))?.subscription, "both");
-    assert.equal((await farm.storage.getRosterItem(u, "new@example.org"))?.subscription, "none");
+    assert.equal((await storedRosterItem(farm, u, "both@example.org"))?.subscription, "both");
+    assert.equal((await storedRosterItem(farm, u, "new@example.org"))?.subscription, "none");
     s.end();
   });
 
@@ -178,7 +180,7 @@ describe("roster module", () => {
       assert.deepEqual(onlyItem(await s.next(isPush)).attrs, { jid: "gone@example.org", subscription: "remove" });
     }
     assert.equal(queryOf(await rosterGet(a)).getChildren("item").length, 0);
-    assert.equal(await farm.storage.getRosterItem(u, "gone@example.org"), null);
+    assert.equal(await storedRosterItem(farm, u, "gone@example.org"), null);
     // A contact with no subscription hears nothing about it.
     await a.nothing((e) => e.name === "presence");
     a.end();
@@ -203,8 +205,8 @@ describe("roster module", () => {
     // k's side: u no longer subscribes to k (both -> to), then k loses u (to -> none).
     assert.deepEqual(onlyItem(await ks.next(isPush)).attrs, { jid: u, subscription: "to" });
     assert.deepEqual(onlyItem(await ks.next(isPush)).attrs, { jid: u, subscription: "none" });
-    assert.equal(await farm.storage.getRosterItem(u, k), null);
-    assert.deepEqual(await farm.storage.getRosterItem(k, u), { jid: u, subscription: "none", groups: [] });
+    assert.equal(await storedRosterItem(farm, u, k), null);
+    assert.deepEqual(await storedRosterItem(farm, k, u), { jid: u, subscription: "none", groups: [] });
     us.end();
     ks.end();
   });
@@ -215,10 +217,10 @@ describe("roster module", () => {
     const x = await farm.addUser("rrmpendx");
     // w asked u (pending in at u); u asked x (pending out at u).
     await farm.storage.setRosterItem(w, { jid: u, subscription: "none", ask: "subscribe", groups: [] });
-    await farm.storage.addSubscriptionRequest(u, w, `<presence xmlns='jabber:client' type='subscribe' from='${w}' to='${u}'/>`);
+    await keyedStore(farm, "subscription-requests").set(u, w, `<presence xmlns='jabber:client' type='subscribe' from='${w}' to='${u}'/>`);
     await farm.storage.setRosterItem(u, { jid: w, subscription: "none", groups: [] });
     await farm.storage.setRosterItem(u, { jid: x, subscription: "none", ask: "subscribe", groups: [] });
-    await farm.storage.addSubscriptionRequest(x, u, `<presence xmlns='jabber:client' type='subscribe' from='${u}' to='${x}'/>`);
+    await keyedStore(farm, "subscription-requests").set(x, u, `<presence xmlns='jabber:client' type='subscribe' from='${u}' to='${x}'/>`);
     const ws = await farm.driver.online(`${w}/pc`);
     const us = await farm.driver.open(`${u}/pc`);
     await rosterGet(us);
@@ -230,9 +232,9 @@ describe("roster module", () => {
     await us.next(isPush);
     await us.next(isPush);
     // Both answers were processed by now on the contacts' side (same SM, in order).
-    for (let i = 0; i < 50 && (await farm.storage.listSubscriptionRequests(x)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(await farm.storage.listSubscriptionRequests(u), []);
-    assert.deepEqual(await farm.storage.listSubscriptionRequests(x), []);
+    for (let i = 0; i < 50 && (await keyedStore(farm, "subscription-requests").list(x)).items.length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual((await keyedStore(farm, "subscription-requests").list(u)).items, []);
+    assert.deepEqual((await keyedStore(farm, "subscription-requests").list(x)).items, []);
     us.end();
     ws.end();
   });

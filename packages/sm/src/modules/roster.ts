@@ -7,7 +7,8 @@ import { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem } from "@jabberfarm/xdb";
 import type { OutboundEvent } from "../events.js";
-import { NS_ROSTER, rosterItemElement } from "../roster-manager.js";
+import { NS_ROSTER, PENDING_REQUESTS_STORE, RosterLimitError, rosterItemElement } from "../roster-manager.js";
+import type { KeyedStore } from "../module-store.js";
 import type { ModuleApi } from "../module-api.js";
 
 /** Server-configured limits of RFC 6121 §2.3.3, in characters. */
@@ -72,6 +73,7 @@ export function roster(api: ModuleApi): void {
   api.addFeature(NS_ROSTER);
   // Roster versioning (RFC 6121 §2.6): the `ver` of a get is honoured.
   api.addStreamFeature(xml("ver", { xmlns: "urn:xmpp:features:rosterver" }));
+  const pending = api.openStore(PENDING_REQUESTS_STORE);
 
   api.on(`iq/self/${NS_ROSTER}`, async ({ stanza, session }: OutboundEvent) => {
     const query = stanza.firstElement()!;
@@ -107,7 +109,7 @@ export function roster(api: ModuleApi): void {
         api.error(stanza, "item-not-found");
         return true;
       }
-      await cancelBothWays(api, user, existing);
+      await cancelBothWays(api, pending, user, existing);
       await api.roster.remove(user, parsed.jid);
       api.result(stanza);
       return true;
@@ -119,7 +121,14 @@ export function roster(api: ModuleApi): void {
     if (parsed.name !== undefined) next.name = parsed.name;
     if (existing?.ask) next.ask = existing.ask;
     if (existing?.approved) next.approved = true;
-    await api.roster.set(user, next);
+    try {
+      await api.roster.set(user, next);
+    } catch (err) {
+      // Over the roster's limits (RFC 6121 §2.3.3): refused, with why.
+      if (!(err instanceof RosterLimitError)) throw err;
+      api.error(stanza, err.condition, err.message);
+      return true;
+    }
     api.result(stanza);
     return true;
   });
@@ -131,12 +140,13 @@ export function roster(api: ModuleApi): void {
  * their pending request) with `unsubscribed`, which also takes our presence
  * away from them.
  */
-async function cancelBothWays(api: ModuleApi, user: string, item: RosterItem): Promise<void> {
+async function cancelBothWays(api: ModuleApi, pending: KeyedStore, user: string, item: RosterItem): Promise<void> {
   const contact = item.jid;
   if (item.subscription === "to" || item.subscription === "both" || item.ask === "subscribe") {
     api.send(xml("presence", { type: "unsubscribe", from: user, to: contact }));
   }
-  const pendingIn = await api.storage.removeSubscriptionRequest(user, contact);
+  const removed = await pending.set(user, contact, null);
+  const pendingIn = removed.ok && removed.deleted > 0;
   const theyHadOurs = item.subscription === "from" || item.subscription === "both";
   if (theyHadOurs || pendingIn) {
     if (theyHadOurs) {

@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { stanzaErrorCondition, type Element } from "@jabberfarm/xml";
 import { delay, startSmFarm, type SmTestFarm, type TestSession } from "../testing.js";
+import { keyedStore, storedRosterItem } from "./module-testing.js";
 
 const NS = "jabber:iq:roster";
 
@@ -35,7 +36,7 @@ describe("subscription module", () => {
   after(async () => farm.stop());
 
   const requests = async (user: string): Promise<string[]> =>
-    (await farm.storage.listSubscriptionRequests(user)).map((r) => r.from);
+    (await keyedStore(farm, "subscription-requests").list(user)).items.map((r) => r.key);
 
   test("the handshake from none to both, with the exact pushes on each side", async () => {
     const a = await farm.addUser("shakea");
@@ -72,8 +73,8 @@ describe("subscription module", () => {
 
     await as.nothing(isPush, 200);
     await bs.nothing(isPush, 0);
-    assert.deepEqual(await farm.storage.getRosterItem(a, b), { jid: b, subscription: "both", groups: [] });
-    assert.deepEqual(await farm.storage.getRosterItem(b, a), { jid: a, subscription: "both", groups: [] });
+    assert.deepEqual(await storedRosterItem(farm, a, b), { jid: b, subscription: "both", groups: [] });
+    assert.deepEqual(await storedRosterItem(farm, b, a), { jid: a, subscription: "both", groups: [] });
     assert.deepEqual(await requests(a), []);
     as.end();
     bs.end();
@@ -123,7 +124,7 @@ describe("subscription module", () => {
     await es.next(isPresence("unsubscribed", f));
     assert.deepEqual(await nextPush(es), { jid: f, subscription: "none" });
     assert.deepEqual(await requests(f), []);
-    assert.equal(await farm.storage.getRosterItem(f, e), null, "denying creates no item");
+    assert.equal(await storedRosterItem(farm, f, e), null, "denying creates no item");
     await fs.nothing(isPush, 200);
     es.end();
     fs.end();
@@ -161,8 +162,8 @@ describe("subscription module", () => {
     gs.send(`<presence type='unsubscribe' to='${h}'/>`);
     await hs.nothing((el) => isPush(el) || isSubscriptionStanza(el), 300);
     await gs.nothing(isPush, 0);
-    assert.equal((await farm.storage.getRosterItem(g, h))?.subscription, "none");
-    assert.equal((await farm.storage.getRosterItem(h, g))?.subscription, "none");
+    assert.equal((await storedRosterItem(farm, g, h))?.subscription, "none");
+    assert.equal((await storedRosterItem(farm, h, g))?.subscription, "none");
     gs.end();
     hs.end();
   });
@@ -278,7 +279,7 @@ describe("subscription module", () => {
     ps.send("<presence type='unsubscribe' to='stranger@localhost'/>");
     ps.send("<presence type='unsubscribed' to='stranger@localhost'/>");
     await ps.nothing((el) => el.attrs.type === "error" || isSubscriptionStanza(el) || isPush(el), 300);
-    assert.equal(await farm.storage.getRosterItem(p, "stranger@localhost"), null);
+    assert.equal(await storedRosterItem(farm, p, "stranger@localhost"), null);
     assert.equal(await farm.storage.accountExists("ghost@localhost"), false);
     ps.end();
   });

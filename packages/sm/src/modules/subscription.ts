@@ -12,11 +12,20 @@
  * marks the item approved instead of being routed, and a later request from
  * that contact is then approved without asking the user. c2s advertises it
  * with the `urn:xmpp:features:pre-approval` stream feature.
+ *
+ * Pending requests live in the keyed store "subscription-requests" (key:
+ * the requester), bounded per user (`subscription.maxPending`,
+ * `maxPendingBytes`, `maxRequestBytes`); requests from senders not in the
+ * user's roster are rate-limited per sender, and a user's own subscribes
+ * per user (`subscription.inboundPerSender`, `outboundPerUser`). Whatever a
+ * quota or a rate refuses is answered with a stanza error, never dropped unseen.
  */
 import { Jid } from "@jabberfarm/jid";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { RosterItem, Subscription } from "@jabberfarm/xdb";
 import type { InboundEvent, OutboundEvent, SessionEvent } from "../events.js";
+import { SlidingWindowLimit } from "../rate-limit.js";
+import { PENDING_REQUESTS_STORE, RosterLimitError } from "../roster-manager.js";
 import type { ModuleApi } from "../module-api.js";
 
 type SubType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
@@ -58,6 +67,12 @@ function update(item: RosterItem | undefined, contact: string, state: { subscrip
 export function subscription(api: ModuleApi): void {
   // Pre-approvals (RFC 6121 §3.4) are kept: see `subscribed` below.
   api.addStreamFeature(xml("sub", { xmlns: "urn:xmpp:features:pre-approval" }));
+  const limits = api.config.subscription;
+  const pending = api.openStore(PENDING_REQUESTS_STORE, {
+    maxKeys: limits.maxPending, maxBytes: limits.maxPendingBytes, maxValueBytes: limits.maxRequestBytes,
+  });
+  const inboundRate = new SlidingWindowLimit(limits.inboundPerSender.count, limits.inboundPerSender.seconds);
+  const outboundRate = new SlidingWindowLimit(limits.outboundPerUser.count, limits.outboundPerUser.seconds);
 
   /** Writes an item only when its state changed, so that no-op stanzas cause no pushes. */
   async function store(user: string, before: RosterItem | undefined, after: RosterItem): Promise<boolean> {
@@ -89,7 +104,13 @@ export function subscription(api: ModuleApi): void {
   }
 
   async function pendingIn(user: string, contact: string): Promise<boolean> {
-    return (await api.storage.listSubscriptionRequests(user)).some((r) => r.from === contact);
+    return (await pending.get(user, contact)) !== null;
+  }
+
+  /** Forgets a pending request; whether there was one. */
+  async function removeRequest(user: string, contact: string): Promise<boolean> {
+    const r = await pending.set(user, contact, null);
+    return r.ok && r.deleted > 0;
   }
 
   /** The stanza as it goes to the contact: from the user's bare JID, to the contact's bare JID (§3.1.2). */
@@ -116,6 +137,21 @@ export function subscription(api: ModuleApi): void {
     }
     const user = session.bare;
     const contact = to.bareString();
+    if (type === "subscribe" && !outboundRate.take(user)) {
+      api.error(stanza, "policy-violation", `too many subscription requests: at most ${limits.outboundPerUser.count} per ${limits.outboundPerUser.seconds} s`);
+      return true;
+    }
+    try {
+      return await outbound(stanza, type, user, contact);
+    } catch (err) {
+      // The roster is full, or the item would be too large: the user learns why.
+      if (!(err instanceof RosterLimitError)) throw err;
+      api.error(stanza, err.condition, err.message);
+      return true;
+    }
+  });
+
+  async function outbound(stanza: Element, type: SubType, user: string, contact: string): Promise<boolean> {
     const item = await api.roster.item(user, contact);
     const sub = item?.subscription ?? "none";
     const out = stamped(stanza, user, contact);
@@ -137,12 +173,12 @@ export function subscription(api: ModuleApi): void {
         const requested = await pendingIn(user, contact);
         if (requested && !hasFrom(sub)) {
           await store(user, item, update(item, contact, { subscription: withFrom(sub, true), approved: false }));
-          await api.storage.removeSubscriptionRequest(user, contact);
+          await removeRequest(user, contact);
           api.send(out);
           sendPresenceTo(user, contact);
           return true;
         }
-        if (requested) await api.storage.removeSubscriptionRequest(user, contact);
+        if (requested) await removeRequest(user, contact);
         if (hasFrom(sub)) {
           // No change; routed anyway so a contact still waiting (ask) is answered.
           api.send(out);
@@ -153,7 +189,7 @@ export function subscription(api: ModuleApi): void {
         return true;
       }
       case "unsubscribed": {
-        await api.storage.removeSubscriptionRequest(user, contact);
+        await removeRequest(user, contact);
         if (item) await store(user, item, update(item, contact, { subscription: withFrom(sub, false), approved: false }));
         if (hasFrom(sub)) sendUnavailableTo(user, contact);
         // Routed even when nothing changed here: it is also how a request this
@@ -162,7 +198,7 @@ export function subscription(api: ModuleApi): void {
         return true;
       }
     }
-  });
+  }
 
   // ---- inbound: a contact's requests and answers ----------------------------
 
@@ -193,14 +229,24 @@ export function subscription(api: ModuleApi): void {
         }
         if (item?.approved) {
           await store(user, item, update(item, contact, { subscription: withFrom(sub, true), approved: false }));
-          await api.storage.removeSubscriptionRequest(user, contact);
+          await removeRequest(user, contact);
           api.send(xml("presence", { type: "subscribed", from: user, to: contact }));
           sendPresenceTo(user, contact);
           return true;
         }
+        // A sender the user does not know is held to a rate (a flood of requests is spam).
+        if (!item && !inboundRate.take(contact)) {
+          api.error(stanza, "policy-violation", "too many subscription requests from this sender; try again later");
+          return true;
+        }
         const duplicate = await pendingIn(user, contact);
         // Stored until the user answers, delivered now and at every login (presence/initial).
-        await api.storage.addSubscriptionRequest(user, contact, text);
+        const stored = await pending.set(user, contact, text);
+        if (!stored.ok) {
+          if (stored.limit === "maxValueBytes") api.error(stanza, "not-acceptable", `the subscription request is larger than ${limits.maxRequestBytes} bytes`);
+          else api.error(stanza, "resource-constraint", "the user has too many pending subscription requests");
+          return true;
+        }
         if (!duplicate) deliver(user, text);
         return true;
       }
@@ -211,7 +257,7 @@ export function subscription(api: ModuleApi): void {
         return true;
       }
       case "unsubscribe": {
-        const cancelled = await api.storage.removeSubscriptionRequest(user, contact);
+        const cancelled = await removeRequest(user, contact);
         let changed = cancelled;
         // No unavailable goes back: the contact's own server has already
         // dropped their 'to', so it would not deliver one; their client
@@ -232,8 +278,8 @@ export function subscription(api: ModuleApi): void {
     }
   });
 
-  // Requests wait for an answer across sessions: every new available resource sees them.
+  // Requests wait for an answer across sessions: every new available resource sees them (page by page).
   api.on("presence/initial", async ({ session }: SessionEvent) => {
-    for (const r of await api.storage.listSubscriptionRequests(session.bare)) api.deliver(session, r.stanza);
+    for await (const r of pending.entries(session.bare)) api.deliver(session, r.value);
   });
 }

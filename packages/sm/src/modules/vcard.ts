@@ -1,15 +1,16 @@
 /**
  * vcard-temp (XEP-0054): each user keeps one vCard; anyone may read it, only
- * the user may replace it. The element is stored as XML text and returned as
- * stored.
+ * the user may replace it. The element is stored as XML text, under the key
+ * "" of the module's keyed store "vcard", and returned as stored; its size
+ * is bounded by `vcard.maxBytes`.
  */
 import { xml, type Element } from "@jabberfarm/xml";
 import type { ModuleApi } from "../module-api.js";
 import { storableXml, storedElement } from "./shared.js";
 
 const NS_VCARD = "vcard-temp";
-/** Enough for a full card with a small avatar; bigger ones belong in XEP-0084. */
-export const MAX_VCARD_BYTES = 64 * 1024;
+/** The one key of a user's vCard in the store. */
+const CARD = "";
 
 function vcardOf(stanza: Element): Element | undefined {
   const v = stanza.firstElement();
@@ -18,9 +19,11 @@ function vcardOf(stanza: Element): Element | undefined {
 
 export function vcard(api: ModuleApi): void {
   api.addFeature(NS_VCARD);
+  const maxBytes = api.config.vcard.maxBytes;
+  const cards = api.openStore("vcard", { maxValueBytes: maxBytes });
 
   const answer = async (stanza: Element, user: string): Promise<void> => {
-    const stored = await api.storage.getVcard(user);
+    const stored = await cards.get(user, CARD);
     api.result(stanza, stored === null ? xml("vCard", { xmlns: NS_VCARD }) : storedElement(stored));
   };
 
@@ -39,12 +42,9 @@ export function vcard(api: ModuleApi): void {
       api.error(stanza, "not-acceptable", "the vCard does not stand on its own as XML");
       return true;
     }
-    if (Buffer.byteLength(text) > MAX_VCARD_BYTES) {
-      api.error(stanza, "not-acceptable", `the vCard is larger than ${MAX_VCARD_BYTES} bytes`);
-      return true;
-    }
-    await api.storage.setVcard(session.bare, text);
-    api.result(stanza);
+    const stored = await cards.set(session.bare, CARD, text);
+    if (stored.ok) api.result(stanza);
+    else api.error(stanza, "not-acceptable", `the vCard is larger than ${maxBytes} bytes`);
     return true;
   });
 
