@@ -52,8 +52,6 @@ export function blocking(api: ModuleApi): void {
   const store = api.openStore("blocking", { maxKeys: api.config.blocking.maxItems });
   /** Block lists of users with sessions here. */
   const cache = new Map<string, Set<string>>();
-  /** Error replies this module sends on a user's behalf: its own egress check lets them pass. */
-  const ours = new WeakSet<Element>();
 
   async function load(user: string): Promise<Set<string>> {
     const list = new Set<string>();
@@ -175,16 +173,18 @@ export function blocking(api: ModuleApi): void {
     if (!isBlocked(list, from)) return false;
     const answer = stanza.name === "message" || (stanza.name === "iq" && (stanza.attrs.type === "get" || stanza.attrs.type === "set"));
     if (answer && canBounce(stanza)) {
-      const reply = stanzaErrorReply(stanza, "service-unavailable");
-      ours.add(reply);
-      api.send(reply);
+      api.send(stanzaErrorReply(stanza, "service-unavailable"));
     }
     return true;
   }
 
   /** From our user to someone they blocked: nothing leaves (§3.3). */
   const egress = (event: EgressEvent): boolean | Promise<boolean> => {
-    if (ours.has(event.stanza)) return false;
+    // Error replies answer what the other side sent; what a blocked JID sends
+    // is stopped on the way in (above), so an error on its way out is the
+    // server's answer (this module's own service-unavailable, a storage
+    // failure's internal-server-error) and must not wait on the list.
+    if (event.stanza.attrs.type === "error") return false;
     const list = listOf(event.user);
     if (list instanceof Promise) return list.then((l) => refuseEgress(l, event));
     return refuseEgress(list, event);
