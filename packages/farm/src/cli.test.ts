@@ -181,3 +181,17 @@ test("--pretty writes human-readable lines instead of JSON", async () => {
   assert.match(r.stdout, /router listening for components/);
   assert.throws(() => JSON.parse(r.stdout.trim().split("\n")[0]!), "not JSON lines");
 });
+
+test("--help and -h print the usage and exit 0 for every command, without an 'Unknown option'", async () => {
+  const commands = [[], ["up"], ["router"], ["xdb"], ["sm"], ["c2s"], ["adduser", "a@localhost"], ["passwd"], ["deluser"], ["migrate"], ["status"], ["sessions"], ["kick"], ["config", "check"]];
+  // A few at a time: each is a node process, and the machine is shared.
+  const queue = [...commands.map((c) => [...c, "--help"]), ["up", "-h"], ["adduser", "-h"]];
+  await Promise.all(Array.from({ length: 3 }, async () => {
+    for (let args = queue.shift(); args !== undefined; args = queue.shift()) {
+      const r = await run(args);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /^usage: jabberfarm <command>/, args.join(" "));
+      assert.doesNotMatch(r.stderr, /Unknown option/i, args.join(" "));
+    }
+  }));
+});

@@ -430,7 +430,8 @@ function runConfigCheck(o: Options): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+  // `jabberfarm up --help` (or -h after any command) is a question, not an unknown option.
+  if (command === undefined || command === "help" || command === "--help" || command === "-h" || rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
