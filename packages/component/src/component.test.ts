@@ -6,6 +6,7 @@ import { AcceptedComponent } from "./accept.js";
 import { Component, backoffDelay } from "./pool.js";
 import { handshakeDigest, verifyHandshake } from "./handshake.js";
 import { LEAVING_NOTICE } from "./members.js";
+import { secretSchema } from "./secret.js";
 
 describe("handshake", () => {
   test("is the lower-case hex SHA-1 of stream id + secret (XEP-0114 §3)", () => {
@@ -193,4 +194,13 @@ describe("component: choosing the link to send through", () => {
       await fresh?.stop();
     }
   });
+});
+
+test("component secrets: placeholders and short ones are refused, saying how to make one", () => {
+  for (const bad of ["change-me-c2s-secret", "CHANGE-ME", "changeme-please-really", "set-by-environment", "", "short-one"]) {
+    const r = secretSchema.safeParse(bad);
+    assert.equal(r.success, false, bad);
+    assert.match(r.error!.issues[0]!.message, /openssl rand -hex 32/, bad);
+  }
+  assert.equal(secretSchema.safeParse("3f1c0e9a7b2d4c68a1e5").success, true);
 });

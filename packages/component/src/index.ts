@@ -6,3 +6,4 @@ export { Component, backoffDelay, resendWhenOneLeaves, type ComponentOptions, ty
 export { componentLinkFields, routerAddressSchema, logLinkEvents } from "./config.js";
 export { rendezvousPick, rendezvousScore, rendezvousSeed, type RendezvousCandidate } from "./rendezvous.js";
 export { FARM_ROUTER_NS, LEAVING_NOTICE, membersElement, readMembers } from "./members.js";
+export { secretSchema, secretProblem, MIN_SECRET_LENGTH, MAKE_A_SECRET } from "./secret.js";
