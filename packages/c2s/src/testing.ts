@@ -17,7 +17,7 @@ import { startSm, type SmProcess } from "@jabberfarm/sm";
 import { SqlStorage, openPostgres, startXdb, type Storage, type XdbProcess } from "@jabberfarm/xdb";
 import { NS, StreamParser, type Element, type StreamHeader } from "@jabberfarm/xml";
 import type { C2sConfigInput } from "./config.js";
-import { startC2s, type C2sProcess } from "./process.js";
+import { startC2s, type C2sProcess, type C2sProcessOptions } from "./process.js";
 
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const DOMAIN = "localhost";
@@ -44,7 +44,7 @@ export interface C2sTestFarm {
   /** Creates an account; returns its bare JID. */
   addUser(local: string, password?: string, domain?: string): Promise<string>;
   /** Starts a c2s on free ports with test-friendly defaults; stopped with the farm. */
-  startC2s(over?: Partial<C2sConfigInput>, useXdb?: boolean, logger?: Logger): Promise<C2sProcess>;
+  startC2s(over?: Partial<C2sConfigInput>, useXdb?: boolean, logger?: Logger, extra?: Partial<C2sProcessOptions>): Promise<C2sProcess>;
   stop(): Promise<void>;
 }
 
@@ -96,7 +96,7 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
       await storage.createAccount(user, credentialsFor(password));
       return user;
     },
-    async startC2s(over = {}, useXdb = false, log = logger) {
+    async startC2s(over = {}, useXdb = false, log = logger, extra = {}) {
       const c2s = await startC2s({
         domain: DOMAIN,
         instance: `c2s-t${++instances}`,
@@ -105,8 +105,8 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
         listeners: { starttls: { host: "127.0.0.1", port: 0 }, directTls: { host: "127.0.0.1", port: 0 } },
         tls: { dataDir: tlsDir },
         ...over,
-        limits: { authFailureDelayMs: 10, authFailureMaxDelayMs: 50, ...over.limits },
-      }, { logger: log, ...(useXdb ? {} : { storage }) });
+        limits: { authFailureDelayMs: 10, ...over.limits },
+      }, { logger: log, ...(useXdb ? {} : { storage }), ...extra });
       started.push(c2s);
       return c2s;
     },

@@ -185,7 +185,7 @@ interface Stoppable {
  */
 async function serve<P extends Stoppable>(
   name: string, instance: string, endpoint: MetricsEndpoint | undefined, processLog: Logger,
-  start: (metrics: Metrics | undefined, log: Logger) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
+  start: (metrics: Metrics | undefined, log: Logger, signal: AbortSignal) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
 ): Promise<void> {
   // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
   const log = processLog.child({ instance });
@@ -196,9 +196,12 @@ async function serve<P extends Stoppable>(
     ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
     : undefined;
   if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
-  const starting = start(metrics, log);
+  // A process still starting (a c2s waiting for the farm) gives up at a signal rather than after its stop's grace.
+  const abort = new AbortController();
+  const starting = start(metrics, log, abort.signal);
   stopOnSignals(log, async () => {
     stopping = true;
+    abort.abort();
     const started = await starting.catch(() => undefined);
     await started?.stop();
     await health?.close();
@@ -206,6 +209,8 @@ async function serve<P extends Stoppable>(
   try {
     proc = await starting;
   } catch (err) {
+    // Given up on a signal: the signal's handler exits 0 once the rest is closed.
+    if (stopping) return new Promise<never>(() => {});
     await health?.close();
     throw err;
   }
@@ -236,7 +241,7 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     }
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
+      return serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
     }
   }
 }
