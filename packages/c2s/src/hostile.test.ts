@@ -53,7 +53,7 @@ async function refusedBeforeTls(port: number): Promise<boolean> {
 }
 
 before(async () => {
-  farm = await startFarm();
+  farm = await startFarm({ sm: { maxSessionsPerUser: 2 } });
   for (const u of ["juliet", "mallory", "romeo", "tybalt"]) await farm.addUser(u);
 });
 
@@ -148,6 +148,24 @@ describe("connections per address", () => {
     const c2s = await farm.startC2s({ limits: { maxConnectionsPerAddress: 1 } });
     const conns = await Promise.all([0, 1, 2].map(() => raw(c2s.ports.starttls!)));
     for (const c of conns) assert.ok((await c.open()).getChild("starttls", NS.TLS));
+  });
+});
+
+describe("sessions per account", () => {
+  it("a bind beyond the SM's maxSessionsPerUser is answered resource-constraint, a wait error", async () => {
+    const c2s = await farm.startC2s();
+    for (const r of ["one", "two"]) await (await raw(c2s.ports.directTls!, { directTls: true })).login("tybalt", "pw", r, { directTls: true });
+    const c = await raw(c2s.ports.directTls!, { directTls: true });
+    await c.open();
+    assert.equal((await c.authScram("tybalt", "pw")).local, "success");
+    await c.open();
+    c.write(`<iq type='set' id='b3'><bind xmlns='${NS.BIND}'><resource>three</resource></bind></iq>`);
+    const answer = await c.next((el) => el.attrs.id === "b3");
+    assert.equal(answer.attrs.type, "error");
+    const error = answer.getChild("error")!;
+    assert.equal(error.attrs.type, "wait");
+    assert.ok(error.getChild("resource-constraint"), answer.toString());
+    assert.match(error.getChildText("text") ?? "", /at most 2 sessions per account/);
   });
 });
 

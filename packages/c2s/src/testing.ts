@@ -13,7 +13,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { pino, type Logger } from "pino";
 import { Router } from "@jabberfarm/router";
 import { ScramClient, deriveCredentials, type ScramCredential, type ScramMechanism } from "@jabberfarm/sasl";
-import { startSm, type SmProcess } from "@jabberfarm/sm";
+import { startSm, type SmConfigInput, type SmProcess } from "@jabberfarm/sm";
 import { SqlStorage, openPostgres, startXdb, type Storage, type XdbProcess } from "@jabberfarm/xdb";
 import { NS, StreamParser, type Element, type StreamHeader } from "@jabberfarm/xml";
 import type { C2sConfigInput } from "./config.js";
@@ -64,7 +64,7 @@ function credentialsFor(password: string): ScramCredential[] {
  * JIDs) and, when `withXdb`, an xdb process on the same schema so that c2s
  * can reach storage through the router as in production.
  */
-export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string[] } = {}): Promise<C2sTestFarm> {
+export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string[]; sm?: Partial<SmConfigInput> } = {}): Promise<C2sTestFarm> {
   const logger = testLogger();
   const router = new Router({
     host: "127.0.0.1", port: 0, domains: [DOMAIN, FAKE_SM_DOMAIN, ...(opts.extraDomains ?? [])],
@@ -79,7 +79,7 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
   const routers = [{ host: "127.0.0.1", port }];
   const schema = `c2s_test_${randomBytes(6).toString("hex")}`;
   const storage = await openPostgres(DATABASE_URL, { schema, poolSize: 4 });
-  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers }, { logger, storage, modules: [] });
+  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers, ...opts.sm }, { logger, storage, modules: [] });
   let xdb: XdbProcess | undefined;
   if (opts.withXdb) {
     // The schema exists and is migrated; xdb selects it through the URL.

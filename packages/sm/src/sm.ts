@@ -487,6 +487,16 @@ export class SessionManager implements ModuleApi {
         const session = new Session(e.sid, jid, e.from);
         // Perhaps the user's other sessions are on record from an SM that left.
         await this.adopt(session.bare);
+        // RFC 6120 §7.6.2.1: an account at its limit of resources gets resource-constraint;
+        // a new session for a resource it holds replaces that one (§7.7.2.2) and adds none.
+        const max = this.config.maxSessionsPerUser;
+        if (this.sessions.of(session.bare).length >= max && !this.sessions.byFullJid(session.bare, jid.resource)) {
+          this.log.info({ user: session.bare, max }, "session refused: too many sessions for the account");
+          this.outlet.send(sessionEnvelope({
+            type: "error", id: e.id, from: this.address, to: e.from, sid: e.sid, condition: "resource-constraint", reason: `at most ${max} sessions per account`,
+          }));
+          return;
+        }
         const old = this.sessions.add(session);
         if (old) {
           this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: old.c2s, sid: old.sid, condition: "conflict", reason: "replaced by a new session" }));
