@@ -162,11 +162,14 @@ describe("round-robin DNS in front of jabberfarm up --c2s 3, redirects through R
     metricsBase = await freePortBlock(6);
     process.env.JABBERFARM__C2S__REDIRECT__REDIS_URL = REDIS_URL;
     process.env.JABBERFARM__C2S__REDIRECT__MARGIN = String(MARGIN);
+    // 300 clients are a load here: by default a c2s below 1000 never redirects.
+    process.env.JABBERFARM__C2S__REDIRECT__MIN_CONNECTIONS = "0";
     try {
       farm = await Farm.start({ databaseUrl: db.url, metricsPort: metricsBase, upArgs: ["--c2s", "3", "--domain", DOMAIN] });
     } finally {
       delete process.env.JABBERFARM__C2S__REDIRECT__REDIS_URL;
       delete process.env.JABBERFARM__C2S__REDIRECT__MARGIN;
+      delete process.env.JABBERFARM__C2S__REDIRECT__MIN_CONNECTIONS;
     }
     zone = new FarmZone(farm.ports.c2s);
     resolver = new Resolver({ timeout: 1000, tries: 2 });

@@ -52,12 +52,15 @@ export const c2sConfigSchema = z.object({
    * Redirection between c2s processes through Redis (load-board.ts): off
    * without `redisUrl`. `advertise` is the host:port clients use to reach
    * this c2s (default: the STARTTLS listener); `margin` how far above its
-   * fair share a c2s gets before it sends new clients elsewhere.
+   * fair share a c2s gets before it sends new clients elsewhere, and
+   * `minConnections` the load below which it never does: many clients do
+   * not follow see-other-host, and a small farm must work for them too.
    */
   redirect: z.object({
     redisUrl: z.string().url().optional(),
     advertise: z.string().regex(/^[^\s:]+:\d+$/, "host:port").optional(),
     margin: z.number().min(0).max(10).default(0.2),
+    minConnections: z.number().int().min(0).default(1000),
   }).strict().prefault({}),
   /** XEP-0077 in-band registration before authentication. */
   registration: z.object({
