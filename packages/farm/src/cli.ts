@@ -17,6 +17,8 @@ import { createLogger, toggleDebugOnSignal } from "./logger.js";
 import { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } from "./operator.js";
 import { USAGE, UsageError, adminDocument, parse, type Options } from "./options.js";
 import { runUp } from "./up-command.js";
+import { routersKnown } from "./farm-wait.js";
+import type { ChildReport } from "./up.js";
 
 
 interface Stoppable {
@@ -33,7 +35,7 @@ interface Stoppable {
 async function serve<P extends Stoppable>(
   name: string, instance: string, endpoint: MetricsEndpoint | undefined, processLog: Logger,
   start: (metrics: Metrics | undefined, log: Logger, signal: AbortSignal) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
-): Promise<void> {
+): Promise<{ proc: P; metricsPort: number | undefined }> {
   // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
   const log = processLog.child({ instance });
   const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
@@ -61,9 +63,11 @@ async function serve<P extends Stoppable>(
     await health?.close();
     throw err;
   }
+  return { proc, metricsPort: health?.port };
 }
 
-async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
+/** Runs one process; resolves with the ports it bound once it serves (the supervisor of `up` learns them). */
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<ChildReport> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
   const log = createLogger(name, o.level, o.pretty);
@@ -71,32 +75,37 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
   switch (name) {
     case "router": {
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
-      // A router has no instance id; where it listens tells routers apart.
-      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
+      // Without an instance name, where it listens tells routers apart.
+      const { proc, metricsPort } = await serve(name, config.instance ?? `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
         const router = new Router(config, { logger: log, metrics });
         await router.start();
         return router;
       }, (router) => router.listening);
+      return { router: proc.address?.port, metrics: metricsPort };
     }
     case "xdb": {
       const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      return { metrics: metricsPort };
     }
     case "sm": {
       const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      return { metrics: metricsPort };
     }
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
+      const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
+      return { ...proc.ports, metrics: metricsPort };
     }
   }
 }
 
 
 async function runAdmin(command: string, o: Options): Promise<void> {
-  const doc = adminDocument(o);
-  const cli = sectionFor(doc, "cli");
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  // A farm that is starting has not yet written its routers' ports (with port 0): wait for them.
+  const cli = command === "migrate" ? sectionFor(adminDocument(o), "cli") : await routersKnown(() => sectionFor(adminDocument(o), "cli"), o.waitMs, say);
   const log = createLogger("cli", o.level === "info" ? "warn" : o.level);
   if (command === "migrate") {
     const s = await openStorage({ databaseUrl: cli.databaseUrl as string | undefined, dataDir: `${String(cli.dataDir ?? o.data)}/db` });
@@ -105,7 +114,7 @@ async function runAdmin(command: string, o: Options): Promise<void> {
     return;
   }
   const user = accountJid(o.positionals[0], String(cli.domain));
-  const admin = await openAdminStorage(cli, log);
+  const admin = await openAdminStorage(cli, log, o.waitMs, say);
   try {
     switch (command) {
       case "adduser": {
@@ -208,9 +217,11 @@ async function main(argv: string[]): Promise<number> {
     case "xdb":
     case "sm":
     case "c2s":
-      await runProcess(command, o);
-      // Under `jabberfarm up`, tell the supervisor this process serves now.
-      process.send?.({ type: "ready" });
+      {
+        const report = await runProcess(command, o);
+        // Under `jabberfarm up`, tell the supervisor this process serves now, and on which ports.
+        process.send?.({ type: "ready", ...report });
+      }
       return -1; // runs until a signal
     case "up":
       await runUp(o);

@@ -18,6 +18,8 @@ the farm on one machine:
     --port N              client STARTTLS port (default 5222)
     --tls-port N          client direct TLS port (default 5223)
     --router-port N       router port for components (default 5347)
+                          (0 for any of these: free ports picked at start,
+                          printed and written to DIR/farm.ports.json)
     --host ADDR           address clients connect to (default 127.0.0.1)
     --database-url URL    use PostgreSQL instead of PGlite (also DATABASE_URL)
     --redis-url URL       Redis for the session registry shared by the SMs
@@ -29,7 +31,8 @@ the farm on one machine:
     --plaintext           allow streams without TLS and PLAIN in the clear
                           (benchmarks on loopback only; never for real users)
     --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
-                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off)
+                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off;
+                          0: a free port each, listed in DIR/farm.ports.json)
 
 one process (each reads its section of --config FILE):
   router | xdb | sm | c2s --config FILE
@@ -39,6 +42,8 @@ accounts (through the running farm, or directly on its storage):
   passwd USER@DOMAIN
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
+    --wait S              while the farm starts, wait up to S seconds for its
+                          storage (xdb) to be served (default 30)
 
 operating a running farm (through its routers, as the component 'cli'):
   status                  every router and every c2s, sm and xdb behind them:
@@ -79,6 +84,8 @@ export interface Options {
   registration: boolean;
   plaintext: boolean;
   metricsPort?: number | undefined;
+  /** How long account commands wait for the farm's storage to be served. */
+  waitMs: number;
   pretty: boolean;
   json: boolean;
   counts: { router: number; sm: number; c2s: number };
@@ -103,6 +110,7 @@ export function parse(argv: string[]): Options {
       registration: { type: "boolean", default: false },
       plaintext: { type: "boolean", default: false },
       "metrics-port": { type: "string" },
+      wait: { type: "string", default: "30" },
       pretty: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       routers: { type: "string", default: "1" },
@@ -122,12 +130,17 @@ export function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
     return n;
   };
+  const seconds = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 3600) throw new UsageError(`--${name}: got "${v}"; expected seconds from 0 to 3600`);
+    return n;
+  };
   const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
-  if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535 - 3)) {
-    throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort > 65535 - 3) {
+    throw new UsageError(`--metrics-port: got "${metricsPort}"; expected 0 or a port from 1 to 65532 (four ports from it are used)`);
   }
   return {
-    metricsPort, pretty: values.pretty ?? false, json: values.json ?? false,
+    metricsPort, pretty: values.pretty ?? false, json: values.json ?? false, waitMs: seconds("wait", values.wait) * 1000,
     counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
