@@ -135,8 +135,8 @@ describe("round-robin DNS in front of jabberfarm up --c2s 3, redirects through R
   let zone: FarmZone;
   let resolver: Resolver;
   const clients: LibraryClient[] = [];
-  /** c2s-i's metrics port, as the farm reported it. */
-  const c2sMetricsPort = (i: number): number => farm.metricsPort(`c2s-${i}`);
+  /** The metrics port of the k-th c2s (from 0), as the farm reported it. */
+  const c2sMetricsPort = (k: number): number => farm.metricsPort(`c2s-${k + 1}`);
 
   before(async () => {
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
