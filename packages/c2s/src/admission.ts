@@ -66,7 +66,8 @@ export class Admission {
     const max = this.o.config.limits.maxConnectionsPerAddress;
     if (n >= max) {
       const error = new StreamError("policy-violation", "too many connections from your address");
-      this.refuse(socket, directTls ? undefined : error, "per-address", "warn", { ip, max });
+      // One line per refusal would let one address flood the log: debug, and counted in the metric.
+      this.refuse(socket, directTls ? undefined : error, "per-address", "debug", { ip, max });
       return false;
     }
     this.perAddress.set(key, n + 1);

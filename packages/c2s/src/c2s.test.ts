@@ -654,14 +654,18 @@ describe("failure paths", () => {
   });
 
   it("startC2s rejects, and leaves nothing running, when no router answers", async () => {
-    const probe = createServer();
+    // Not a router: it drops every connection (and, listening, keeps its port from anybody else).
+    const probe = createServer((socket) => socket.destroy());
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as { port: number }).port;
-    await new Promise((r) => probe.close(r));
-    await assert.rejects(startC2s({
-      secret: SECRETS.c2s, routers: [{ host: "127.0.0.1", port }], tls: { dataDir: farm.tlsDir },
-      listeners: { starttls: { port: 0 }, directTls: false },
-    }, { logger: farm.logger, storage: farm.storage, routerTimeoutMs: 300 }), /no router answered/);
+    try {
+      await assert.rejects(startC2s({
+        secret: SECRETS.c2s, routers: [{ host: "127.0.0.1", port }], tls: { dataDir: farm.tlsDir },
+        listeners: { starttls: { port: 0 }, directTls: false },
+      }, { logger: farm.logger, storage: farm.storage, routerTimeoutMs: 300 }), /no router answered/);
+    } finally {
+      await new Promise((r) => probe.close(r));
+    }
   });
 
   it("stop(): clients get system-shutdown and their sessions end at the SM", async () => {
