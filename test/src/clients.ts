@@ -171,7 +171,12 @@ export class RawClient {
   }
 
   static async loginAt(host: string, port: number, user: string, password: string, resource: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
-    const c = await RawClient.connect(port, host);
+    return (await RawClient.connect(port, host)).logIn(user, password, resource, mechanism);
+  }
+
+  /** On a connection made earlier: a stream, STARTTLS, SCRAM and a bound resource. */
+  async logIn(user: string, password: string, resource: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
+    const c = this as RawClient;
     c.header();
     await c.until(/<starttls/);
     c.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");

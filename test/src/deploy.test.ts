@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { c2sConfigSchema } from "@jabberfarm/c2s";
-import { TOP_LEVEL_KEYS, applyEnvOverrides, readConfigFile, sectionFor, validateSection } from "@jabberfarm/farm";
+import { ConfigError, TOP_LEVEL_KEYS, readConfigFile, sectionFor, validateSection } from "@jabberfarm/farm";
 import { routerConfigSchema } from "@jabberfarm/router";
 import { smConfigSchema } from "@jabberfarm/sm";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
@@ -31,8 +31,30 @@ function imageFile(path: string): string {
   return join(ROOT, m[1]!);
 }
 
-/** Validates one process as the image would run it: command line and environment. */
-function checkProcess(where: string, argv: string[], env: Record<string, string>): Record<string, unknown> {
+/** A shipped placeholder (docker-compose.yml, the k8s Secret), as an operator replaces it. */
+const realSecret = (placeholder: string): string => `real-${placeholder.replace(/^change-me-/, "")}-0123456789abcdef`;
+
+/**
+ * Validates one process as the image would run it: command line and
+ * environment. The deploy files ship placeholder secrets, which every
+ * process refuses: `env` as shipped must fail on them, naming the key; then
+ * `realEnv` (the same with real secrets) must pass.
+ */
+function checkProcess(where: string, argv: string[], env: Record<string, string>, realEnv: Record<string, string> = env): Record<string, unknown> {
+  const [kind] = argv;
+  try {
+    validateProcess(where, argv, env);
+    assert.fail(`${where}: starts with the shipped placeholder secrets`);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    assert.ok(e.problems.length > 0 && e.problems.every((p) => /secret: got "[^"]*"; a placeholder from the example files/.test(p)),
+      `${where}: refused for its placeholder secrets only:\n${e.problems.join("\n")}`);
+    assert.ok(e.problems.some((p) => p.startsWith(kind === "router" ? "router.components." : `${kind}.secret`)), `${where}: names the key`);
+  }
+  return validateProcess(where, argv, realEnv);
+}
+
+function validateProcess(where: string, argv: string[], env: Record<string, string>): Record<string, unknown> {
   const [kind, flag, file] = argv;
   assert.ok(kind !== undefined && kind in SCHEMAS, `${where}: '${kind}' is a process command of the CLI`);
   assert.equal(flag, "--config", `${where}: runs with --config`);
@@ -79,7 +101,8 @@ describe("deploy files", () => {
         for (const m of line.matchAll(/(JABBERFARM__\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
         argv = line.slice(line.indexOf("cli.js") + "cli.js".length).trim().split(/\s+/);
       }
-      const config = checkProcess(`compose service ${name}`, argv, env);
+      const realEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, /SECRET$/.test(k) ? realSecret(v) : v]));
+      const config = checkProcess(`compose service ${name}`, argv, env, realEnv);
       kinds.set(argv[0]!, (kinds.get(argv[0]!) ?? 0) + 1);
       const metrics = config.metrics as { port: number } | undefined;
       assert.ok(metrics, `${name}: serves /readyz for its health check`);
@@ -102,14 +125,21 @@ describe("deploy files", () => {
     const secret = docs.find((d) => d.kind === "Secret")!.stringData as Record<string, string>;
     // The Secret, mounted as files, for the *_FILE variables.
     const mount = mkdtempSync(join(tmpdir(), "jf-k8s-secrets-"));
-    for (const [k, v] of Object.entries(secret)) writeFileSync(join(mount, k), v);
+    const realMount = mkdtempSync(join(tmpdir(), "jf-k8s-real-secrets-"));
+    for (const [k, v] of Object.entries(secret)) {
+      writeFileSync(join(mount, k), v);
+      writeFileSync(join(realMount, k), k === "database-url" ? v : realSecret(v));
+    }
     const kinds: string[] = [];
     for (const d of docs.filter((x) => x.kind === "Deployment" || x.kind === "StatefulSet")) {
       for (const c of d.spec.template.spec.containers as Array<Record<string, any>>) {
-        const env: Record<string, string> = {};
-        for (const [k, v] of Object.entries(configMap)) env[k] = v.replace("/run/secrets/jabberfarm", mount);
-        for (const e of (c.env ?? []) as Array<{ name: string; value?: string; valueFrom?: unknown }>) env[e.name] = e.value ?? `${d.metadata.name}-0`;
-        const config = checkProcess(`k8s ${d.kind} ${d.metadata.name}`, c.args as string[], env);
+        const envWith = (dir: string): Record<string, string> => {
+          const env: Record<string, string> = {};
+          for (const [k, v] of Object.entries(configMap)) env[k] = v.replace("/run/secrets/jabberfarm", dir);
+          for (const e of (c.env ?? []) as Array<{ name: string; value?: string; valueFrom?: unknown }>) env[e.name] = e.value ?? `${d.metadata.name}-0`;
+          return env;
+        };
+        const config = checkProcess(`k8s ${d.kind} ${d.metadata.name}`, c.args as string[], envWith(mount), envWith(realMount));
         kinds.push(c.args[0]);
         const ports = (c.ports as Array<{ containerPort: number }>).map((p) => p.containerPort);
         assert.ok(ports.includes((config.metrics as { port: number }).port), `${d.metadata.name}: exposes its metrics port`);

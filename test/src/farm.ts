@@ -1,11 +1,16 @@
 /**
  * The end-to-end tests' farm: `jabberfarm up` started as an admin would, as
- * a separate OS process with its own children, on free loopback ports and
- * a fresh data directory; accounts made with `jabberfarm adduser`.
+ * a separate OS process with its own children, in a fresh data directory;
+ * accounts made with `jabberfarm adduser`.
+ *
+ * Ports: every farm process binds port 0 and reports the port the kernel
+ * gave it; `up` writes them to DATA/farm.ports.json, which `start()` reads.
+ * Picking a free port in the test and handing it over (bind, close, let
+ * the farm bind it) lets two test files running at once pick the same one.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +20,12 @@ export const ROOT = new URL("../..", import.meta.url).pathname;
 export const CLI = join(ROOT, "packages/farm/dist/cli.js");
 export const PG_ADMIN_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
+/**
+ * A free port for a server that cannot bind port 0 and report its own
+ * (redis-server, PostgreSQL). Another process may bind it before the server
+ * does: the server then fails to start, and its starter tries another
+ * (`startOnFreePort`).
+ */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -26,24 +37,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
+/** Starts a server on a free port, with another port when the first was taken meanwhile. */
+export async function startOnFreePort<T>(start: (port: number) => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
 }
 
-/** The first of `n` consecutive free ports (for `--metrics-port`, which takes four). */
-export async function freePortBlock(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    // Below the usual ephemeral range, where outgoing connections take ports.
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await isFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no ${n} consecutive free ports found`);
+/** What `jabberfarm up` wrote to DATA/farm.ports.json once every process served (packages/farm up-command.ts). */
+export interface FarmPorts {
+  routers: Array<{ id: string; host: string; port: number }>;
+  c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
+  metrics: Record<string, number>;
 }
 
 /** A fresh Postgres database for one test file; dropped by `drop()`. */
@@ -71,10 +80,9 @@ export interface FarmOptions {
   registration?: boolean;
   /** Extra arguments for `jabberfarm up` (e.g. --routers 2 --sm 2 --c2s 2). */
   upArgs?: string[];
-  ports?: { c2s: number; tls: number; router: number };
-  /** `--metrics-port`: router's endpoints on it, xdb +1, sm +2, c2s +3. */
-  metricsPort?: number;
-  /** How long `start()` waits for the banner (default 30 s; a loaded machine may need more). */
+  /** Metrics and health endpoints for every process (`--metrics-port 0`); `metricsPort(id)` says where. */
+  metrics?: boolean;
+  /** How long `start()` waits for the banner (default 120 s: a loaded machine may need that). */
   upTimeoutMs?: number;
 }
 
@@ -91,40 +99,62 @@ export async function waitUntil<T>(what: string, ms: number, check: () => T | un
 
 export class Farm {
   readonly dataDir: string;
-  readonly ports: { c2s: number; tls: number; router: number };
+  /** The ports of this run, from farm.ports.json (the first router's, the first c2s's). */
+  ports: { c2s: number; tls: number; router: number } = { c2s: 0, tls: 0, router: 0 };
+  /** Every port of this run, as `up` reported them. */
+  farmPorts: FarmPorts | undefined;
   /** Every JSON log line the farm and its children printed. */
   readonly logs: Array<Record<string, unknown>> = [];
   stderr = "";
   private proc: ChildProcess | undefined;
   private exited: Promise<number | null> | undefined;
 
-  private constructor(readonly options: FarmOptions, ports: { c2s: number; tls: number; router: number }) {
+  private constructor(readonly options: FarmOptions) {
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "jf-e2e-"));
-    this.ports = ports;
   }
 
   static async start(options: FarmOptions = {}): Promise<Farm> {
-    const ports = options.ports ?? { c2s: await freePort(), tls: await freePort(), router: await freePort() };
-    const farm = new Farm(options, ports);
+    const farm = new Farm(options);
     await farm.up(options.upTimeoutMs);
     return farm;
   }
 
+  /** `jabberfarm up` started, not waited for: for tests of what happens while it starts. */
+  static launch(options: FarmOptions = {}): Farm {
+    const farm = new Farm(options);
+    farm.spawnUp();
+    return farm;
+  }
+
+  /** What admin commands need to find this farm (they read the config `up` wrote there). */
   private args(): string[] {
-    const a = ["--data", this.dataDir, "--port", String(this.ports.c2s), "--tls-port", String(this.ports.tls),
-      "--router-port", String(this.ports.router)];
+    const a = ["--data", this.dataDir];
     if (this.options.databaseUrl) a.push("--database-url", this.options.databaseUrl);
-    if (this.options.registration) a.push("--registration");
     return a;
   }
 
   private upArgs(): string[] {
-    const base = this.options.metricsPort === undefined ? this.args() : [...this.args(), "--metrics-port", String(this.options.metricsPort)];
-    return [...base, ...(this.options.upArgs ?? [])];
+    const a = [...this.args(), "--port", "0", "--tls-port", "0", "--router-port", "0"];
+    if (this.options.registration) a.push("--registration");
+    if (this.options.metrics) a.push("--metrics-port", "0");
+    return [...a, ...(this.options.upArgs ?? [])];
   }
 
-  /** Starts (or starts again) the farm; resolves when it says clients may connect. */
-  async up(timeoutMs = 60_000): Promise<void> {
+  /** The metrics and health port of child `id` ("router", "c2s-2"...); needs `metrics: true`. */
+  metricsPort(id: string): number {
+    const p = this.farmPorts?.metrics[id];
+    if (p === undefined) throw new Error(`no metrics port for ${id} (start the farm with metrics: true)`);
+    return p;
+  }
+
+  private readPorts(): void {
+    const p = JSON.parse(readFileSync(join(this.dataDir, "farm.ports.json"), "utf8")) as FarmPorts;
+    this.farmPorts = p;
+    this.ports = { c2s: p.c2s[0]?.starttls ?? 0, tls: p.c2s[0]?.directTls ?? 0, router: p.routers[0]?.port ?? 0 };
+  }
+
+  private spawnUp(): ChildProcess {
+    this.stderr = "";
     const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
@@ -142,6 +172,13 @@ export class Farm {
         }
       }
     });
+    proc.stderr!.setEncoding("utf8").on("data", (d: string) => (this.stderr += d));
+    return proc;
+  }
+
+  /** Starts (or starts again) the farm, on new ports; resolves when it says clients may connect. */
+  async up(timeoutMs = 120_000): Promise<void> {
+    const proc = this.spawnUp();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         // Stop what did start: a farm left running would keep the test file from ever ending.
@@ -150,8 +187,7 @@ export class Farm {
           .map((l) => `${String(l.process)}${l.child ? `/${String(l.child)}` : ""}: ${String(l.msg)}`);
         reject(new Error(`farm not up within ${timeoutMs} ms:\n${this.stderr}\nseen:\n${seen.join("\n")}`));
       }, timeoutMs);
-      proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
-        this.stderr += d;
+      proc.stderr!.on("data", () => {
         if (this.stderr.includes("jabberfarm is up")) {
           clearTimeout(timer);
           resolve();
@@ -162,6 +198,7 @@ export class Farm {
         reject(new Error(`farm exited with ${code} before it was up:\n${this.stderr}`));
       });
     });
+    this.readPorts();
   }
 
   /** SIGTERM, as Ctrl-C would; resolves with the exit code. */

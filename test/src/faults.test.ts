@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import pg from "pg";
 import { Chatter } from "./chatter.js";
 import { xml } from "./clients.js";
-import { Farm, freePortBlock, waitUntil } from "./farm.js";
+import { Farm, waitUntil } from "./farm.js";
 import {
   HOSTS, TOPOLOGY, addUsers, makeChatter, nameOn, neighbours, ownerOf, readyz, ringUsers, sleep, subscribeRing, waitReady, waitRouterFull,
 } from "./fleet.js";
@@ -31,7 +31,6 @@ const STORED = 5;
 
 describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", { timeout: 600_000 }, () => {
   let farm: Farm;
-  let base: number;
   let redis: PrivateRedis | undefined;
   let postgres: PrivatePostgres | undefined;
   let db: pg.Pool | undefined;
@@ -60,12 +59,13 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
   let quietC2sBackAfter: number | undefined;
 
   before(async () => {
-    [postgres, redis, base] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start(), freePortBlock(8)]);
+    const [pgServer, redisServer] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
+    [postgres, redis] = [pgServer, redisServer];
     // A pool, not a client: its connections die with the PostgreSQL restart and are opened again.
-    db = new pg.Pool({ connectionString: postgres.url, max: 1 });
+    db = new pg.Pool({ connectionString: pgServer.url, max: 1 });
     db.on("error", () => {});
     farm = await Farm.start({
-      databaseUrl: postgres.url, metricsPort: base, upArgs: [...TOPOLOGY, "--redis-url", redis.url], upTimeoutMs: 120_000,
+      databaseUrl: pgServer.url, metrics: true, upArgs: [...TOPOLOGY, "--redis-url", redisServer.url], upTimeoutMs: 120_000,
     });
     const users = ringUsers("f-");
     await addUsers(farm, [...users.map((u) => u.user), ...Object.values(boxes), quietUser]);
@@ -205,7 +205,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
     quietGoneAfter = quietMs;
     await quiet.connect(HOSTS[1]);
     await farm.restarted("c2s-1", pid);
-    await waitReady(base, "c2s-1", 30_000);
+    await waitReady(farm, "c2s-1", 30_000);
     const relinked = farm.logs.find((l) => l.msg === "component connected" && l.instance === "c2s-1" && (l.time as number) > t0);
     quietC2sBackAfter = relinked === undefined ? undefined : (relinked.time as number) - t0;
     // Chat goes on a little after the reconnect, to the new sessions.
@@ -265,7 +265,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
     const toThem = resumedAfter(smUsers, t0);
     const fromThem = sendingResumedAfter(smUsers, t0);
     await farm.restarted("sm-1", pid);
-    await waitReady(base, "sm-1", 30_000);
+    await waitReady(farm, "sm-1", 30_000);
     const back = Date.now();
     await waitUntil("messages flow after sm-1 is back", 15_000, () => smUsers.every((u) => ledger.deliveriesTo(u.bare, back).length >= 2));
     const tally = await finish(step);
@@ -311,7 +311,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
       if (d > worst) [worst, worstId] = [d, s.id];
     }
     await farm.restarted("router-1", pid);
-    await waitRouterFull(base, "router-1", 30_000);
+    await waitRouterFull(farm, "router-1", 30_000);
     const tally = await finish(step);
     report(t, describeTally(tally), `around the kill: worst ${worst} ms (${worstId}), ${late} later than 2 s`);
 
@@ -331,7 +331,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
     await redis!.kill();
     // Without Redis the SMs cannot hand sessions over: they say so on /readyz.
     const notReady = await waitUntil("the SMs say not ready without Redis", 10_000, async () =>
-      (await readyz(base, "sm-1")) === 503 && (await readyz(base, "sm-2")) === 503).then(() => true, () => false);
+      (await readyz(farm, "sm-1")) === 503 && (await readyz(farm, "sm-2")) === 503).then(() => true, () => false);
     // A login works meanwhile (sessions live in the SMs' memory).
     const probe = makeChatter(farm, ledger, boxes.redis);
     others.push(probe);
@@ -349,8 +349,8 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
       for (const c of ring) if (Number((await redisCli(redis!.url, "HLEN", `jf:sess:{${c.bare}}`)).trim()) < 1) return undefined;
       return Date.now() - t0 - outageMs;
     }, 200).catch((e: Error) => e);
-    await waitReady(base, "sm-1", 15_000);
-    await waitReady(base, "sm-2", 15_000);
+    await waitReady(farm, "sm-1", 15_000);
+    await waitReady(farm, "sm-2", 15_000);
 
     // The proof that counts: an SM dies now and the other still takes its users over from Redis.
     const smUsers = ring.filter((c) => ownerOf(c.bare) === "sm-2");
@@ -362,7 +362,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
     const gaps = [...resumedAfter(smUsers, t1).values(), ...sendingResumedAfter(smUsers, t1).values()];
     const gap = gaps.some((g) => g === undefined) ? undefined : Math.max(...(gaps as number[]));
     await farm.restarted("sm-2", pid);
-    await waitReady(base, "sm-2", 30_000);
+    await waitReady(farm, "sm-2", 30_000);
     const tally = await finish(step);
     report(t, describeTally(tally), `Redis down for ${outageMs} ms, ${deliveredDuringOutage} messages delivered meanwhile; SMs not ready meanwhile: ${notReady}; login during the outage: ${login ? login.message : "ok"}`,
       `registry rewritten ${rewritten instanceof Error ? "(not within 15 s)" : `${rewritten} ms after Redis was back`}`,
@@ -407,7 +407,7 @@ describe("faults on a farm of 2 routers, 2 SMs and 3 c2s (PostgreSQL, Redis)", {
     const deliveredDuringOutage = chatDuringOutage();
     await postgres!.start();
     const outageMs = Date.now() - down;
-    await waitReady(base, "xdb", 30_000);
+    await waitReady(farm, "xdb", 30_000);
 
     // After recovery: storing works, a login works, and what was stored before is all there.
     const after = `${step}/after`;

@@ -13,10 +13,7 @@ import type { Ledger } from "./ledger.js";
 export const HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"] as const;
 export const SM_IDS = ["sm-1", "sm-2"] as const;
 export const TOPOLOGY = ["--routers", "2", "--sm", "2", "--c2s", "3"];
-/**
- * The supervisor's children in start order; `--metrics-port BASE` gives the
- * k-th of them BASE + k (packages/farm/src/cli.ts, farmChildren).
- */
+/** The supervisor's children in start order (packages/farm/src/up-command.ts, farmChildren). */
 export const CHILDREN = ["router-1", "router-2", "xdb", "sm-1", "sm-2", "c2s-1", "c2s-2", "c2s-3"] as const;
 export type ChildId = (typeof CHILDREN)[number];
 /** Components each router should have once every process linked to it: xdb, 2 sm, 3 c2s. */
@@ -76,9 +73,9 @@ export function neighbours<T>(ring: readonly T[], x: T): T[] {
 }
 
 /** /readyz of a child: its HTTP status, or 0 when nothing answers. */
-export async function readyz(base: number, id: ChildId): Promise<number> {
+export async function readyz(farm: Farm, id: ChildId): Promise<number> {
   try {
-    const res = await fetch(`http://127.0.0.1:${base + CHILDREN.indexOf(id)}/readyz`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://127.0.0.1:${farm.metricsPort(id)}/readyz`, { signal: AbortSignal.timeout(3000) });
     await res.text();
     return res.status;
   } catch {
@@ -86,14 +83,14 @@ export async function readyz(base: number, id: ChildId): Promise<number> {
   }
 }
 
-export async function waitReady(base: number, id: ChildId, ms = 30_000): Promise<void> {
-  await waitUntil(`${id} answers /readyz with 200`, ms, async () => (await readyz(base, id)) === 200, 100);
+export async function waitReady(farm: Farm, id: ChildId, ms = 30_000): Promise<void> {
+  await waitUntil(`${id} answers /readyz with 200`, ms, async () => (await readyz(farm, id)) === 200, 100);
 }
 
 /** How many components a router has (jabberfarm_connections{kind="component"}). */
-export async function routerComponents(base: number, id: "router-1" | "router-2"): Promise<number> {
+export async function routerComponents(farm: Farm, id: "router-1" | "router-2"): Promise<number> {
   try {
-    const res = await fetch(`http://127.0.0.1:${base + CHILDREN.indexOf(id)}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://127.0.0.1:${farm.metricsPort(id)}/metrics`, { signal: AbortSignal.timeout(3000) });
     const m = /^jabberfarm_connections\{[^}]*kind="component"[^}]*\} (\d+)/m.exec(await res.text());
     return m ? Number(m[1]) : 0;
   } catch {
@@ -102,9 +99,9 @@ export async function routerComponents(base: number, id: "router-1" | "router-2"
 }
 
 /** A router that is back: ready, and every component linked to it again. */
-export async function waitRouterFull(base: number, id: "router-1" | "router-2", ms = 30_000): Promise<void> {
-  await waitReady(base, id, ms);
-  await waitUntil(`every component linked to ${id} again`, ms, async () => (await routerComponents(base, id)) >= COMPONENTS, 200);
+export async function waitRouterFull(farm: Farm, id: "router-1" | "router-2", ms = 30_000): Promise<void> {
+  await waitReady(farm, id, ms);
+  await waitUntil(`every component linked to ${id} again`, ms, async () => (await routerComponents(farm, id)) >= COMPONENTS, 200);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,13 +1,13 @@
 /**
  * The metrics and health endpoints of a real farm (`jabberfarm up
- * --metrics-port`, on PostgreSQL and a private Redis): every process
+ * --metrics-port 0`, on PostgreSQL and a private Redis): every process
  * answers, the counters move with real clients' traffic, and /readyz turns
  * false when what a process needs goes away (Redis for the sm, the router
  * for everyone) and true again when it is back.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Farm, freshDatabase, freePortBlock } from "./farm.js";
+import { Farm, freshDatabase } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
 import { sample, scrape as scrapePort, type Scrape } from "./prometheus.js";
 import { PrivateRedis } from "./redis-server.js";
@@ -24,19 +24,18 @@ function value(s: Scrape, name: string, process: Name, instance: string, labels:
 describe("metrics and health endpoints of a farm", () => {
   let farm: Farm;
   let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let base: number;
   let redis: PrivateRedis;
   const clients: LibraryClient[] = [];
-  const port = (p: Name): number => base + PROCESSES.indexOf(p);
-  const instance = (p: Name): string => (p === "router" ? `127.0.0.1:${farm.ports.router}` : `${p}-1`);
+  const port = (p: Name): number => farm.metricsPort(p);
+  // `up` names its routers router-1, ...: the router's samples carry that name.
+  const instance = (p: Name): string => `${p}-1`;
   const scrape = (p: Name): Promise<Scrape> => scrapePort(port(p));
 
   before(async () => {
-    base = await freePortBlock(4);
     // PostgreSQL: the farm is up sooner than on PGlite, and this file is about metrics.
     db = await freshDatabase();
     redis = await PrivateRedis.start();
-    farm = await Farm.start({ metricsPort: base, databaseUrl: db.url, upArgs: ["--redis-url", redis.url] });
+    farm = await Farm.start({ metrics: true, databaseUrl: db.url, upArgs: ["--redis-url", redis.url] });
     await farm.addUser("alice@localhost", "alice-pw");
     await farm.addUser("bob@localhost", "bob-pw");
   });

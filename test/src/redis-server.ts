@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createConnection } from "node:net";
-import { freePort } from "./farm.js";
+import { startOnFreePort } from "./farm.js";
 
 export class PrivateRedis {
   private proc: ChildProcess | undefined;
@@ -16,20 +16,29 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}/0`;
   }
 
+  /** redis-server cannot bind port 0 and say which it got: a free port, another if it was taken meanwhile. */
   static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(await freePort());
-    await r.restart();
-    return r;
+    return startOnFreePort(async (port) => {
+      const r = new PrivateRedis(port);
+      await r.restart();
+      return r;
+    });
   }
 
   /** Starts it (again) on the same port, empty, as a restarted Redis without persistence is. */
   async restart(): Promise<void> {
-    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdio: "ignore",
     });
+    this.proc = proc;
     const deadline = Date.now() + 10_000;
-    while (!(await answers(this.port))) {
-      if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`);
+    // Ours answering, not another server on the port: it must still be running.
+    while (!(proc.exitCode === null && (await answers(this.port)) && proc.exitCode === null)) {
+      if (proc.exitCode !== null) throw new Error(`redis-server on ${this.port} exited with ${proc.exitCode} (port taken?)`);
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new Error(`redis-server on ${this.port} did not start`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

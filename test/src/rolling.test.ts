@@ -14,7 +14,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Chatter, type Outage } from "./chatter.js";
-import { Farm, freePortBlock, freshDatabase, waitUntil } from "./farm.js";
+import { Farm, freshDatabase, waitUntil } from "./farm.js";
 import { CHILDREN, HOSTS, TOPOLOGY, addUsers, makeChatter, ringUsers, subscribeRing, waitReady, waitRouterFull, type ChildId } from "./fleet.js";
 import { Ledger, describeTally } from "./ledger.js";
 import { redisCli } from "./services.js";
@@ -42,15 +42,15 @@ interface Restart {
 
 describe("rolling restart of every process of a running farm", { timeout: 600_000 }, () => {
   let farm: Farm;
-  let base: number;
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   const ledger = new Ledger();
   const ring: Chatter[] = [];
 
   before(async () => {
     await redisCli(REDIS_URL, "FLUSHDB");
-    [db, base] = await Promise.all([freshDatabase(), freePortBlock(8)]);
-    farm = await Farm.start({ databaseUrl: db.url, metricsPort: base, upArgs: [...TOPOLOGY, "--redis-url", REDIS_URL], upTimeoutMs: 120_000 });
+    const database = await freshDatabase();
+    db = database;
+    farm = await Farm.start({ databaseUrl: database.url, metrics: true, upArgs: [...TOPOLOGY, "--redis-url", REDIS_URL], upTimeoutMs: 120_000 });
     const users = ringUsers("r-");
     await addUsers(farm, users.map((u) => u.user));
     for (const u of users) ring.push(makeChatter(farm, ledger, u.user));
@@ -81,8 +81,8 @@ describe("rolling restart of every process of a running farm", { timeout: 600_00
       const exited = await farm.waitLog(`${id} exits`, (l) => l.msg === "child exited; restarting" && l.child === id, 30_000, fromLog);
       const downMs = (exited.time as number) - t0;
       await farm.restarted(id, pid);
-      if (id.startsWith("router-")) await waitRouterFull(base, id as "router-1" | "router-2", 30_000);
-      else await waitReady(base, id, 30_000);
+      if (id.startsWith("router-")) await waitRouterFull(farm, id as "router-1" | "router-2", 30_000);
+      else await waitReady(farm, id, 30_000);
       if (moved.length > 0) {
         await waitUntil(`the users of ${id} are online again`, 30_000, () => moved.every((c) => c.online));
         // /readyz says ready before the other c2s know this one is back: they

@@ -2,7 +2,8 @@
  * A private PostgreSQL server for the fault tests, which stop and start it:
  * the shared one on 5432 serves other tests at the same time and must not
  * be touched (redis-server.ts is the same for Redis). It runs on a free
- * loopback port with its data in a temporary directory, gone after
+ * loopback port (another one if that was taken before it bound it) with its
+ * data in a temporary directory, gone after
  * `destroy()`. And `redis-cli`, to look into a farm's Redis.
  */
 import { execFile } from "node:child_process";
@@ -10,7 +11,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freePort } from "./farm.js";
+import { startOnFreePort } from "./farm.js";
 
 const run = promisify(execFile);
 
@@ -35,7 +36,11 @@ function postgresBin(name: string): string {
  * PostgreSQL refuses to run as root; as root it runs as the `postgres` user.
  */
 export class PrivatePostgres {
-  private constructor(readonly dir: string, readonly port: number) {}
+  private constructor(readonly dir: string, private portNumber: number) {}
+
+  get port(): number {
+    return this.portNumber;
+  }
 
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
@@ -62,9 +67,13 @@ export class PrivatePostgres {
       const { stdout: gid } = await run("id", ["-g", "postgres"]);
       chownSync(dir, Number(stdout.trim()), Number(gid.trim()));
     }
-    const p = new PrivatePostgres(dir, await freePort());
+    const p = new PrivatePostgres(dir, 0);
     await p.pg("initdb", ["-D", join(dir, "data"), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
-    await p.start();
+    // PostgreSQL cannot bind port 0 and say which it got: a free port, another if it was taken meanwhile.
+    await startOnFreePort(async (port) => {
+      p.portNumber = port;
+      await p.start();
+    });
     return p;
   }
 

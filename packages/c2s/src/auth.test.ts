@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SaslError, ScramClient, deriveCredentials, type ScramMechanism } from "@jabberfarm/sasl";
-import { SaslExchange, accountFor, type SaslOptions } from "./auth.js";
+import { SaslExchange, SaslRefusal, accountFor, type SaslOptions } from "./auth.js";
 
 const creds = deriveCredentials("secret", { iterations: 4096 });
 const asked: string[] = [];
@@ -24,6 +24,14 @@ async function scram(mechanism: ScramMechanism, user: string, password: string, 
   assert.equal(first.type, "challenge");
   const last = await ex.step(Buffer.from(await client.finalAsync(first.data)));
   return { client, last };
+}
+
+async function scramWith(o: SaslOptions, mechanism: ScramMechanism, user: string, password: string) {
+  const client = new ScramClient(mechanism, user, password);
+  const ex = new SaslExchange(mechanism, o);
+  const first = await ex.step(Buffer.from(client.first()));
+  assert.equal(first.type, "challenge");
+  return ex.step(Buffer.from(await client.finalAsync(first.data)));
 }
 
 async function saslCondition(p: Promise<unknown>): Promise<string> {
@@ -79,6 +87,39 @@ describe("SaslExchange", () => {
     assert.deepEqual(await ex.step(null), { type: "challenge", data: "" });
     assert.equal((await ex.step(Buffer.from("\0juliet\0secret"))).type, "success");
     assert.equal(await saslCondition(ex.step(Buffer.from("more"))), "malformed-request");
+  });
+
+  it("PLAIN derives its key in the thread pool: the event loop turns while it runs", async () => {
+    // Enough iterations to take a while anywhere: a derivation on the event
+    // loop would finish before a single setImmediate callback could run.
+    const slow = deriveCredentials("secret", { iterations: 400_000 });
+    const ex = new SaslExchange("PLAIN", { ...opts, storage: { getCredentials: async () => slow } });
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const step = await ex.step(Buffer.from("\0juliet\0secret"));
+    spinning = false;
+    assert.equal(step.type, "success");
+    assert.ok(turns >= 2, `the event loop turned ${turns} times during the check`);
+  });
+
+  it("a locked account and a spent PBKDF2 budget are refused before storage is asked", async () => {
+    const locked: SaslOptions = { ...opts, accountBannedFor: (a) => (a === "juliet@example.test" ? 90_000 : 0) };
+    asked.length = 0;
+    await assert.rejects(new SaslExchange("PLAIN", locked).step(Buffer.from("\0Juliet\0secret")),
+      (e: unknown) => e instanceof SaslRefusal && e.condition === "temporary-auth-failure" && /try again in 2 min/.test(e.message));
+    await assert.rejects(new SaslExchange("SCRAM-SHA-1", locked).step(Buffer.from(new ScramClient("SCRAM-SHA-1", "juliet", "secret").first())),
+      (e: unknown) => e instanceof SaslRefusal && e.condition === "temporary-auth-failure");
+    assert.deepEqual(asked, [], "no credential lookup for a locked account");
+    const spent: SaslOptions = { ...opts, takePbkdf2: () => false };
+    await assert.rejects(new SaslExchange("PLAIN", spent).step(Buffer.from("\0romeo\0secret")), (e: unknown) => e instanceof SaslRefusal && /busy/.test(e.message));
+    assert.deepEqual(asked, []);
+    // SCRAM costs the server no PBKDF2: the budget does not apply.
+    assert.equal((await scramWith(spent, "SCRAM-SHA-256", "juliet", "secret")).type, "success");
   });
 
   it("accountFor maps SASL usernames to bare JIDs of the domain", () => {

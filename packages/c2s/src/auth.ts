@@ -5,6 +5,7 @@
  */
 import { Jid } from "@jabberfarm/jid";
 import { randomBytes } from "node:crypto";
+import { humanDuration } from "./bans.js";
 import {
   SaslError, ScramServer, deriveCredentialAsync, isScramMechanism, parsePlain, verifyPlainAsync,
   type ScramCredential, type ScramMechanism,
@@ -28,7 +29,17 @@ export interface SaslOptions {
   storage: CredentialSource;
   /** Keys the fake salts shown for unknown users (see ScramServer). */
   scramSecret: Buffer;
+  /** How long the account (bare JID) is still locked after too many failures; 0 when it is not (bans.ts). */
+  accountBannedFor?(account: string): number;
+  /** One PLAIN check costs a PBKDF2 derivation: false when this process has spent its budget for now. */
+  takePbkdf2?(): boolean;
 }
+
+/**
+ * A refusal of ours rather than a failed check (a locked account, the PBKDF2
+ * budget spent): answered at once, with its message as the failure's text.
+ */
+export class SaslRefusal extends SaslError {}
 
 export type SaslStep =
   | { type: "challenge"; data: string }
@@ -80,6 +91,7 @@ export class SaslExchange {
   private async lookup(username: string, mechanism: ScramMechanism): Promise<ScramCredential | null> {
     const user = accountFor(username, this.opts.domain);
     if (user === null) return null;
+    this.refuseLocked(user);
     const creds = await this.opts.storage.getCredentials(user.toString());
     return creds?.find((c) => c.mechanism === mechanism) ?? null;
   }
@@ -113,10 +125,18 @@ export class SaslExchange {
     return this.attempted ?? this.scram?.attemptedUsername;
   }
 
+  /** Before any storage or PBKDF2 work for a locked account. */
+  private refuseLocked(user: Jid): void {
+    const left = this.opts.accountBannedFor?.(user.toString()) ?? 0;
+    if (left > 0) throw new SaslRefusal("temporary-auth-failure", `too many failed attempts for this account; try again in ${humanDuration(left)}`);
+  }
+
   private async plain(data: Buffer): Promise<SaslStep> {
     const msg = parsePlain(data);
     this.attempted = msg.authcid;
     const user = accountFor(msg.authcid, this.opts.domain);
+    if (user !== null) this.refuseLocked(user);
+    if (this.opts.takePbkdf2?.() === false) throw new SaslRefusal("temporary-auth-failure", "the server is busy checking passwords; try again in a moment");
     let creds: ScramCredential[] | null = null;
     if (user !== null) {
       try {

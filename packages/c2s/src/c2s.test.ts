@@ -406,10 +406,11 @@ describe("against a session manager driven by hand", () => {
   const fakeAddress = `${FAKE_SM_DOMAIN}/fake-1`;
 
   before(async () => {
-    c2s = await farm.startC2s({ domain: FAKE_SM_DOMAIN, limits: { bindTimeoutMs: 300 } });
+    // The SM first: a c2s listens once an SM serves its domain.
     fake = new Component({ name: FAKE_SM_DOMAIN, secret: SECRETS.fake, instance: "fake-1", routers: [{ host: "127.0.0.1", port: farm.routerPort }] });
     fake.on("stanza", (el) => got.push(el));
     await fake.start();
+    c2s = await farm.startC2s({ domain: FAKE_SM_DOMAIN, limits: { bindTimeoutMs: 300 } });
     await farm.addUser("x", "pw", FAKE_SM_DOMAIN);
   });
   after(async () => fake.stop());
@@ -624,7 +625,8 @@ describe("registration (XEP-0077)", () => {
 
 describe("failure paths", () => {
   it("no SM serves the domain: the bind is answered with the router's error", async () => {
-    const lone = await farm.startC2s({ domain: "nosm.test" });
+    // Serving although no SM is there, to see what a client gets then.
+    const lone = await farm.startC2s({ domain: "nosm.test" }, false, undefined, { awaitServices: false });
     await farm.addUser("u", "pw", "nosm.test");
     const c = await raw(lone.ports.directTls!, { directTls: true });
     await c.open("to='nosm.test' version='1.0'");
@@ -654,14 +656,18 @@ describe("failure paths", () => {
   });
 
   it("startC2s rejects, and leaves nothing running, when no router answers", async () => {
-    const probe = createServer();
+    // Not a router: it drops every connection (and, listening, keeps its port from anybody else).
+    const probe = createServer((socket) => socket.destroy());
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as { port: number }).port;
-    await new Promise((r) => probe.close(r));
-    await assert.rejects(startC2s({
-      secret: SECRETS.c2s, routers: [{ host: "127.0.0.1", port }], tls: { dataDir: farm.tlsDir },
-      listeners: { starttls: { port: 0 }, directTls: false },
-    }, { logger: farm.logger, storage: farm.storage, routerTimeoutMs: 300 }), /no router answered/);
+    try {
+      await assert.rejects(startC2s({
+        secret: SECRETS.c2s, routers: [{ host: "127.0.0.1", port }], tls: { dataDir: farm.tlsDir },
+        listeners: { starttls: { port: 0 }, directTls: false },
+      }, { logger: farm.logger, storage: farm.storage, routerTimeoutMs: 300 }), /no router answered/);
+    } finally {
+      await new Promise((r) => probe.close(r));
+    }
   });
 
   it("stop(): clients get system-shutdown and their sessions end at the SM", async () => {

@@ -14,12 +14,14 @@ import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOfBytes, kindOfName, kindOfText, type Metrics } from "@jabberfarm/metrics";
 import { SaslError, decodeSaslPayload, deriveCredentialsAsync, encodeSaslPayload, type SaslCondition, type ScramCredential } from "@jabberfarm/sasl";
 import {
-  NS, StreamError, canBounce, errorElement, stanzaErrorReply, streamHeader, xml,
-  type Element, type StanzaErrorCondition, type StanzaErrorType, type StreamErrorCondition, type StreamHeader,
+  NS, StreamError, canBounce, errorElement, escapeText, stanzaErrorReply, streamHeader, xml,
+  type Element, type StanzaErrorCondition, type StanzaErrorType, type StreamHeader,
 } from "@jabberfarm/xml";
-import { MECHANISMS, SaslExchange, accountFor, isMechanism, type Mechanism, type SaslOptions, type SaslStep } from "./auth.js";
+import { MECHANISMS, SaslExchange, SaslRefusal, accountFor, isMechanism, type Mechanism, type SaslOptions, type SaslStep } from "./auth.js";
+import { bannedError, type AuthBans } from "./bans.js";
 import type { C2sConfig } from "./config.js";
-import { TokenBucket, type AuthThrottle, type SlidingWindow } from "./limits.js";
+import { stanzaCondition, streamCondition } from "./conditions.js";
+import { TokenBucket, type SlidingWindow } from "./limits.js";
 
 /** As long as the confirmation attributes can be (epoch, two numbers), for the size check. */
 const CONFIRM_ATTRS_ROOM = " seq='00000000.0000000000000000' low='0000000000000000'";
@@ -57,7 +59,7 @@ export interface ClientContext {
   };
   readonly sasl: SaslOptions;
   readonly secureContext: SecureContext;
-  readonly throttle: AuthThrottle;
+  readonly bans: AuthBans;
   readonly registrations: SlidingWindow;
   readonly metrics: Metrics | undefined;
   /** Another c2s to send a new client to (see-other-host), when this one is loaded above its share. */
@@ -67,30 +69,6 @@ export interface ClientContext {
   track(sid: string, client: ClientStream): void;
   untrack(sid: string, client: ClientStream): void;
   closed(client: ClientStream): void;
-}
-
-const STREAM_CONDITIONS: ReadonlySet<string> = new Set<StreamErrorCondition>([
-  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
-  "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
-  "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
-  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
-  "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
-]);
-
-const STANZA_CONDITIONS: ReadonlySet<string> = new Set<StanzaErrorCondition>([
-  "bad-request", "conflict", "feature-not-implemented", "forbidden", "gone", "internal-server-error",
-  "item-not-found", "jid-malformed", "not-acceptable", "not-allowed", "not-authorized", "policy-violation",
-  "recipient-unavailable", "redirect", "registration-required", "remote-server-not-found",
-  "remote-server-timeout", "resource-constraint", "service-unavailable", "subscription-required",
-  "undefined-condition", "unexpected-request",
-]);
-
-export function streamCondition(c: string | undefined): StreamErrorCondition {
-  return c !== undefined && STREAM_CONDITIONS.has(c) ? (c as StreamErrorCondition) : "undefined-condition";
-}
-
-export function stanzaCondition(c: string | undefined): StanzaErrorCondition {
-  return c !== undefined && STANZA_CONDITIONS.has(c) ? (c as StanzaErrorCondition) : "undefined-condition";
 }
 
 /** Elements queued while an answer is pending (SASL, registration, binding); more is abuse. */
@@ -443,6 +421,14 @@ export class ClientStream {
       this.conn.close();
       return;
     }
+    if (this.queue.length > 0) {
+      // Sent in the clear after <starttls/> while an answer was pending (CVE-2011-0411):
+      // never to be obeyed as if it came over TLS.
+      this.log.warn({ queued: this.queue.length }, "data after <starttls/>; dropping the connection");
+      this.queue.length = 0;
+      this.conn.destroy();
+      return;
+    }
     this.tlsPending = true;
     this.streamOpen = false;
     this.conn.sendNow(`<proceed xmlns='${NS.TLS}'/>`);
@@ -477,6 +463,9 @@ export class ClientStream {
     switch (el.local) {
       case "auth": {
         this.sasl = undefined;
+        // Its streams opened before the ban began end at their next try.
+        const banned = this.ctx.bans.addressBannedFor(this.ip);
+        if (banned > 0) return this.fail(bannedError(banned));
         const mechanism = el.attrs.mechanism;
         if (!isMechanism(mechanism) || !this.mechanisms().includes(mechanism)) {
           this.saslFailure(mechanism === "PLAIN" ? "encryption-required" : "invalid-mechanism");
@@ -538,8 +527,9 @@ export class ClientStream {
         let condition: SaslCondition = "temporary-auth-failure";
         if (err instanceof SaslError) condition = err.condition;
         else this.log.error({ err }, "SASL exchange failed unexpectedly");
-        if (condition === "temporary-auth-failure") this.log.warn({ err: (err as Error).cause ?? err }, "authentication could not be checked");
-        this.saslFailure(condition, exchange.claimedUsername);
+        const refusal = err instanceof SaslRefusal ? err.message : undefined;
+        if (condition === "temporary-auth-failure" && !refusal) this.log.warn({ err: (err as Error).cause ?? err }, "authentication could not be checked");
+        this.saslFailure(condition, exchange.claimedUsername, refusal);
       },
     ).catch((err: unknown) => this.crashed(err));
   }
@@ -560,26 +550,30 @@ export class ClientStream {
   }
 
   /**
-   * Answers `<failure/>`. A wrong password is answered late, later with
-   * every recent failure from the same address; too many failures on one
-   * stream end it.
+   * Answers `<failure/>` (with `text` for the client, if any) after a short
+   * fixed delay for a wrong password, which also counts towards the bans of
+   * the address and the account (bans.ts). A failure that bans the address,
+   * or one too many on this stream, ends the stream.
    */
-  private saslFailure(condition: SaslCondition, username?: string): void {
+  private saslFailure(condition: SaslCondition, username?: string, text?: string): void {
     this.authFailures++;
     this.ctx.metrics?.authFailures.inc({ reason: condition });
-    const wrongCredentials = condition === "not-authorized" || condition === "invalid-authzid";
-    const delay = wrongCredentials ? this.ctx.throttle.fail(this.ip) : 0;
-    this.log.info({ user: username, condition, failures: this.authFailures, delayMs: delay }, "authentication failed");
+    const wrong = condition === "not-authorized";
+    const account = wrong && username !== undefined ? accountFor(username, this.ctx.domain)?.toString() : undefined;
+    const banned = wrong ? this.ctx.bans.failed(this.ip, account) : undefined;
+    this.log.info({ user: username, condition, text, failures: this.authFailures }, "authentication failed");
     const answer = (): void => {
       this.failureTimer = undefined;
       if (!this.conn.isOpen) return;
-      this.send(`<failure xmlns='${NS.SASL}'><${condition}/></failure>`);
+      this.send(`<failure xmlns='${NS.SASL}'><${condition}/>${text ? `<text xml:lang='en'>${escapeText(text)}</text>` : ""}</failure>`);
+      if (banned?.address) return this.fail(bannedError(this.ctx.bans.addressBannedFor(this.ip)));
       if (this.authFailures >= this.ctx.config.limits.maxAuthFailures) {
         this.fail(new StreamError("policy-violation", "too many failed authentication attempts"));
         return;
       }
       this.setBusy(false);
     };
+    const delay = wrong ? this.ctx.config.limits.authFailureDelayMs : 0;
     if (delay > 0) {
       this.setBusy(true);
       this.failureTimer = setTimeout(answer, delay);

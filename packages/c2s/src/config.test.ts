@@ -4,7 +4,7 @@ import { c2sConfigSchema } from "./config.js";
 
 describe("c2s config", () => {
   it("has defaults for everything but the secret", () => {
-    const c = c2sConfigSchema.parse({ secret: "12345678" });
+    const c = c2sConfigSchema.parse({ secret: "a-test-secret-1" });
     assert.equal(c.domain, "localhost");
     assert.equal(c.instance, "c2s-1");
     assert.deepEqual(c.listeners.starttls, { host: "127.0.0.1", port: 5222 });
@@ -18,20 +18,20 @@ describe("c2s config", () => {
   });
 
   it("turns a listener off with false or null", () => {
-    const c = c2sConfigSchema.parse({ secret: "12345678", listeners: { starttls: false, directTls: null } });
+    const c = c2sConfigSchema.parse({ secret: "a-test-secret-1", listeners: { starttls: false, directTls: null } });
     assert.equal(c.listeners.starttls, null);
     assert.equal(c.listeners.directTls, null);
   });
 
   it("accepts its own output again", () => {
-    const c = c2sConfigSchema.parse({ secret: "12345678", limits: { bytesPerSecond: 1000 } });
+    const c = c2sConfigSchema.parse({ secret: "a-test-secret-1", limits: { bytesPerSecond: 1000 } });
     assert.deepEqual(c2sConfigSchema.parse(c), c);
   });
 
   it("refuses unknown keys, a lone cert, a short secret", () => {
-    assert.throws(() => c2sConfigSchema.parse({ secret: "12345678", limtis: {} }));
-    assert.throws(() => c2sConfigSchema.parse({ secret: "12345678", tls: { cert: "a.pem" } }));
+    assert.throws(() => c2sConfigSchema.parse({ secret: "a-test-secret-1", limtis: {} }));
+    assert.throws(() => c2sConfigSchema.parse({ secret: "a-test-secret-1", tls: { cert: "a.pem" } }));
     assert.throws(() => c2sConfigSchema.parse({ secret: "short" }));
-    assert.throws(() => c2sConfigSchema.parse({ secret: "12345678", limits: { maxStanzaBytes: 100 } }));
+    assert.throws(() => c2sConfigSchema.parse({ secret: "a-test-secret-1", limits: { maxStanzaBytes: 100 } }));
   });
 });

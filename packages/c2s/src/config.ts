@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { componentLinkFields } from "@jabberfarm/component";
 import { metricsEndpointSchema } from "@jabberfarm/metrics";
+import { isAddressOrRange } from "./bans.js";
 
 const KiB = 1024;
 
@@ -13,6 +14,14 @@ function listenerSchema(defaultPort: number) {
   return z.union([z.literal(false), z.null(), on])
     .transform((v) => (v === false ? null : v))
     .prefault({});
+}
+
+function banRule(d: { failures: number; windowMs: number; banMs: number }) {
+  return z.object({
+    failures: z.number().int().min(0).default(d.failures),
+    windowMs: z.number().int().positive().default(d.windowMs),
+    banMs: z.number().int().positive().default(d.banMs),
+  }).strict().prefault({});
 }
 
 export const c2sConfigSchema = z.object({
@@ -43,12 +52,15 @@ export const c2sConfigSchema = z.object({
    * Redirection between c2s processes through Redis (load-board.ts): off
    * without `redisUrl`. `advertise` is the host:port clients use to reach
    * this c2s (default: the STARTTLS listener); `margin` how far above its
-   * fair share a c2s gets before it sends new clients elsewhere.
+   * fair share a c2s gets before it sends new clients elsewhere, and
+   * `minConnections` the load below which it never does: many clients do
+   * not follow see-other-host, and a small farm must work for them too.
    */
   redirect: z.object({
     redisUrl: z.string().url().optional(),
     advertise: z.string().regex(/^[^\s:]+:\d+$/, "host:port").optional(),
     margin: z.number().min(0).max(10).default(0.2),
+    minConnections: z.number().int().min(0).default(1000),
   }).strict().prefault({}),
   /** XEP-0077 in-band registration before authentication. */
   registration: z.object({
@@ -77,17 +89,51 @@ export const c2sConfigSchema = z.object({
     keepaliveIntervalMs: z.number().int().positive().default(60_000),
     /** A stream must be authenticated and bound within this long. */
     authTimeoutMs: z.number().int().positive().default(60_000),
-    /** First delay before a failed authentication is answered; doubles with each recent failure from the same address. */
-    authFailureDelayMs: z.number().int().min(0).default(500),
-    authFailureMaxDelayMs: z.number().int().min(0).default(10_000),
-    /** How long a failed authentication counts towards its address's delay. */
-    authFailureWindowMs: z.number().int().positive().default(10 * 60_000),
+    /**
+     * A failed authentication is answered after this fixed delay, never
+     * more: a client must get its <failure/> well within its own timeout.
+     * Guessing is stopped by the bans (`authBans`), not by waiting.
+     */
+    authFailureDelayMs: z.number().int().min(0).max(250, "at most 250 ms: clients time out; bans stop guessing").default(100),
     /** SASL failures on one stream before it ends with policy-violation (RFC 6120 §6.4.5 suggests 2 to 5). */
     maxAuthFailures: z.number().int().min(1).default(3),
+    /** Connections at once from one address (an IPv6 /64); one more is answered policy-violation. */
+    maxConnectionsPerAddress: z.number().int().min(1).default(100),
+    /**
+     * Addresses and ranges (CIDR) that per-address limits and bans never
+     * apply to. Loopback by default, as fail2ban's ignoreip: behind a proxy
+     * or tunnel on the same machine, every client would be one address.
+     */
+    exemptAddresses: z.array(z.string().refine(isAddressOrRange, "an IP address or a CIDR range")).default(["127.0.0.0/8", "::1"]),
+    /**
+     * PLAIN password checks per second for this process: each costs a PBKDF2
+     * derivation (4096 iterations or more), so a flood of PLAIN attempts
+     * could take every CPU. Beyond it PLAIN is answered temporary-auth-failure
+     * at once; SCRAM costs the server no PBKDF2 and is not counted.
+     */
+    plainChecksPerSecond: z.number().int().min(1).default(200),
+    /**
+     * After the c2s loses every SM or xdb (or router), a new client waits
+     * this long for them to come back before it is refused with
+     * internal-server-error; 0 refuses at once.
+     */
+    unreadyHoldMs: z.number().int().min(0).max(60_000).default(10_000),
     /** How long resource binding waits for the session manager. */
     bindTimeoutMs: z.number().int().positive().default(10_000),
     /** Bytes queued for a client that reads too slowly before its stream is ended. */
     maxQueuedBytes: z.number().int().min(64 * KiB).default(4 * 1024 * KiB),
+  }).strict().prefault({}),
+  /**
+   * Failed-authentication bans (bans.ts, docs/security.md). An address with
+   * `address.failures` wrong passwords within `windowMs` is refused, before
+   * TLS and SASL, for `banMs`. An account with `account.failures` is refused
+   * temporary-auth-failure for its `banMs`: anybody can lock an account out
+   * that way, so the count is high and the ban short. `failures: 0` turns a
+   * rule off.
+   */
+  authBans: z.object({
+    address: banRule({ failures: 5, windowMs: 10 * 60_000, banMs: 10 * 60_000 }),
+    account: banRule({ failures: 20, windowMs: 10 * 60_000, banMs: 5 * 60_000 }),
   }).strict().prefault({}),
   /** Client connections at once; one more is answered resource-constraint. */
   maxConnections: z.number().int().positive().default(10_000),

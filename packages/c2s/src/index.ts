@@ -3,6 +3,8 @@ export { c2sConfigSchema, type C2sConfig, type C2sConfigInput, type ListenerConf
 export { C2sServer, type C2sServerDeps, type C2sPorts } from "./server.js";
 export { ClientStream, type ClientContext, type Outlet, type BoundSession, NS_SESSION, NS_REGISTER, NS_REGISTER_FEATURE } from "./client.js";
 export { SaslExchange, MECHANISMS, accountFor, type Mechanism, type SaslOptions, type SaslStep } from "./auth.js";
-export { TokenBucket, SlidingWindow, AuthThrottle, type AuthThrottleOptions, type SlidingWindowOptions } from "./limits.js";
+export { TokenBucket, SlidingWindow, type SlidingWindowOptions } from "./limits.js";
+export { AuthBans, FailureBans, addressKey, type BanRule, type AuthBansOptions } from "./bans.js";
+export { Admission, type AdmissionOptions, type RefusalReason } from "./admission.js";
 export { loadTlsMaterial, type TlsMaterial, type TlsSettings } from "./tls.js";
 export { REDIRECT_SLACK } from "./load-board.js";

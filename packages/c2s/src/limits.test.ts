@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AuthThrottle, SlidingWindow, TokenBucket } from "./limits.js";
+import { SlidingWindow, TokenBucket } from "./limits.js";
 
 describe("TokenBucket", () => {
   it("allows the burst, then the rate", () => {
@@ -50,12 +50,14 @@ describe("SlidingWindow", () => {
   });
 });
 
-describe("AuthThrottle", () => {
-  it("doubles the delay per recent failure of an address, up to the cap", () => {
-    const t = new AuthThrottle({ baseDelayMs: 100, maxDelayMs: 1000, windowMs: 60_000 });
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((i) => t.fail("10.0.0.1", i)), [100, 200, 400, 800, 1000, 1000]);
-    assert.equal(t.fail("10.0.0.2", 10), 100);
-    // Once the window has passed, the address starts over.
-    assert.equal(t.fail("10.0.0.1", 70_000), 100);
+describe("TokenBucket.tryTake", () => {
+  it("takes only what is there, so refusals do not put the bucket in debt", () => {
+    const b = new TokenBucket(2, 2, 0);
+    assert.equal(b.tryTake(1, 0), true);
+    assert.equal(b.tryTake(1, 0), true);
+    for (let i = 0; i < 100; i++) assert.equal(b.tryTake(1, 0), false);
+    // Half a second refills one, however many were refused meanwhile.
+    assert.equal(b.tryTake(1, 500), true);
+    assert.equal(b.tryTake(1, 500), false);
   });
 });

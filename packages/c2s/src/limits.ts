@@ -1,7 +1,8 @@
 /**
- * Per-connection and per-address limits: a byte-rate token bucket, and
- * sliding windows of recent events per address (failed authentications,
- * registrations), kept in memory and bounded in size.
+ * Building blocks of the c2s limits: token buckets (a client's byte rate,
+ * the process's PBKDF2 budget) and sliding windows of recent events per key
+ * (registrations per address, failed authentications in bans.ts), kept in
+ * memory and bounded in size.
  */
 
 /** Tokens are bytes; `take` returns false once the client has spent more than the burst plus what the rate refilled. */
@@ -22,6 +23,14 @@ export class TokenBucket {
     }
     this.tokens -= n;
     return this.tokens >= 0;
+  }
+
+  /** Takes `n` only when they are there: a refusal costs nothing, so a flood cannot drive the bucket into debt. */
+  tryTake(n: number, now: number = Date.now()): boolean {
+    this.take(0, now);
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
   }
 
   get available(): number {
@@ -77,6 +86,11 @@ export class SlidingWindow {
     return list.length;
   }
 
+  /** Forgets the events of `key`. */
+  forget(key: string): void {
+    this.events.delete(key);
+  }
+
   /** Forgets keys whose events have all left the window. */
   sweep(now: number = Date.now()): void {
     for (const [key, list] of this.events) this.trim(key, list, now);
@@ -92,39 +106,5 @@ export class SlidingWindow {
     while (i < list.length && list[i]! <= from) i++;
     if (i > 0) list.splice(0, i);
     if (list.length === 0) this.events.delete(key);
-  }
-}
-
-export interface AuthThrottleOptions {
-  baseDelayMs: number;
-  maxDelayMs: number;
-  windowMs: number;
-}
-
-/**
- * Failed authentications per address: each one is answered after a delay
- * that doubles with the address's recent failures, so guessing passwords
- * from one address gets slow quickly while one typo costs little.
- */
-export class AuthThrottle {
-  private readonly window: SlidingWindow;
-
-  constructor(private readonly opts: AuthThrottleOptions) {
-    this.window = new SlidingWindow({ windowMs: opts.windowMs });
-  }
-
-  /** Records a failure and returns how long to wait before answering it. */
-  fail(ip: string, now: number = Date.now()): number {
-    const n = this.window.add(ip, now);
-    if (this.opts.baseDelayMs === 0) return 0;
-    return Math.min(this.opts.maxDelayMs, this.opts.baseDelayMs * 2 ** Math.min(n - 1, 30));
-  }
-
-  recentFailures(ip: string, now: number = Date.now()): number {
-    return this.window.count(ip, now);
-  }
-
-  sweep(now: number = Date.now()): void {
-    this.window.sweep(now);
   }
 }

@@ -9,7 +9,7 @@ test("redirects only from a c2s clearly above its share, to the least loaded one
   const run = randomBytes(3).toString("hex");
   const load: Record<string, number> = { a: 0, b: 0, c: 0 };
   const boards = ["a", "b", "c"].map((id) => new LoadBoard({
-    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, intervalMs: 200, connections: () => load[id]!,
+    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, minConnections: 0, intervalMs: 200, connections: () => load[id]!,
   }));
   after(async () => {
     for (const b of boards) await b.close();
@@ -55,7 +55,7 @@ test("between two refreshes, a c2s counts the clients it sends each peer, so a b
   const load: Record<string, number> = { a: 60, b: 20, c: 10 };
   // No timer refreshes here: the figures stay as old as they get between two real refreshes.
   const boards = ["a", "b", "c"].map((id) => new LoadBoard({
-    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, intervalMs: 60_000, connections: () => load[id]!,
+    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, minConnections: 0, intervalMs: 60_000, connections: () => load[id]!,
   }));
   t.after(async () => {
     for (const b of boards) await b.close();
@@ -75,4 +75,25 @@ test("between two refreshes, a c2s counts the clients it sends each peer, so a b
   // The next refresh brings the real figures back: c is the least loaded again.
   await a.refresh();
   assert.equal(a.redirectTarget(), "c.test:5222");
+});
+
+test("below minConnections a c2s keeps every client, however the load is spread", async (t) => {
+  const run = randomBytes(3).toString("hex");
+  const load: Record<string, number> = { a: 40, b: 0 };
+  const boards = ["a", "b"].map((id) => new LoadBoard({
+    redisUrl: REDIS, instance: `${run}-${id}`, address: `${id}.test:5222`, margin: 0.2, minConnections: 50, intervalMs: 60_000, connections: () => load[id]!,
+  }));
+  t.after(async () => {
+    for (const b of boards) await b.close();
+  });
+  const refreshAll = async (): Promise<void> => {
+    await Promise.all(boards.map((b) => b.refresh()));
+    await Promise.all(boards.map((b) => b.refresh()));
+  };
+  await refreshAll();
+  const a = boards[0]!;
+  assert.equal(a.redirectTarget(), undefined, "40 clients against 0: still below the floor");
+  load.a = 60;
+  await refreshAll();
+  assert.equal(a.redirectTarget(), "b.test:5222", "above the floor and above its share");
 });

@@ -3,9 +3,10 @@
  * step 2, RFC 6120 §4.9.3.19 `see-other-host`): every c2s publishes its
  * connection count and its advertised address in Redis, with a TTL renewed
  * twice a second so a crashed process drops out by itself, and reads the
- * others'. A c2s clearly above its fair share sends a new client to the
- * least loaded one; a balanced farm redirects nobody, and only to a c2s
- * clearly below the share, so redirects cannot loop.
+ * others'. A c2s clearly above its fair share, and really loaded (at least
+ * `minConnections`), sends a new client to the least loaded one; a balanced
+ * or small farm redirects nobody, and only to a c2s clearly below the share,
+ * so redirects cannot loop.
  */
 import { Redis } from "ioredis";
 
@@ -23,6 +24,12 @@ export interface LoadBoardOptions {
   connections: () => number;
   /** How far above the fair share (0.2 = 20 %) before redirecting. */
   margin: number;
+  /**
+   * Connections below which this c2s never redirects, whatever the others
+   * carry: a small farm behind one address must work for clients that do
+   * not follow see-other-host. 0 redirects as soon as the share says so.
+   */
+  minConnections: number;
   intervalMs?: number;
 }
 
@@ -84,6 +91,7 @@ export class LoadBoard {
   redirectTarget(): string | undefined {
     if (this.others.length === 0) return undefined;
     const mine = this.o.connections();
+    if (mine < this.o.minConnections) return undefined;
     const total = mine + this.others.reduce((n, l) => n + l.connections, 0);
     const fair = total / (this.others.length + 1);
     if (mine <= fair * (1 + this.o.margin) + REDIRECT_SLACK) return undefined;

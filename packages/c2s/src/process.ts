@@ -23,6 +23,14 @@ export interface C2sProcessOptions {
   routerTimeoutMs?: number;
   /** Count stanzas, sessions, connections and authentication failures there. */
   metrics?: Metrics;
+  /**
+   * Listen only once the routers list an SM for the domain (and an xdb, when
+   * storage goes through xdb), and hold new clients while they are gone
+   * (default). False: serve without them (tests of what a client sees then).
+   */
+  awaitServices?: boolean;
+  /** Gives up (rejects) a start still waiting for the routers or the farm, e.g. on SIGTERM. */
+  signal?: AbortSignal;
 }
 
 export interface C2sProcess {
@@ -32,7 +40,7 @@ export interface C2sProcess {
   server: C2sServer;
   component: Component;
   tls: TlsMaterial;
-  /** Serving: linked to at least one router, and not stopping. */
+  /** Serving: linked to a router that lists an SM for the domain and an xdb (see awaitServices), and not stopping. */
   ready(): boolean;
   /** Stop accepting, end every client stream with system-shutdown (sessions end at their SM), then leave the routers. */
   stop(): Promise<void>;
@@ -108,13 +116,31 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   component.on("down", () => server.confirmed.linkLost());
   // An SM that left (died or stopped) took what it had not handled: resend, the new owner gets it.
   resendWhenOneLeaves(component, config.domain, () => server.confirmed.linkLost());
+  // A client is only worth accepting once it can log in and bind: the
+  // c2s needs a router, an SM for its domain and (for credentials) an xdb.
+  const needs = opts.awaitServices === false ? [] : [config.domain, ...(opts.storage ? [] : ["xdb"])];
+  const missing = (): string[] => (component.isUp ? needs.filter((n) => component.instancesOf(n).size === 0) : ["a router"]);
+  const canServe = (): boolean => missing().length === 0;
   try {
     await component.start(opts.routerTimeoutMs);
+    await servicesServed(component, missing, log, opts.signal);
   } catch (err) {
     // Its links would keep retrying and hold the process open.
     await component.stop();
     throw err;
   }
+  // Losing them later holds new clients until they are back (admission.ts).
+  const watch = (): void => {
+    const before = server.admission.isServing;
+    server.admission.setServing(canServe());
+    if (before !== server.admission.isServing) {
+      if (before) log.warn({ missing: missing() }, "cannot serve new clients; holding them until it can");
+      else log.info("serving new clients again");
+    }
+  };
+  component.on("membership", watch);
+  component.on("up", watch);
+  component.on("down", watch);
 
   let ports: C2sPorts;
   let board: LoadBoard | undefined;
@@ -125,7 +151,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
       const starttls = config.listeners.starttls;
       const address = redirect.advertise ?? (starttls ? `${starttls.host}:${ports.starttls ?? starttls.port}` : undefined);
       if (address === undefined) throw new Error("c2s.redirect needs 'advertise' when the STARTTLS listener is off");
-      board = new LoadBoard({ redisUrl: redirect.redisUrl, instance: config.instance, address, margin: redirect.margin, connections: () => server.connectionCount });
+      board = new LoadBoard({ redisUrl: redirect.redisUrl, instance: config.instance, address, margin: redirect.margin, minConnections: redirect.minConnections, connections: () => server.connectionCount });
       server.loadBoard = board;
     }
   } catch (err) {
@@ -151,7 +177,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     server,
     component,
     tls,
-    ready: () => stopping === undefined && component.isUp,
+    ready: () => stopping === undefined && canServe(),
     stop() {
       stopping ??= (async () => {
         await board?.close();
@@ -165,4 +191,32 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
       return stopping;
     },
   };
+}
+
+/** Resolves once nothing is `missing` (the routers' membership lists show it), saying what it waits for meanwhile. */
+async function servicesServed(component: Component, missing: () => string[], log: Logger, signal: AbortSignal | undefined): Promise<void> {
+  if (missing().length === 0) return;
+  signal?.throwIfAborted();
+  log.info({ missing: missing() }, "waiting for the farm before accepting clients");
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      component.off("membership", check);
+      component.off("up", check);
+      signal?.removeEventListener("abort", aborted);
+      clearInterval(reminder);
+    };
+    const check = (): void => {
+      if (missing().length > 0) return;
+      done();
+      resolve();
+    };
+    const aborted = (): void => {
+      done();
+      reject(new Error("stopped while waiting for the farm"));
+    };
+    const reminder = setInterval(() => log.info({ missing: missing() }, "still waiting for the farm before accepting clients"), 10_000);
+    component.on("membership", check);
+    component.on("up", check);
+    signal?.addEventListener("abort", aborted);
+  });
 }

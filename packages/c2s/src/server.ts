@@ -12,11 +12,14 @@ import {
 } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import type { Metrics } from "@jabberfarm/metrics";
-import { NS, StreamError, canBounce, parseTrusted, stanzaErrorReply, streamFooter, streamHeader, type Element } from "@jabberfarm/xml";
+import { NS, StreamError, canBounce, parseTrusted, stanzaErrorReply, type Element } from "@jabberfarm/xml";
+import { Admission } from "./admission.js";
 import type { SaslOptions } from "./auth.js";
-import { ClientStream, stanzaCondition, type ClientContext, type Outlet } from "./client.js";
+import { AuthBans } from "./bans.js";
+import { ClientStream, type ClientContext, type Outlet } from "./client.js";
+import { stanzaCondition } from "./conditions.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
-import { AuthThrottle, SlidingWindow } from "./limits.js";
+import { SlidingWindow, TokenBucket } from "./limits.js";
 
 export interface C2sServerDeps {
   log: Logger;
@@ -44,7 +47,9 @@ export class C2sServer implements ClientContext {
   readonly storage: ClientContext["storage"];
   readonly sasl: SaslOptions;
   readonly secureContext: SecureContext;
-  readonly throttle: AuthThrottle;
+  readonly bans: AuthBans;
+  /** Who gets a stream: bans, per-address and total limits, readiness (admission.ts). */
+  readonly admission: Admission;
   readonly registrations: SlidingWindow;
   readonly log: Logger;
   readonly metrics: Metrics | undefined;
@@ -75,11 +80,22 @@ export class C2sServer implements ClientContext {
     // Every c2s of a farm shares the component secret, so they derive the same
     // fake salts for unknown users and cannot be told apart by them.
     const scramSecret = createHash("sha256").update("jabberfarm scram decoy\0").update(config.secret).digest();
-    this.sasl = { domain: this.domain, storage: deps.storage, scramSecret };
     const { limits } = config;
-    this.throttle = new AuthThrottle({
-      baseDelayMs: limits.authFailureDelayMs, maxDelayMs: limits.authFailureMaxDelayMs, windowMs: limits.authFailureWindowMs,
+    this.bans = new AuthBans({
+      ...config.authBans, exempt: limits.exemptAddresses,
+      onBan: (kind, key, banMs) => {
+        this.metrics?.authBans.inc({ kind });
+        this.log.warn({ [kind]: key, banMs }, kind === "address" ? "address banned after failed authentications" : "account locked after failed authentications");
+      },
     });
+    // PLAIN checks cost a PBKDF2 derivation each (in the thread pool, off the event loop): at most this many a second.
+    const pbkdf2 = new TokenBucket(limits.plainChecksPerSecond, limits.plainChecksPerSecond);
+    this.sasl = {
+      domain: this.domain, storage: deps.storage, scramSecret,
+      accountBannedFor: (account) => this.bans.accountBannedFor(account),
+      takePbkdf2: () => pbkdf2.tryTake(1),
+    };
+    this.admission = new Admission({ config, domain: this.domain, log: this.log, bans: this.bans, metrics: this.metrics, clientCount: () => this.clients.size });
     this.registrations = new SlidingWindow({ windowMs: config.registration.perIpWindowMs, maxPerKey: config.registration.perIpLimit });
     const out = (text: string): boolean => this.outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
@@ -154,7 +170,9 @@ export class C2sServer implements ClientContext {
     // cap drops floods before they cost a TLS handshake.
     const hardCap = this.config.maxConnections + 64;
     if (starttls) {
-      const server = createServer((socket) => this.accept(socket, false));
+      const server = createServer((socket) => {
+        if (this.admission.connected(socket, false)) this.accept(socket, false);
+      });
       server.maxConnections = hardCap;
       ports.starttls = await this.bind(server, starttls, "starttls");
     }
@@ -167,13 +185,17 @@ export class C2sServer implements ClientContext {
         handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
       }, (socket) => this.accept(socket, true));
       server.maxConnections = hardCap;
+      // Before the TLS listener sees it: a refused address costs no handshake.
+      server.prependListener("connection", (socket: Socket) => void this.admission.connected(socket, true));
       server.on("tlsClientError", (err, socket: TLSSocket) => {
-        this.log.info({ ip: socket.remoteAddress, err: err.message }, "direct TLS handshake failed");
+        // No address: a connection the admission closed before its handshake.
+        this.log[socket.remoteAddress === undefined ? "debug" : "info"]({ ip: socket.remoteAddress, err: err.message }, "direct TLS handshake failed");
       });
       ports.directTls = await this.bind(server, directTls, "directTls");
     }
     const { limits } = this.config;
-    const period = Math.max(50, Math.min(5000, Math.floor(Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs) / 4)));
+    const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.unreadyHoldMs || Infinity);
+    const period = Math.max(50, Math.min(5000, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), period);
     this.sweeper.unref();
     return ports;
@@ -199,23 +221,18 @@ export class C2sServer implements ClientContext {
       socket.destroy();
       return;
     }
-    if (this.clients.size >= this.config.maxConnections) {
-      this.log.warn({ ip: socket.remoteAddress, max: this.config.maxConnections }, "connection refused: too many connections");
-      // The header first, or the client could not parse the error (RFC 6120 §4.9.1.1).
-      socket.end(streamHeader({ contentNs: NS.CLIENT, from: this.domain, id: randomBytes(12).toString("base64url"), version: "1.0" }) +
-        new StreamError("resource-constraint", "too many connections; try again later").toXml() + streamFooter());
-      setTimeout(() => socket.destroy(), 2000).unref();
-      return;
-    }
-    const client = new ClientStream(socket, { directTls, log: this.log }, this);
-    this.clients.add(client);
-    client.log.debug({ directTls }, "client connected");
+    this.admission.admit(socket, () => {
+      const client = new ClientStream(socket, { directTls, log: this.log }, this);
+      this.clients.add(client);
+      client.log.debug({ directTls }, "client connected");
+    });
   }
 
   private sweep(): void {
     const now = Date.now();
     for (const c of this.clients) c.tick(now);
-    this.throttle.sweep(now);
+    this.bans.sweep(now);
+    this.admission.sweep(now);
     this.registrations.sweep(now);
   }
 
@@ -312,7 +329,8 @@ export class C2sServer implements ClientContext {
             }
             return;
           case "error":
-            client?.bindFailed(s.sid, s.condition);
+            // A session limit is a wait error (RFC 6120 §7.6.2.1): the client may try again once one of its sessions ends.
+            client?.bindFailed(s.sid, s.condition, s.condition === "resource-constraint" ? "wait" : undefined, s.reason);
             return;
           case "kick":
             client?.kick(s.condition, s.reason);
@@ -369,6 +387,7 @@ export class C2sServer implements ClientContext {
   async stop(): Promise<void> {
     this.accepting = false;
     clearInterval(this.sweeper);
+    this.admission.stop();
     const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     const n = this.clients.size;
     // Drain: with other c2s known, each client is told where to reconnect

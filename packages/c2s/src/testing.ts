@@ -13,11 +13,11 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { pino, type Logger } from "pino";
 import { Router } from "@jabberfarm/router";
 import { ScramClient, deriveCredentials, type ScramCredential, type ScramMechanism } from "@jabberfarm/sasl";
-import { startSm, type SmProcess } from "@jabberfarm/sm";
+import { startSm, type SmConfigInput, type SmProcess } from "@jabberfarm/sm";
 import { SqlStorage, openPostgres, startXdb, type Storage, type XdbProcess } from "@jabberfarm/xdb";
 import { NS, StreamParser, type Element, type StreamHeader } from "@jabberfarm/xml";
 import type { C2sConfigInput } from "./config.js";
-import { startC2s, type C2sProcess } from "./process.js";
+import { startC2s, type C2sProcess, type C2sProcessOptions } from "./process.js";
 
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const DOMAIN = "localhost";
@@ -44,7 +44,7 @@ export interface C2sTestFarm {
   /** Creates an account; returns its bare JID. */
   addUser(local: string, password?: string, domain?: string): Promise<string>;
   /** Starts a c2s on free ports with test-friendly defaults; stopped with the farm. */
-  startC2s(over?: Partial<C2sConfigInput>, useXdb?: boolean, logger?: Logger): Promise<C2sProcess>;
+  startC2s(over?: Partial<C2sConfigInput>, useXdb?: boolean, logger?: Logger, extra?: Partial<C2sProcessOptions>): Promise<C2sProcess>;
   stop(): Promise<void>;
 }
 
@@ -64,7 +64,7 @@ function credentialsFor(password: string): ScramCredential[] {
  * JIDs) and, when `withXdb`, an xdb process on the same schema so that c2s
  * can reach storage through the router as in production.
  */
-export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string[] } = {}): Promise<C2sTestFarm> {
+export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string[]; sm?: Partial<SmConfigInput> } = {}): Promise<C2sTestFarm> {
   const logger = testLogger();
   const router = new Router({
     host: "127.0.0.1", port: 0, domains: [DOMAIN, FAKE_SM_DOMAIN, ...(opts.extraDomains ?? [])],
@@ -79,7 +79,7 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
   const routers = [{ host: "127.0.0.1", port }];
   const schema = `c2s_test_${randomBytes(6).toString("hex")}`;
   const storage = await openPostgres(DATABASE_URL, { schema, poolSize: 4 });
-  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers }, { logger, storage, modules: [] });
+  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers, ...opts.sm }, { logger, storage, modules: [] });
   let xdb: XdbProcess | undefined;
   if (opts.withXdb) {
     // The schema exists and is migrated; xdb selects it through the URL.
@@ -96,7 +96,7 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
       await storage.createAccount(user, credentialsFor(password));
       return user;
     },
-    async startC2s(over = {}, useXdb = false, log = logger) {
+    async startC2s(over = {}, useXdb = false, log = logger, extra = {}) {
       const c2s = await startC2s({
         domain: DOMAIN,
         instance: `c2s-t${++instances}`,
@@ -105,8 +105,8 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
         listeners: { starttls: { host: "127.0.0.1", port: 0 }, directTls: { host: "127.0.0.1", port: 0 } },
         tls: { dataDir: tlsDir },
         ...over,
-        limits: { authFailureDelayMs: 10, authFailureMaxDelayMs: 50, ...over.limits },
-      }, { logger: log, ...(useXdb ? {} : { storage }) });
+        limits: { authFailureDelayMs: 10, ...over.limits },
+      }, { logger: log, ...(useXdb ? {} : { storage }), ...extra });
       started.push(c2s);
       return c2s;
     },

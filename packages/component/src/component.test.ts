@@ -6,6 +6,7 @@ import { AcceptedComponent } from "./accept.js";
 import { Component, backoffDelay } from "./pool.js";
 import { handshakeDigest, verifyHandshake } from "./handshake.js";
 import { LEAVING_NOTICE } from "./members.js";
+import { secretSchema } from "./secret.js";
 
 describe("handshake", () => {
   test("is the lower-case hex SHA-1 of stream id + secret (XEP-0114 §3)", () => {
@@ -58,6 +59,7 @@ class StandInRouter {
   readonly received: string[] = [];
   private readonly conns = new Set<AcceptedComponent>();
   private server: Server | undefined;
+  private accepting = true;
 
   private constructor(readonly port: number) {}
 
@@ -68,6 +70,10 @@ class StandInRouter {
     const r = new StandInRouter((server.address() as AddressInfo).port);
     r.server = server;
     server.on("connection", (socket) => {
+      if (!r.accepting) {
+        socket.destroy();
+        return;
+      }
       const c: AcceptedComponent = new AcceptedComponent(socket, { secretFor: () => SECRET }, {
         onAuthenticated: () => r.conns.add(c),
         onStanza: (_c, el) => r.received.push(el.attrs.id ?? ""),
@@ -77,11 +83,19 @@ class StandInRouter {
     return r;
   }
 
-  /** A port that was free a moment ago, for a router started later. */
-  static async freePort(): Promise<number> {
+  /**
+   * A router that is not up yet, at an address known beforehand: it listens
+   * (on a port of its own, so nobody else can take it meanwhile) but drops
+   * every connection until `open()`.
+   */
+  static async notYet(): Promise<StandInRouter> {
     const r = await StandInRouter.start();
-    await r.stop();
-    return r.port;
+    r.accepting = false;
+    return r;
+  }
+
+  open(): void {
+    this.accepting = true;
   }
 
   /** Writes `text` to every authenticated component. */
@@ -160,20 +174,19 @@ describe("component: choosing the link to send through", () => {
   test("a link up for less than settleMs is passed over for an older one; alone, it is used at once", async () => {
     const settleMs = 300;
     const x = await StandInRouter.start();
-    const freshPort = await StandInRouter.freePort();
-    const olderPort = await StandInRouter.freePort();
+    const fresh = await StandInRouter.notYet();
+    const older = await StandInRouter.notYet();
+    const olderPort = older.port;
     // List order alone would pick `fresh` over `older` once `x` is gone.
-    const c = linkedTo([x.port, freshPort, olderPort], settleMs);
-    let older: StandInRouter | undefined;
-    let fresh: StandInRouter | undefined;
+    const c = linkedTo([x.port, fresh.port, olderPort], settleMs);
     try {
       await c.start();
       // The only link, up a moment ago: used rather than nothing.
       assert.equal(c.linkInUse?.router.port, x.port);
-      older = await StandInRouter.start(olderPort);
+      older.open();
       await eventually(() => c.liveLinks.length === 2, "linked to older");
       await delay(settleMs + 50);
-      fresh = await StandInRouter.start(freshPort);
+      fresh.open();
       await eventually(() => c.liveLinks.length === 3, "linked to fresh");
       // Sticky: the link in use stays while it lives.
       assert.equal(c.linkInUse?.router.port, x.port);
@@ -181,7 +194,7 @@ describe("component: choosing the link to send through", () => {
       await eventually(() => c.liveLinks.length === 2, "x's link is down");
       assert.equal(c.linkInUse?.router.port, olderPort, "the settled link, not the fresh one earlier in the list");
       c.send("<message from='a.test' to='b.test' id='s1'/>");
-      await eventually(() => older!.received.includes("s1"), "s1 went through older");
+      await eventually(() => older.received.includes("s1"), "s1 went through older");
       assert.deepEqual(fresh.received, []);
       // Once settled, fresh is a candidate like any other, but the link in use stays.
       await delay(settleMs + 50);
@@ -189,8 +202,17 @@ describe("component: choosing the link to send through", () => {
     } finally {
       await c.stop();
       await x.stop();
-      await older?.stop();
-      await fresh?.stop();
+      await older.stop();
+      await fresh.stop();
     }
   });
+});
+
+test("component secrets: placeholders and short ones are refused, saying how to make one", () => {
+  for (const bad of ["change-me-c2s-secret", "CHANGE-ME", "changeme-please-really", "set-by-environment", "", "short-one"]) {
+    const r = secretSchema.safeParse(bad);
+    assert.equal(r.success, false, bad);
+    assert.match(r.error!.issues[0]!.message, /openssl rand -hex 32/, bad);
+  }
+  assert.equal(secretSchema.safeParse("3f1c0e9a7b2d4c68a1e5").success, true);
 });

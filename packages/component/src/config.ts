@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { Component } from "./pool.js";
+import { secretSchema } from "./secret.js";
 
 export const routerAddressSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
@@ -17,7 +18,7 @@ export function componentLinkFields(defaultInstance: string) {
     instance: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-'").default(defaultInstance),
     routers: z.array(routerAddressSchema).min(1).default([{ host: "127.0.0.1", port: 5347 }]),
     /** The router's shared secret for this process's component name. */
-    secret: z.string().min(8, "a secret of at least 8 characters"),
+    secret: secretSchema,
   };
 }
 

@@ -7,3 +7,4 @@ export { componentLinkFields, routerAddressSchema, logLinkEvents } from "./confi
 export { rendezvousPick, rendezvousScore, rendezvousSeed, type RendezvousCandidate } from "./rendezvous.js";
 export { FARM_ROUTER_NS, LEAVING_NOTICE, membersElement, readMembers } from "./members.js";
 export { FARM_LINK_MAX_BYTES, ENVELOPE_ROOM, OversizeError, oversize } from "./limits.js";
+export { secretSchema, secretProblem, MIN_SECRET_LENGTH, MAKE_A_SECRET } from "./secret.js";

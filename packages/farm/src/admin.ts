@@ -11,6 +11,7 @@ import { Jid } from "@jabberfarm/jid";
 import { deriveCredentialsAsync } from "@jabberfarm/sasl";
 import { openStorage, XdbClient, type Storage } from "@jabberfarm/xdb";
 import type { Doc } from "./farm-config.js";
+import { xdbServed, type Say } from "./farm-wait.js";
 
 export interface AdminStorage {
   storage: Storage;
@@ -18,7 +19,11 @@ export interface AdminStorage {
   close(): Promise<void>;
 }
 
-export async function openAdminStorage(cli: Doc, log: Logger): Promise<AdminStorage> {
+/**
+ * Storage for an account command: through a router to xdb (waiting up to
+ * `waitMs` for an xdb to be served, as while the farm starts), else directly.
+ */
+export async function openAdminStorage(cli: Doc, log: Logger, waitMs = 30_000, say: Say = () => {}): Promise<AdminStorage> {
   const routers = cli.routers as Array<{ host: string; port: number }>;
   const secret = cli.secret as string | undefined;
   if (secret) {
@@ -29,10 +34,18 @@ export async function openAdminStorage(cli: Doc, log: Logger): Promise<AdminStor
     try {
       await component.start(1500);
       await component.allLinked(1500);
-      return { storage: client, via: "router", close: () => component.stop() };
     } catch {
       component.crash();
       log.debug("no router answered; opening the storage directly");
+    }
+    if (component.isUp) {
+      try {
+        await xdbServed(component, waitMs, say);
+      } catch (err) {
+        await component.stop();
+        throw err;
+      }
+      return { storage: client, via: "router", close: () => component.stop() };
     }
   }
   const storage = await openStorage({

@@ -8,15 +8,15 @@ import { join } from "node:path";
 const CLI = new URL("./cli.js", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "jf-cli-"));
 
-function run(args: string[], opts: { untilLine?: RegExp; signal?: NodeJS.Signals } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], opts: { untilLine?: RegExp; signal?: NodeJS.Signals; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`timed out; stdout=${stdout} stderr=${stderr}`));
-    }, 10_000);
+    }, opts.timeoutMs ?? 10_000);
     child.stdout.on("data", (d: Buffer) => {
       stdout += d;
       if (opts.untilLine?.test(stdout) && opts.signal) {
@@ -48,7 +48,7 @@ test("a bad router config exits non-zero naming the key, the value and what was 
   const r = await run(["router", "--config", p]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /router\.port: got "fifty"; .*number/i);
-  assert.match(r.stderr, /router\.components\.sm\.secret: got "short"; a secret of at least 8 characters/);
+  assert.match(r.stderr, /router\.components\.sm\.secret: got "short"; a secret of at least 12 characters: make one with `openssl rand -hex 32`/);
   assert.match(r.stderr, /router\.colour: unknown key/);
 });
 
@@ -138,14 +138,40 @@ test("metrics settings are checked like every other key", async () => {
   assert.match(r3.stderr, /--metrics-port: got "65534"/);
 });
 
+/** Real secrets for the example files' components, as an operator gives them (environment, *_FILE). */
+const SECRETS_ENV = {
+  JABBERFARM__ROUTER__COMPONENTS__LOCALHOST__SECRET: "0123456789abcdef-sm",
+  JABBERFARM__ROUTER__COMPONENTS__C2S__SECRET: "0123456789abcdef-c2s",
+  JABBERFARM__ROUTER__COMPONENTS__XDB__SECRET: "0123456789abcdef-xdb",
+  JABBERFARM__ROUTER__COMPONENTS__CLI__SECRET: "0123456789abcdef-cli",
+};
+
+test("the example files' placeholder secrets are refused, each named with how to make a real one", async () => {
+  for (const file of ["../../../farm.example.yaml", "../../../deploy/farm.docker.yaml"]) {
+    const path = new URL(file, import.meta.url).pathname;
+    const r = await run(["config", "check", path]);
+    assert.equal(r.code, 1, r.stdout);
+    for (const key of ["router.components.localhost.secret", "router.components.c2s.secret", "router.components.xdb.secret", "router.components.cli.secret", "c2s.secret", "sm.secret", "xdb.secret"]) {
+      assert.match(r.stderr, new RegExp(`${key.replace(/\./g, "\\.")}: got "[^"]+"; a placeholder from the example files, not a secret: make one with \`openssl rand -hex 32\``), `${file}: ${key}`);
+    }
+  }
+  // A process refuses to start with one, too.
+  const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
+  const router = await run(["router", "--config", example]);
+  assert.equal(router.code, 1);
+  assert.match(router.stderr, /router\.components\.c2s\.secret: got "change-me-c2s-secret"; a placeholder/);
+  const empty = configFile("empty-secret.yaml", "router:\n  components:\n    c2s: { secret: \"\" }\n");
+  assert.match((await run(["config", "check", empty])).stderr, /router\.components\.c2s\.secret: got ""; a secret of at least 12 characters/);
+});
+
 test("config check passes the example farm file and names every mistake with its key path", async () => {
   const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
-  const ok = await run(["config", "check", example]);
+  const ok = await run(["config", "check", example], { env: SECRETS_ENV });
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /ok \(router, xdb, sm, c2s\)/);
-  // The file the image carries (deploy/) passes too.
+  // The file the image carries (deploy/) passes too, once the deployment gives its secrets.
   const docker = new URL("../../../deploy/farm.docker.yaml", import.meta.url).pathname;
-  const dockerOk = await run(["config", "check", docker]);
+  const dockerOk = await run(["config", "check", docker], { env: SECRETS_ENV });
   assert.equal(dockerOk.code, 0, dockerOk.stderr);
   assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s\)/);
   const p = configFile("check-bad.yaml", `domain: localhost
@@ -180,4 +206,19 @@ test("--pretty writes human-readable lines instead of JSON", async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /router listening for components/);
   assert.throws(() => JSON.parse(r.stdout.trim().split("\n")[0]!), "not JSON lines");
+});
+
+test("--help and -h print the usage and exit 0 for every command, without an 'Unknown option'", async () => {
+  const commands = [[], ["up"], ["router"], ["xdb"], ["sm"], ["c2s"], ["adduser", "a@localhost"], ["passwd"], ["deluser"], ["migrate"], ["status"], ["sessions"], ["kick"], ["config", "check"]];
+  // A few at a time: each is a node process, and the machine is shared.
+  const queue = [...commands.map((c) => [...c, "--help"]), ["up", "-h"], ["adduser", "-h"]];
+  await Promise.all(Array.from({ length: 2 }, async () => {
+    for (let args = queue.shift(); args !== undefined; args = queue.shift()) {
+      // Generous: on a shared machine each run is a node process loading every package.
+      const r = await run(args, { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /^usage: jabberfarm <command>/, args.join(" "));
+      assert.doesNotMatch(r.stderr, /Unknown option/i, args.join(" "));
+    }
+  }));
 });

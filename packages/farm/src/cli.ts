@@ -1,12 +1,8 @@
 #!/usr/bin/env node
 /**
  * `jabberfarm`: one binary for every farm process and admin task.
- * See USAGE below; docs/operations.md has the longer story.
+ * See USAGE (options.ts); docs/operations.md has the longer story.
  */
-import { resolve } from "node:path";
-import { existsSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import type { Logger } from "pino";
 import { c2sConfigSchema, startC2s } from "@jabberfarm/c2s";
 import { Metrics, startHealthServer, type MetricsEndpoint } from "@jabberfarm/metrics";
@@ -14,163 +10,16 @@ import { Router, routerConfigSchema } from "@jabberfarm/router";
 import { smConfigSchema, startSm } from "@jabberfarm/sm";
 import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
 import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
-import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from "./config-file.js";
-import { TOP_LEVEL_KEYS, embeddedFarmDocument, sectionFor, type Doc } from "./farm-config.js";
+import { ConfigError, readConfigFile, validateSection } from "./config-file.js";
+import { TOP_LEVEL_KEYS, sectionFor } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
 import { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } from "./operator.js";
-import { Supervisor, type ChildSpec } from "./up.js";
+import { USAGE, UsageError, adminDocument, parse, type Options } from "./options.js";
+import { runUp } from "./up-command.js";
+import { routersKnown } from "./farm-wait.js";
+import type { ChildReport } from "./up.js";
 
-const USAGE = `usage: jabberfarm <command> [options]
-
-the farm on one machine:
-  up                      start router, xdb, sm and c2s as child processes
-                          (embedded PGlite storage unless --database-url)
-    --domain D            served domain (default localhost)
-    --data DIR            data directory (default ./.jabberfarm)
-    --port N              client STARTTLS port (default 5222)
-    --tls-port N          client direct TLS port (default 5223)
-    --router-port N       router port for components (default 5347)
-    --host ADDR           address clients connect to (default 127.0.0.1)
-    --database-url URL    use PostgreSQL instead of PGlite (also DATABASE_URL)
-    --redis-url URL       Redis for the session registry shared by the SMs
-                          and the c2s loads for redirection (also REDIS_URL)
-    --registration        allow in-band registration (XEP-0077)
-    --routers N, --sm N, --c2s N
-                          how many of each to run (default 1 each); c2s i
-                          listens on the --host address + i-1 (127.0.0.2, ...)
-    --plaintext           allow streams without TLS and PLAIN in the clear
-                          (benchmarks on loopback only; never for real users)
-    --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
-                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off)
-
-one process (each reads its section of --config FILE):
-  router | xdb | sm | c2s --config FILE
-
-accounts (through the running farm, or directly on its storage):
-  adduser USER@DOMAIN     password from standard input, or asked
-  passwd USER@DOMAIN
-  deluser USER@DOMAIN
-  migrate                 apply storage migrations and exit
-
-operating a running farm (through its routers, as the component 'cli'):
-  status                  every router and every c2s, sm and xdb behind them:
-                          pid, uptime, memory, connections and sessions
-                          (exit 1 when one of them does not answer)
-  sessions USER@DOMAIN    that user's sessions: resource, c2s, sm, presence
-  kick USER@DOMAIN/RES    end that session (policy-violation, "kicked by the operator")
-    --json                machine-readable output (status, sessions, kick)
-
-checking a config file:
-  config check FILE       validate every section; print each mistake with its key path
-
-common options:
-  --config FILE           farm config file (YAML or JSON); see farm.example.yaml
-                          (without it, account and operator commands read the
-                          config the embedded farm wrote to --data)
-  --log-level LEVEL       trace, debug, info (default), warn, error, silent
-  --pretty                human-readable log lines instead of JSON
-                          (SIGUSR2 to a process switches it to debug and back)
-`;
-
-const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-type Level = (typeof LEVELS)[number];
-const CLI_PATH = fileURLToPath(import.meta.url);
-
-class UsageError extends Error {}
-
-interface Options {
-  config?: string | undefined;
-  level: Level;
-  domain: string;
-  data: string;
-  port: number;
-  tlsPort: number;
-  routerPort: number;
-  host: string;
-  databaseUrl?: string | undefined;
-  redisUrl?: string | undefined;
-  registration: boolean;
-  plaintext: boolean;
-  metricsPort?: number | undefined;
-  pretty: boolean;
-  json: boolean;
-  counts: { router: number; sm: number; c2s: number };
-  positionals: string[];
-}
-
-function parse(argv: string[]): Options {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      "log-level": { type: "string", default: "info" },
-      domain: { type: "string", default: "localhost" },
-      data: { type: "string", default: process.env.JABBERFARM_DATA ?? "./.jabberfarm" },
-      port: { type: "string", default: "5222" },
-      "tls-port": { type: "string", default: "5223" },
-      "router-port": { type: "string", default: "5347" },
-      host: { type: "string", default: "127.0.0.1" },
-      "database-url": { type: "string", default: process.env.DATABASE_URL },
-      "redis-url": { type: "string", default: process.env.REDIS_URL },
-      registration: { type: "boolean", default: false },
-      plaintext: { type: "boolean", default: false },
-      "metrics-port": { type: "string" },
-      pretty: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      routers: { type: "string", default: "1" },
-      sm: { type: "string", default: "1" },
-      c2s: { type: "string", default: "1" },
-    },
-  });
-  const level = values["log-level"] as Level;
-  if (!LEVELS.includes(level)) throw new UsageError(`--log-level: got "${level}"; expected one of ${LEVELS.join(", ")}`);
-  const port = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
-    return n;
-  };
-  const count = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
-    return n;
-  };
-  const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
-  if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535 - 3)) {
-    throw new UsageError(`--metrics-port: got "${metricsPort}"; expected a port from 1 to 65532 (four ports from it are used)`);
-  }
-  return {
-    metricsPort, pretty: values.pretty ?? false, json: values.json ?? false,
-    counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
-    config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
-    port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
-    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
-  };
-}
-
-/** The farm document: the config file when given, else the embedded farm's in the data directory. */
-function farmDocument(o: Options): Doc {
-  if (o.config) return readConfigFile(o.config);
-  return applyEnvOverrides(embeddedFarmDocument({
-    domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
-    host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
-  }));
-}
-
-/**
- * The document admin commands work with: --config, else the one the
- * embedded farm wrote to its data directory (it knows every router of
- * `up --routers N` and the ports `up` was given), else the one `up` would
- * write with these options.
- */
-function adminDocument(o: Options): Doc {
-  if (!o.config) {
-    const generated = resolve(o.data, "farm.generated.json");
-    if (existsSync(generated)) return readConfigFile(generated);
-  }
-  return farmDocument(o);
-}
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -185,8 +34,8 @@ interface Stoppable {
  */
 async function serve<P extends Stoppable>(
   name: string, instance: string, endpoint: MetricsEndpoint | undefined, processLog: Logger,
-  start: (metrics: Metrics | undefined, log: Logger) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
-): Promise<void> {
+  start: (metrics: Metrics | undefined, log: Logger, signal: AbortSignal) => Promise<P>, ready: (p: P) => boolean | Promise<boolean>,
+): Promise<{ proc: P; metricsPort: number | undefined }> {
   // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
   const log = processLog.child({ instance });
   const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
@@ -196,9 +45,12 @@ async function serve<P extends Stoppable>(
     ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
     : undefined;
   if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
-  const starting = start(metrics, log);
+  // A process still starting (a c2s waiting for the farm) gives up at a signal rather than after its stop's grace.
+  const abort = new AbortController();
+  const starting = start(metrics, log, abort.signal);
   stopOnSignals(log, async () => {
     stopping = true;
+    abort.abort();
     const started = await starting.catch(() => undefined);
     await started?.stop();
     await health?.close();
@@ -206,12 +58,16 @@ async function serve<P extends Stoppable>(
   try {
     proc = await starting;
   } catch (err) {
+    // Given up on a signal: the signal's handler exits 0 once the rest is closed.
+    if (stopping) return new Promise<never>(() => {});
     await health?.close();
     throw err;
   }
+  return { proc, metricsPort: health?.port };
 }
 
-async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
+/** Runs one process; resolves with the ports it bound once it serves (the supervisor of `up` learns them). */
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<ChildReport> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
   const log = createLogger(name, o.level, o.pretty);
@@ -219,117 +75,37 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
   switch (name) {
     case "router": {
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
-      // A router has no instance id; where it listens tells routers apart.
-      return serve(name, `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
+      // Without an instance name, where it listens tells routers apart.
+      const { proc, metricsPort } = await serve(name, config.instance ?? `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
         const router = new Router(config, { logger: log, metrics });
         await router.start();
         return router;
       }, (router) => router.listening);
+      return { router: proc.address?.port, metrics: metricsPort };
     }
     case "xdb": {
       const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
+      return { metrics: metricsPort };
     }
     case "sm": {
       const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
+      return { metrics: metricsPort };
     }
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-      return serve(name, config.instance, config.metrics, log, (metrics, log) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
+      const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
+      return { ...proc.ports, metrics: metricsPort };
     }
   }
 }
 
-/** The c2s listen addresses: --host, then the next loopback addresses for more c2s. */
-function c2sHosts(o: Options): string[] {
-  if (o.counts.c2s === 1) return [o.host];
-  const m = /^127\.(\d+)\.(\d+)\.(\d+)$/.exec(o.host);
-  if (!m || Number(m[3]) + o.counts.c2s - 1 > 254) throw new UsageError(`--c2s ${o.counts.c2s}: needs --host on 127.0.0.0/8 with room for the next addresses`);
-  return Array.from({ length: o.counts.c2s }, (_, i) => `127.${m[1]}.${m[2]}.${Number(m[3]) + i}`);
-}
-
-/**
- * The embedded farm's children: every router, xdb, every sm, every c2s, each
- * told its own instance id, port or address through the environment
- * (JABBERFARM__... overrides, docs/operations.md). Components get the list
- * of all routers, so each links to every one.
- */
-function farmChildren(o: Options, doc: Doc): ChildSpec[] {
-  const name = (kind: string, i: number, n: number): string => (n === 1 ? kind : `${kind}-${i}`);
-  const specs: ChildSpec[] = [];
-  if (o.counts.router > 1) {
-    doc.routers = Array.from({ length: o.counts.router }, (_, i) => ({ host: "127.0.0.1", port: o.routerPort + i }));
-  }
-  for (let i = 1; i <= o.counts.router; i++) {
-    specs.push({
-      kind: "router", id: name("router", i, o.counts.router),
-      env: { JABBERFARM__ROUTER__PORT: String(o.routerPort + i - 1), JABBERFARM__ROUTER__INSTANCE: `router-${i}` },
-    });
-  }
-  specs.push({ kind: "xdb", id: "xdb", env: {} });
-  for (let i = 1; i <= o.counts.sm; i++) specs.push({ kind: "sm", id: name("sm", i, o.counts.sm), env: { JABBERFARM__SM__INSTANCE: `sm-${i}` } });
-  const hosts = c2sHosts(o);
-  hosts.forEach((host, k) => {
-    const i = k + 1;
-    specs.push({
-      kind: "c2s", id: name("c2s", i, o.counts.c2s),
-      env: { JABBERFARM__C2S__INSTANCE: `c2s-${i}`, JABBERFARM__C2S__LISTENERS__STARTTLS__HOST: host, JABBERFARM__C2S__LISTENERS__DIRECT_TLS__HOST: host },
-    });
-  });
-  if (o.metricsPort !== undefined) {
-    specs.forEach((s, k) => (s.env = { ...s.env, [`JABBERFARM__${s.kind.toUpperCase()}__METRICS__PORT`]: String(o.metricsPort! + k) }));
-  }
-  return specs;
-}
-
-async function runUp(o: Options): Promise<void> {
-  if (o.config && o.metricsPort !== undefined) {
-    throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
-  }
-  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1;
-  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s shape the embedded farm; with --config, run each process yourself");
-  const doc = farmDocument(o);
-  const children = o.config ? undefined : farmChildren(o, doc);
-  if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {
-    process.stderr.write("jabberfarm: warning: several SMs without --redis-url (REDIS_URL): an SM that stops takes its users' sessions with it\n");
-  }
-  // Validate every section before starting anything, so a mistake is one clear message.
-  validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
-  validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
-  validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
-  const c2s = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
-  let configPath = o.config ? resolve(o.config) : "";
-  if (!o.config) {
-    configPath = resolve(o.data, "farm.generated.json");
-    writeFileSync(configPath, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
-  }
-  const log = createLogger("farm", o.level, o.pretty);
-  const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
-  const listeners = c2s.listeners as { starttls?: { host: string; port: number } | false | null; directTls?: { host: string; port: number } | false | null };
-  const supervisor = new Supervisor({
-    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log, ...(children ? { children } : {}),
-    onReady: () => {
-      const hosts = c2sHosts(o);
-      const where = [
-        listeners.starttls ? `${hosts.join(", ")} port ${listeners.starttls.port} (STARTTLS)` : undefined,
-        listeners.directTls ? `port ${listeners.directTls.port} (direct TLS)` : undefined,
-      ].filter(Boolean).join(" and ");
-      const cfg = o.config ? ` --config ${o.config}` : o.data === "./.jabberfarm" ? "" : ` --data ${o.data}`;
-      process.stderr.write(`
-jabberfarm is up for ${domain}: clients connect to ${where}.
-Add an account:   pnpm jabberfarm adduser alice@${domain}${cfg}
-Stop:             Ctrl-C
-`);
-    },
-  });
-  supervisor.start();
-  stopOnSignals(log, () => supervisor.stop(), 60_000);
-}
 
 async function runAdmin(command: string, o: Options): Promise<void> {
-  const doc = adminDocument(o);
-  const cli = sectionFor(doc, "cli");
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  // A farm that is starting has not yet written its routers' ports (with port 0): wait for them.
+  const cli = command === "migrate" ? sectionFor(adminDocument(o), "cli") : await routersKnown(() => sectionFor(adminDocument(o), "cli"), o.waitMs, say);
   const log = createLogger("cli", o.level === "info" ? "warn" : o.level);
   if (command === "migrate") {
     const s = await openStorage({ databaseUrl: cli.databaseUrl as string | undefined, dataDir: `${String(cli.dataDir ?? o.data)}/db` });
@@ -338,7 +114,7 @@ async function runAdmin(command: string, o: Options): Promise<void> {
     return;
   }
   const user = accountJid(o.positionals[0], String(cli.domain));
-  const admin = await openAdminStorage(cli, log);
+  const admin = await openAdminStorage(cli, log, o.waitMs, say);
   try {
     switch (command) {
       case "adduser": {
@@ -430,7 +206,8 @@ function runConfigCheck(o: Options): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+  // `jabberfarm up --help` (or -h after any command) is a question, not an unknown option.
+  if (command === undefined || command === "help" || command === "--help" || command === "-h" || rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
@@ -440,9 +217,11 @@ async function main(argv: string[]): Promise<number> {
     case "xdb":
     case "sm":
     case "c2s":
-      await runProcess(command, o);
-      // Under `jabberfarm up`, tell the supervisor this process serves now.
-      process.send?.({ type: "ready" });
+      {
+        const report = await runProcess(command, o);
+        // Under `jabberfarm up`, tell the supervisor this process serves now, and on which ports.
+        process.send?.({ type: "ready", ...report });
+      }
       return -1; // runs until a signal
     case "up":
       await runUp(o);

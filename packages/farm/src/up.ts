@@ -11,11 +11,29 @@ import type { Logger } from "pino";
 export type FarmProcess = "router" | "xdb" | "sm" | "c2s";
 export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s"];
 
+/**
+ * The ports a child bound, in its "ready" message over the IPC channel: a
+ * port 0 in its config is a free port the kernel picked, and only the child
+ * knows which.
+ */
+export interface ChildReport {
+  /** The router's component port. */
+  router?: number;
+  starttls?: number;
+  directTls?: number;
+  /** Its metrics and health endpoints. */
+  metrics?: number;
+}
+
 /** One child to run: its process kind, its name in logs, and what its environment overrides (docs/operations.md). */
 export interface ChildSpec {
   kind: FarmProcess;
   id: string;
   env?: Record<string, string>;
+  /** Children (by id) that must have reported ready before this one starts, e.g. the routers, whose ports it needs. */
+  after?: string[];
+  /** More environment from the reports of the `after` children, e.g. the first c2s's ports for the others. */
+  envFrom?: (reports: ReadonlyMap<string, ChildReport>) => Record<string, string>;
 }
 
 interface Child extends ChildSpec {
@@ -23,6 +41,19 @@ interface Child extends ChildSpec {
   restarts: number;
   startedAt: number;
   timer: NodeJS.Timeout | undefined;
+  /** Its first report's ports, so that a restarted child binds the same ones: the others and the clients know them. */
+  pinned: Record<string, string>;
+}
+
+/** The environment that makes a child of `kind` bind the ports it reported. */
+export function pinnedPorts(kind: FarmProcess, r: ChildReport): Record<string, string> {
+  const env: Record<string, string> = {};
+  const K = kind.toUpperCase();
+  if (r.router !== undefined) env.JABBERFARM__ROUTER__PORT = String(r.router);
+  if (r.starttls !== undefined) env.JABBERFARM__C2S__LISTENERS__STARTTLS__PORT = String(r.starttls);
+  if (r.directTls !== undefined) env.JABBERFARM__C2S__LISTENERS__DIRECT_TLS__PORT = String(r.directTls);
+  if (r.metrics !== undefined) env[`JABBERFARM__${K}__METRICS__PORT`] = String(r.metrics);
+  return env;
 }
 
 export interface SupervisorOptions {
@@ -32,8 +63,13 @@ export interface SupervisorOptions {
   /** Children log for humans (pino-pretty) instead of JSON lines. */
   pretty?: boolean;
   log: Logger;
-  /** Called once, when every child has reported that it serves (over the IPC channel). */
-  onReady?: () => void;
+  /** Called once, when every child has reported that it serves (over the IPC channel), with every child's report. */
+  onReady?: (reports: ReadonlyMap<string, ChildReport>) => void;
+  /**
+   * Called at a child's first report, before the children that wait for it
+   * start (the embedded farm writes the routers' ports into the config they read).
+   */
+  onChildReady?: (id: string, report: ChildReport) => void;
   /** Extra environment for the children. */
   env?: NodeJS.ProcessEnv;
   /** The children in start order (default: one of each kind). */
@@ -46,15 +82,22 @@ export class Supervisor {
   private readonly children: Child[];
   private stopping = false;
   private ready = false;
-  private readonly serving = new Set<string>();
+  /** The first report of each child that has sent one. */
+  private readonly reports = new Map<string, ChildReport>();
+  private readonly started = new Set<string>();
 
   constructor(private readonly o: SupervisorOptions) {
     const specs = o.children ?? START_ORDER.map((kind) => ({ kind, id: kind }));
-    this.children = specs.map((s) => ({ ...s, proc: undefined, restarts: 0, startedAt: 0, timer: undefined }));
+    this.children = specs.map((s) => ({ ...s, proc: undefined, restarts: 0, startedAt: 0, timer: undefined, pinned: {} }));
   }
 
+  /** Starts every child whose `after` children have reported; the others follow as they do. */
   start(): void {
-    for (const c of this.children) this.spawn(c);
+    for (const c of this.children) {
+      if (this.started.has(c.id) || !(c.after ?? []).every((id) => this.reports.has(id))) continue;
+      this.started.add(c.id);
+      this.spawn(c);
+    }
   }
 
   pids(): Record<string, number | undefined> {
@@ -68,7 +111,7 @@ export class Supervisor {
     const proc = spawn(process.execPath, [...profile, this.o.cliPath, c.kind, "--config", this.o.configPath, "--log-level", this.o.logLevel, ...(this.o.pretty ? ["--pretty"] : [])], {
       // The IPC channel carries one message per start: { type: "ready" } once the child serves.
       stdio: ["ignore", "pipe", "inherit", "ipc"],
-      env: { ...process.env, ...this.o.env, ...c.env },
+      env: { ...process.env, ...this.o.env, ...c.env, ...c.envFrom?.(this.reports), ...c.pinned },
     });
     c.proc = proc;
     c.startedAt = Date.now();
@@ -76,11 +119,18 @@ export class Supervisor {
     // Children log JSON lines; pass them through whole lines, never interleaved halves.
     createInterface({ input: proc.stdout! }).on("line", (line) => process.stdout.write(line + "\n"));
     proc.on("message", (m: unknown) => {
-      if ((m as { type?: string } | null)?.type !== "ready") return;
-      this.serving.add(c.id);
-      if (!this.ready && this.serving.size === this.children.length) {
+      const msg = m as ({ type?: string } & ChildReport) | null;
+      if (msg?.type !== "ready") return;
+      if (!this.reports.has(c.id)) {
+        const report: ChildReport = { router: msg.router, starttls: msg.starttls, directTls: msg.directTls, metrics: msg.metrics };
+        this.reports.set(c.id, report);
+        c.pinned = pinnedPorts(c.kind, report);
+        this.o.onChildReady?.(c.id, report);
+        this.start();
+      }
+      if (!this.ready && this.reports.size === this.children.length) {
         this.ready = true;
-        this.o.onReady?.();
+        this.o.onReady?.(this.reports);
       }
     });
     proc.on("exit", (code, signal) => {

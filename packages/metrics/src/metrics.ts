@@ -50,6 +50,8 @@ export class Metrics {
   private stanzasOutCounter: KindCounter | undefined;
   private authFailuresCounter: Counter<"reason"> | undefined;
   private redirectsCounter: Counter | undefined;
+  private refusedCounter: Counter<"reason"> | undefined;
+  private bansCounter: Counter<"kind"> | undefined;
   private reconnectsCounter: Counter | undefined;
   private linkClosedCounter: Counter<"reason"> | undefined;
   private routingHistogram: Histogram | undefined;
@@ -98,6 +100,26 @@ export class Metrics {
     return (this.redirectsCounter ??= new Counter({
       name: "jabberfarm_redirects_total",
       help: "Client streams redirected to another c2s (see-other-host).",
+      registers: [this.registry],
+    }));
+  }
+
+  /** Client connections refused before their stream began, by reason: jabberfarm_refused_connections_total{reason}. */
+  get refusedConnections(): Counter<"reason"> {
+    return (this.refusedCounter ??= new Counter({
+      name: "jabberfarm_refused_connections_total",
+      help: "Client connections refused before their stream began (banned, per-address, max-connections, not-ready).",
+      labelNames: ["reason"],
+      registers: [this.registry],
+    }));
+  }
+
+  /** Failed-authentication bans begun, by kind (address, account): jabberfarm_auth_bans_total{kind}. */
+  get authBans(): Counter<"kind"> {
+    return (this.bansCounter ??= new Counter({
+      name: "jabberfarm_auth_bans_total",
+      help: "Bans begun after too many failed authentications, by kind (address, account).",
+      labelNames: ["kind"],
       registers: [this.registry],
     }));
   }

@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { secretSchema } from "@jabberfarm/component";
 import { metricsEndpointSchema } from "@jabberfarm/metrics";
 
 const componentEntry = z.object({
-  /** Shared secret for the XEP-0114 handshake. */
-  secret: z.string().min(8, "a secret of at least 8 characters"),
+  /** Shared secret for the XEP-0114 handshake; placeholders and short ones are refused (component secret.ts). */
+  secret: secretSchema,
   /**
    * A farm process (c2s, sm, xdb) that speaks for users and so may send with
    * any `from`. Others may only send from their own name or its subdomains.

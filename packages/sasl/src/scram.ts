@@ -136,6 +136,8 @@ export class ScramServer {
       try {
         stored = await this.lookup(username, this.mechanism);
       } catch (err) {
+        // A lookup may refuse on purpose (a locked account): its own answer stands.
+        if (err instanceof SaslError) throw err;
         throw new SaslError('temporary-auth-failure', 'credential lookup failed', { cause: err });
       }
       let credential: DecodedCredential | undefined;

@@ -7,6 +7,12 @@ export const smConfigSchema = z.object({
   /** The domain this SM serves; also its component name on the routers. */
   domain: z.string().min(1).default("localhost"),
   ...componentLinkFields("sm-1"),
+  /**
+   * Sessions (bound resources) one account may have at once; one more is
+   * refused with the bind error resource-constraint (RFC 6120 §7.6.2.1), so
+   * one account cannot fill a farm with sessions.
+   */
+  maxSessionsPerUser: z.number().int().min(1).default(10),
   /** XEP-0077: may an authenticated user change their password / cancel the account in band? */
   registration: z.object({
     passwordChange: z.boolean().default(true),

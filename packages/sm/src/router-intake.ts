@@ -23,6 +23,8 @@ export interface IntakeCore {
   readonly domain: string;
   readonly address: string;
   readonly log: Logger;
+  /** Sessions one account may have at once (config `maxSessionsPerUser`). */
+  readonly maxSessionsPerUser: number;
   readonly queue: UserQueue;
   readonly sessions: SessionRegistry;
   readonly ownership: Ownership;
@@ -228,6 +230,19 @@ export class RouterIntake {
         const jid = Jid.tryParse(e.jid ?? "");
         if (!jid || jid.resource === "" || jid.domain !== this.core.domain) {
           this.core.toRouter(sessionEnvelope({ type: "error", id: e.id, from: this.core.address, to: e.from, sid: e.sid, condition: "jid-malformed" }));
+          return;
+        }
+        // Perhaps the user's other sessions are on record from an SM that left.
+        const user = jid.bareString();
+        await this.core.ownership.adopt(user);
+        // RFC 6120 §7.6.2.1: an account at its limit of resources gets resource-constraint;
+        // a new session for a resource it holds replaces that one (§7.7.2.2) and adds none.
+        const max = this.core.maxSessionsPerUser;
+        if (this.core.sessions.of(user).length >= max && !this.core.sessions.byFullJid(user, jid.resource)) {
+          this.core.log.info({ user, max }, "session refused: too many sessions for the account");
+          this.core.toRouter(sessionEnvelope({
+            type: "error", id: e.id, from: this.core.address, to: e.from, sid: e.sid, condition: "resource-constraint", reason: `at most ${max} sessions per account`,
+          }));
           return;
         }
         await this.core.startSession(new Session(e.sid, jid, e.from), () => {

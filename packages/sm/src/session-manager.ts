@@ -231,9 +231,11 @@ export class SessionManager implements ModuleApi {
     this.confirmed.send((c) => relayEnvelope(this.address, to, text, c));
   }
 
+  get maxSessionsPerUser(): number {
+    return this.config.maxSessionsPerUser;
+  }
+
   async startSession(session: Session, started: () => void): Promise<void> {
-    // Perhaps the user's other sessions are on record from an SM that left.
-    await this.ownership.adopt(session.bare);
     const old = this.sessions.add(session);
     if (old) {
       this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: old.c2s, sid: old.sid, condition: "conflict", reason: "replaced by a new session" }));

@@ -54,3 +54,28 @@ describe("sm core", () => {
     b.end();
   });
 });
+
+describe("sessions per account", () => {
+  let farm: SmTestFarm;
+  before(async () => {
+    farm = await startSmFarm({ modules: [], maxSessionsPerUser: 2 });
+    await farm.addUser("carol");
+  });
+  after(async () => farm.stop());
+
+  test("one more than maxSessionsPerUser is refused with resource-constraint; the same resource replaces; an end makes room", async () => {
+    const one = await farm.driver.open("carol@localhost/one");
+    await farm.driver.open("carol@localhost/two");
+    await assert.rejects(farm.driver.open("carol@localhost/three"), /session refused: resource-constraint/);
+    assert.equal(farm.sm.sm.sessions.of("carol@localhost").length, 2);
+    // A new session for a resource the account holds replaces that one: no more sessions than before.
+    const again = await farm.driver.open("carol@localhost/two");
+    assert.equal(farm.sm.sm.sessions.of("carol@localhost").length, 2);
+    one.end();
+    for (let i = 0; i < 100 && farm.sm.sm.sessions.of("carol@localhost").length > 1; i++) await new Promise((r) => setTimeout(r, 20));
+    const three = await farm.driver.open("carol@localhost/three");
+    assert.equal(farm.sm.sm.sessions.of("carol@localhost").length, 2);
+    again.end();
+    three.end();
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * The command line of `jabberfarm`: its usage text, its options, and the
+ * farm document a command works with (a config file, or the embedded farm's).
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { applyEnvOverrides, readConfigFile } from "./config-file.js";
+import { embeddedFarmDocument, type Doc } from "./farm-config.js";
+
+export const USAGE = `usage: jabberfarm <command> [options]
+
+the farm on one machine:
+  up                      start router, xdb, sm and c2s as child processes
+                          (embedded PGlite storage unless --database-url)
+    --domain D            served domain (default localhost)
+    --data DIR            data directory (default ./.jabberfarm)
+    --port N              client STARTTLS port (default 5222)
+    --tls-port N          client direct TLS port (default 5223)
+    --router-port N       router port for components (default 5347)
+                          (0 for any of these: free ports picked at start,
+                          printed and written to DIR/farm.ports.json)
+    --host ADDR           address clients connect to (default 127.0.0.1)
+    --database-url URL    use PostgreSQL instead of PGlite (also DATABASE_URL)
+    --redis-url URL       Redis for the session registry shared by the SMs
+                          and the c2s loads for redirection (also REDIS_URL)
+    --registration        allow in-band registration (XEP-0077)
+    --routers N, --sm N, --c2s N
+                          how many of each to run (default 1 each); c2s i
+                          listens on the --host address + i-1 (127.0.0.2, ...)
+    --plaintext           allow streams without TLS and PLAIN in the clear
+                          (benchmarks on loopback only; never for real users)
+    --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
+                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off;
+                          0: a free port each, listed in DIR/farm.ports.json)
+
+one process (each reads its section of --config FILE):
+  router | xdb | sm | c2s --config FILE
+
+accounts (through the running farm, or directly on its storage):
+  adduser USER@DOMAIN     password from standard input, or asked
+  passwd USER@DOMAIN
+  deluser USER@DOMAIN
+  migrate                 apply storage migrations and exit
+    --wait S              while the farm starts, wait up to S seconds for its
+                          storage (xdb) to be served (default 30)
+
+operating a running farm (through its routers, as the component 'cli'):
+  status                  every router and every c2s, sm and xdb behind them:
+                          pid, uptime, memory, connections and sessions
+                          (exit 1 when one of them does not answer)
+  sessions USER@DOMAIN    that user's sessions: resource, c2s, sm, presence
+  kick USER@DOMAIN/RES    end that session (policy-violation, "kicked by the operator")
+    --json                machine-readable output (status, sessions, kick)
+
+checking a config file:
+  config check FILE       validate every section; print each mistake with its key path
+
+common options:
+  --config FILE           farm config file (YAML or JSON); see farm.example.yaml
+                          (without it, account and operator commands read the
+                          config the embedded farm wrote to --data)
+  --log-level LEVEL       trace, debug, info (default), warn, error, silent
+  --pretty                human-readable log lines instead of JSON
+                          (SIGUSR2 to a process switches it to debug and back)
+`;
+
+export const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type Level = (typeof LEVELS)[number];
+
+export class UsageError extends Error {}
+
+export interface Options {
+  config?: string | undefined;
+  level: Level;
+  domain: string;
+  data: string;
+  port: number;
+  tlsPort: number;
+  routerPort: number;
+  host: string;
+  databaseUrl?: string | undefined;
+  redisUrl?: string | undefined;
+  registration: boolean;
+  plaintext: boolean;
+  metricsPort?: number | undefined;
+  /** How long account commands wait for the farm's storage to be served. */
+  waitMs: number;
+  pretty: boolean;
+  json: boolean;
+  counts: { router: number; sm: number; c2s: number };
+  positionals: string[];
+}
+
+export function parse(argv: string[]): Options {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      "log-level": { type: "string", default: "info" },
+      domain: { type: "string", default: "localhost" },
+      data: { type: "string", default: process.env.JABBERFARM_DATA ?? "./.jabberfarm" },
+      port: { type: "string", default: "5222" },
+      "tls-port": { type: "string", default: "5223" },
+      "router-port": { type: "string", default: "5347" },
+      host: { type: "string", default: "127.0.0.1" },
+      "database-url": { type: "string", default: process.env.DATABASE_URL },
+      "redis-url": { type: "string", default: process.env.REDIS_URL },
+      registration: { type: "boolean", default: false },
+      plaintext: { type: "boolean", default: false },
+      "metrics-port": { type: "string" },
+      wait: { type: "string", default: "30" },
+      pretty: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      routers: { type: "string", default: "1" },
+      sm: { type: "string", default: "1" },
+      c2s: { type: "string", default: "1" },
+    },
+  });
+  const level = values["log-level"] as Level;
+  if (!LEVELS.includes(level)) throw new UsageError(`--log-level: got "${level}"; expected one of ${LEVELS.join(", ")}`);
+  const port = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
+    return n;
+  };
+  const count = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
+    return n;
+  };
+  const seconds = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 3600) throw new UsageError(`--${name}: got "${v}"; expected seconds from 0 to 3600`);
+    return n;
+  };
+  const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort > 65535 - 3) {
+    throw new UsageError(`--metrics-port: got "${metricsPort}"; expected 0 or a port from 1 to 65532 (four ports from it are used)`);
+  }
+  return {
+    metricsPort, pretty: values.pretty ?? false, json: values.json ?? false, waitMs: seconds("wait", values.wait) * 1000,
+    counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
+    config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
+    port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
+    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
+  };
+}
+
+/** The farm document: the config file when given, else the embedded farm's in the data directory. */
+export function farmDocument(o: Options): Doc {
+  if (o.config) return readConfigFile(o.config);
+  return applyEnvOverrides(embeddedFarmDocument({
+    domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
+    host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
+  }));
+}
+
+/**
+ * The document admin commands work with: --config, else the one the
+ * embedded farm wrote to its data directory (it knows every router of
+ * `up --routers N` and the ports `up` was given), else the one `up` would
+ * write with these options.
+ */
+export function adminDocument(o: Options): Doc {
+  if (!o.config) {
+    const generated = resolve(o.data, "farm.generated.json");
+    if (existsSync(generated)) return readConfigFile(generated);
+  }
+  return farmDocument(o);
+}
