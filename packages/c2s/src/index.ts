@@ -1,7 +1,8 @@
 export { startC2s, type C2sProcess, type C2sProcessOptions } from "./process.js";
 export { c2sConfigSchema, type C2sConfig, type C2sConfigInput, type ListenerConfig } from "./config.js";
 export { C2sServer, type C2sServerDeps, type C2sPorts } from "./server.js";
-export { ClientStream, type ClientContext, type Outlet, type BoundSession, NS_SESSION, NS_REGISTER, NS_REGISTER_FEATURE } from "./client.js";
+export { ClientStream } from "./client-stream.js";
+export { type ClientContext, type Outlet, type BoundSession, NS_SESSION, NS_REGISTER, NS_REGISTER_FEATURE } from "./client-context.js";
 export { SaslExchange, MECHANISMS, accountFor, type Mechanism, type SaslOptions, type SaslStep } from "./auth.js";
 export { TokenBucket, SlidingWindow, type SlidingWindowOptions } from "./limits.js";
 export { AuthBans, FailureBans, addressKey, type BanRule, type AuthBansOptions } from "./bans.js";

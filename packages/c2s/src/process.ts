@@ -10,7 +10,7 @@ import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { sessionEnvelope } from "@jabberfarm/envelope";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
-import type { Outlet } from "./client.js";
+import type { Outlet } from "./client-context.js";
 import { C2sServer, type C2sPorts } from "./server.js";
 import { LoadBoard } from "./load-board.js";
 import { loadTlsMaterial, type TlsMaterial } from "./tls.js";
@@ -105,6 +105,9 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   const toldSms = new Set<string>();
   component.on("membership", (name, instances) => {
     if (name !== config.domain) return;
+    // The SMs' modules decide the stream features after authentication; ask
+    // whenever the SMs change (an upgrade may have changed their modules).
+    if (instances.size > 0) server.requestStreamFeatures();
     for (const id of toldSms) if (!instances.has(id)) toldSms.delete(id);
     for (const id of instances) {
       if (toldSms.has(id)) continue;
@@ -119,7 +122,26 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   // A client is only worth accepting once it can log in and bind: the
   // c2s needs a router, an SM for its domain and (for credentials) an xdb.
   const needs = opts.awaitServices === false ? [] : [config.domain, ...(opts.storage ? [] : ["xdb"])];
-  const missing = (): string[] => (component.isUp ? needs.filter((n) => component.instancesOf(n).size === 0) : ["a router"]);
+  const missing = (): string[] => {
+    if (!component.isUp) return ["a router"];
+    const absent = needs.filter((n) => component.instancesOf(n).size === 0);
+    // Without them clients would be offered too few features after authentication.
+    if (absent.length === 0 && needs.length > 0 && !server.featuresKnown) absent.push("the SMs' stream features");
+    return absent;
+  };
+  // An SM that does not answer (an older one) must not keep us waiting for ever.
+  const featuresTimer = setInterval(() => {
+    if (server.featuresKnown || component.instancesOf(config.domain).size === 0) return;
+    if (++featureAsks > 5) {
+      log.warn("no SM answered which stream features it offers; offering binding alone");
+      server.featuresKnown = true;
+      server.onFeatures?.();
+      return;
+    }
+    server.requestStreamFeatures();
+  }, 2000);
+  featuresTimer.unref();
+  let featureAsks = 0;
   const canServe = (): boolean => missing().length === 0;
   try {
     await component.start(opts.routerTimeoutMs);
@@ -139,6 +161,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     }
   };
   component.on("membership", watch);
+  server.onFeatures = watch;
   component.on("up", watch);
   component.on("down", watch);
 
@@ -180,6 +203,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     ready: () => stopping === undefined && canServe(),
     stop() {
       stopping ??= (async () => {
+        clearInterval(featuresTimer);
         await board?.close();
         await server.stop();
         // What clients sent before the end must reach their SMs first.
@@ -202,6 +226,7 @@ async function servicesServed(component: Component, missing: () => string[], log
     const done = (): void => {
       component.off("membership", check);
       component.off("up", check);
+      component.off("stanza", check);
       signal?.removeEventListener("abort", aborted);
       clearInterval(reminder);
     };
@@ -217,6 +242,7 @@ async function servicesServed(component: Component, missing: () => string[], log
     const reminder = setInterval(() => log.info({ missing: missing() }, "still waiting for the farm before accepting clients"), 10_000);
     component.on("membership", check);
     component.on("up", check);
+    component.on("stanza", check);
     signal?.addEventListener("abort", aborted);
   });
 }

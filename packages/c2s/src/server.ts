@@ -12,12 +12,12 @@ import {
 } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import type { Metrics } from "@jabberfarm/metrics";
-import { NS, StreamError, canBounce, parseTrusted, stanzaErrorReply, type Element } from "@jabberfarm/xml";
+import { NS, StreamError, canBounce, parseTrusted, readError, stanzaCondition, stanzaErrorReply, type Element } from "@jabberfarm/xml";
 import { Admission } from "./admission.js";
 import type { SaslOptions } from "./auth.js";
 import { AuthBans } from "./bans.js";
-import { ClientStream, type ClientContext, type Outlet } from "./client.js";
-import { stanzaCondition } from "./conditions.js";
+import { ClientStream } from "./client-stream.js";
+import type { ClientContext, Outlet } from "./client-context.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
 import { SlidingWindow, TokenBucket } from "./limits.js";
 
@@ -342,6 +342,13 @@ export class C2sServer implements ClientContext {
       case "xdb":
         if (!this.onXdb?.(el)) this.log.debug({ id: el.attrs.id }, "xdb answer for no pending request");
         return;
+      case "features":
+        // The SMs' modules' stream features (docs/envelope.md, `<features/>`).
+        if (el.attrs.type !== "result") throw new EnvelopeError("features: only answers come to a c2s");
+        this.smStreamFeatures = el.getChildren().map((c) => c.toString()).join("");
+        this.featuresKnown = true;
+        this.onFeatures?.();
+        return;
       case "admin":
         if (!this.onAdmin) throw new EnvelopeError("this c2s answers no operator queries");
         this.onAdmin(el);
@@ -357,6 +364,21 @@ export class C2sServer implements ClientContext {
   /** The operator's queries (docs/envelope.md), answered by the process, which knows its ports. */
   onAdmin: ((el: Element) => void) | undefined;
 
+  /**
+   * The stream features the SMs' modules offer after authentication, as the
+   * last answer to `requestStreamFeatures` gave them (empty until then).
+   */
+  smStreamFeatures = "";
+  featuresKnown = false;
+  /** Called when an answer to `requestStreamFeatures` came. */
+  onFeatures: (() => void) | undefined;
+  private featuresAsked = 0;
+
+  /** Asks an SM of our domain which stream features its modules offer (each SM of a farm loads the same). */
+  requestStreamFeatures(): void {
+    this.outlet.send(`<features xmlns='${ENVELOPE_NS}' type='get' id='f${++this.featuresAsked}' from='${this.address}' to='${this.domain}'/>`);
+  }
+
   /** The router could not deliver a stanza of a session (no SM serves the domain): tell the client. */
   private bouncedRoute(el: Element): void {
     // Answered, if by the router: nothing to resend.
@@ -364,8 +386,7 @@ export class C2sServer implements ClientContext {
     const sid = el.attrs.sid;
     const client = sid === undefined ? undefined : this.sessions.get(sid);
     const stanza = el.getChildren().find((c) => c.local !== "error");
-    let condition: string | undefined;
-    for (const c of el.getChild("error")?.getChildren() ?? []) if (c.local !== "text") condition = c.local;
+    const { condition } = readError(el.getChild("error"));
     this.log.info({ sid, condition }, "a session's stanza was bounced by the router");
     if (client && stanza) client.undeliverable(stanza, stanzaCondition(condition));
   }

@@ -5,7 +5,7 @@
  */
 import type { Socket } from "node:net";
 import {
-  StanzaSplitter, StreamError, StreamParser, incompleteUtf8Tail, streamFooter,
+  StanzaSplitter, StreamError, StreamParser, incompleteUtf8Tail, readError, streamCondition, streamFooter,
   type Element, type StreamHeader, type StreamParserOptions,
 } from "@jabberfarm/xml";
 
@@ -264,13 +264,8 @@ export class XmlConnection {
   }
 
   private peerError(el: Element): void {
-    let condition = "undefined-condition";
-    let text: string | undefined;
-    for (const c of el.getChildren()) {
-      if (c.local === "text") text = c.text();
-      else condition = c.local;
-    }
-    this.closeReason.error ??= new StreamError(condition as StreamError["condition"], text);
+    const { condition, text } = readError(el);
+    this.closeReason.error ??= new StreamError(streamCondition(condition), text);
     this.closeReason.remote = true;
     this.close();
   }

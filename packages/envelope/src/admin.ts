@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { Jid } from "@jabberfarm/jid";
-import { errorElement, escapeAttr, escapeText, type Element, type StanzaErrorCondition } from "@jabberfarm/xml";
+import { errorElement, escapeAttr, escapeText, readError, type Element, type StanzaErrorCondition } from "@jabberfarm/xml";
 import { ENVELOPE_NS, EnvelopeError } from "./envelope.js";
 
 /** The router answers operator queries addressed to this name itself. */
@@ -148,13 +148,7 @@ export function readAdminReply<O extends AdminOp>(op: O, el: Element): AdminRepl
   if (!a.id) throw new EnvelopeError("admin answer: id is required");
   const from = a.from ?? "";
   if (a.type === "error") {
-    const err = el.getChild("error");
-    let condition = "undefined-condition";
-    let text: string | undefined;
-    for (const c of err?.getChildren() ?? []) {
-      if (c.local === "text") text = c.text();
-      else condition = c.local;
-    }
+    const { condition = "undefined-condition", text } = readError(el.getChild("error"));
     return { type: "error", id: a.id, from, condition, text };
   }
   if (a.type !== "result") throw new EnvelopeError(`admin answer: bad type '${a.type ?? ""}'`);

@@ -2,7 +2,7 @@
  * The internal envelope (docs/envelope.md): builders that produce the exact
  * text processes send, and readers that validate what they receive.
  */
-import { escapeAttr, type Element } from "@jabberfarm/xml";
+import { escapeAttr, readError, type Element } from "@jabberfarm/xml";
 
 /** The version is in the namespace; see docs/envelope.md. */
 export const ENVELOPE_NS = "urn:jabberfarm:envelope:1";
@@ -57,8 +57,7 @@ export function readSession(el: Element): SessionEnvelope {
   let condition = a.condition;
   if (a.type === "error" && condition === undefined) {
     // The router's own bounce carries a stanza <error/> child instead.
-    const err = el.getChild("error");
-    for (const c of err?.getChildren() ?? []) if (c.local !== "text") condition = c.local;
+    condition = readError(el.getChild("error")).condition;
   }
   return { type: a.type as SessionType, from: a.from, to: a.to, sid: a.sid, id: a.id, jid: a.jid, condition, reason: a.reason };
 }

@@ -4,19 +4,12 @@
  * See USAGE (options.ts); docs/operations.md has the longer story.
  */
 import type { Logger } from "pino";
-import { c2sConfigSchema, startC2s } from "@jabberfarm/c2s";
-import { Metrics, startHealthServer, type MetricsEndpoint } from "@jabberfarm/metrics";
-import { Router, routerConfigSchema } from "@jabberfarm/router";
-import { smConfigSchema, startSm } from "@jabberfarm/sm";
-import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
-import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
+import type { Metrics, MetricsEndpoint } from "@jabberfarm/metrics";
 import { ConfigError, readConfigFile, validateSection } from "./config-file.js";
 import { TOP_LEVEL_KEYS, sectionFor } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
-import { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } from "./operator.js";
 import { USAGE, UsageError, adminDocument, parse, type Options } from "./options.js";
-import { runUp } from "./up-command.js";
 import { routersKnown } from "./farm-wait.js";
 import type { ChildReport } from "./up.js";
 
@@ -38,10 +31,12 @@ async function serve<P extends Stoppable>(
 ): Promise<{ proc: P; metricsPort: number | undefined }> {
   // Every line names the instance, so the lines of a farm's processes can be told apart once merged.
   const log = processLog.child({ instance });
-  const metrics = endpoint ? new Metrics({ process: name, instance }) : undefined;
+  // prom-client is loaded only by a process that serves metrics.
+  const { Metrics, startHealthServer } = endpoint ? await import("@jabberfarm/metrics") : { Metrics: undefined, startHealthServer: undefined };
+  const metrics = endpoint && Metrics ? new Metrics({ process: name, instance }) : undefined;
   let proc: P | undefined;
   let stopping = false;
-  const health = endpoint && metrics
+  const health = endpoint && metrics && startHealthServer
     ? await startHealthServer({ host: endpoint.host, port: endpoint.port, metrics, ready: () => !stopping && proc !== undefined && ready(proc) })
     : undefined;
   if (health) log.info({ host: health.host, port: health.port }, "metrics and health endpoints listening");
@@ -66,7 +61,12 @@ async function serve<P extends Stoppable>(
   return { proc, metricsPort: health?.port };
 }
 
-/** Runs one process; resolves with the ports it bound once it serves (the supervisor of `up` learns them). */
+/**
+ * Runs one process; resolves with the ports it bound once it serves (the
+ * supervisor of `up` learns them). Each kind loads only its own package:
+ * a router never loads PGlite, an sm never loads the TLS certificate maker
+ * (docs/performance.md, memory at start).
+ */
 async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<ChildReport> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
@@ -74,6 +74,7 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
   toggleDebugOnSignal(log);
   switch (name) {
     case "router": {
+      const { Router, routerConfigSchema } = await import("@jabberfarm/router");
       const config = validateSection(sectionFor(doc, "router"), "router", routerConfigSchema);
       // Without an instance name, where it listens tells routers apart.
       const { proc, metricsPort } = await serve(name, config.instance ?? `${config.host}:${config.port}`, config.metrics, log, async (metrics, log) => {
@@ -84,16 +85,19 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
       return { router: proc.address?.port, metrics: metricsPort };
     }
     case "xdb": {
+      const { startXdb, xdbConfigSchema } = await import("@jabberfarm/xdb");
       const config = validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
       const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startXdb(config, { logger: log, metrics }), (xdb) => xdb.ready());
       return { metrics: metricsPort };
     }
     case "sm": {
+      const { smConfigSchema, startSm } = await import("@jabberfarm/sm");
       const config = validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
       const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startSm(config, { logger: log, metrics }), (sm) => sm.ready());
       return { metrics: metricsPort };
     }
     case "c2s": {
+      const { c2sConfigSchema, startC2s } = await import("@jabberfarm/c2s");
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
       const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
       return { ...proc.ports, metrics: metricsPort };
@@ -108,11 +112,13 @@ async function runAdmin(command: string, o: Options): Promise<void> {
   const cli = command === "migrate" ? sectionFor(adminDocument(o), "cli") : await routersKnown(() => sectionFor(adminDocument(o), "cli"), o.waitMs, say);
   const log = createLogger("cli", o.level === "info" ? "warn" : o.level);
   if (command === "migrate") {
+    const { openStorage } = await import("@jabberfarm/xdb");
     const s = await openStorage({ databaseUrl: cli.databaseUrl as string | undefined, dataDir: `${String(cli.dataDir ?? o.data)}/db` });
     await s.close();
     process.stderr.write("storage is at the latest schema version\n");
     return;
   }
+  const { accountJid, addUser, changePassword, openAdminStorage, readPassword } = await import("./admin.js");
   const user = accountJid(o.positionals[0], String(cli.domain));
   const admin = await openAdminStorage(cli, log, o.waitMs, say);
   try {
@@ -142,6 +148,7 @@ async function runAdmin(command: string, o: Options): Promise<void> {
 /** `status`, `sessions`, `kick`: questions to the running farm (operator.ts). */
 async function runOperator(command: "status" | "sessions" | "kick", o: Options): Promise<number> {
   const cli = sectionFor(adminDocument(o), "cli");
+  const { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } = await import("./operator.js");
   const link = await OperatorLink.open(cli);
   const json = (v: unknown): void => void process.stdout.write(JSON.stringify(v, null, 2) + "\n");
   try {
@@ -175,7 +182,7 @@ async function runOperator(command: "status" | "sessions" | "kick", o: Options):
  * only some processes) is completed with the shared values and validated;
  * every mistake is printed with its key path. Exit 0 when all is well.
  */
-function runConfigCheck(o: Options): number {
+async function runConfigCheck(o: Options): Promise<number> {
   const [sub, fileArg] = o.positionals;
   if (sub !== "check") throw new UsageError("usage: jabberfarm config check FILE");
   const file = fileArg ?? o.config;
@@ -184,7 +191,10 @@ function runConfigCheck(o: Options): number {
   const problems: string[] = [];
   for (const k of Object.keys(doc)) if (!TOP_LEVEL_KEYS.has(k)) problems.push(`${k}: unknown key (expected one of ${[...TOP_LEVEL_KEYS].join(", ")})`);
   const checks = [
-    ["router", routerConfigSchema], ["xdb", xdbConfigSchema], ["sm", smConfigSchema], ["c2s", c2sConfigSchema],
+    ["router", (await import("@jabberfarm/router")).routerConfigSchema],
+    ["xdb", (await import("@jabberfarm/xdb")).xdbConfigSchema],
+    ["sm", (await import("@jabberfarm/sm")).smConfigSchema],
+    ["c2s", (await import("@jabberfarm/c2s")).c2sConfigSchema],
   ] as const;
   const present = checks.filter(([name]) => doc[name] !== undefined);
   if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s");
@@ -224,7 +234,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return -1; // runs until a signal
     case "up":
-      await runUp(o);
+      // The supervisor loads what it validates; its children load only their own kind.
+      await (await import("./up-command.js")).runUp(o);
       return -1;
     case "adduser":
     case "passwd":

@@ -11,7 +11,7 @@ import {
   parseXdbResult, xdbParamsFromArgs, xdbRequest, ENVELOPE_NS, XDB_OPS, type XdbMethods, type XdbOp, type XdbParams, type XdbResult,
 } from "@jabberfarm/envelope";
 import type { Histogram, Metrics } from "@jabberfarm/metrics";
-import type { Element } from "@jabberfarm/xml";
+import { readError, type Element } from "@jabberfarm/xml";
 import type { Storage } from "./storage.js";
 
 /** A request that failed: the stanza error condition xdb (or the router) answered with. */
@@ -76,12 +76,7 @@ export class XdbClient implements Storage {
       }
       return true;
     }
-    let condition = "undefined-condition";
-    let text: string | undefined;
-    for (const c of el.getChild("error")?.getChildren() ?? []) {
-      if (c.local === "text") text = c.text();
-      else condition = c.local;
-    }
+    const { condition = "undefined-condition", text } = readError(el.getChild("error"));
     p.reject(new XdbRequestError(p.op, condition, text));
     return true;
   }

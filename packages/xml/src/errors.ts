@@ -5,14 +5,18 @@
 import { Element, escapeText, xml } from "./element.js";
 import { NS } from "./namespaces.js";
 
-export type StreamErrorCondition =
-  | "bad-format" | "bad-namespace-prefix" | "conflict" | "connection-timeout"
-  | "host-gone" | "host-unknown" | "improper-addressing" | "internal-server-error"
-  | "invalid-from" | "invalid-namespace" | "invalid-xml" | "not-authorized"
-  | "not-well-formed" | "policy-violation" | "remote-connection-failed" | "reset"
-  | "resource-constraint" | "restricted-xml" | "see-other-host" | "system-shutdown"
-  | "undefined-condition" | "unsupported-encoding" | "unsupported-feature"
-  | "unsupported-stanza-type" | "unsupported-version";
+/** Every stream error condition of RFC 6120 §4.9.3: the one list in the farm. */
+export const STREAM_ERROR_CONDITIONS = [
+  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout",
+  "host-gone", "host-unknown", "improper-addressing", "internal-server-error",
+  "invalid-from", "invalid-namespace", "invalid-xml", "not-authorized",
+  "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown",
+  "undefined-condition", "unsupported-encoding", "unsupported-feature",
+  "unsupported-stanza-type", "unsupported-version",
+] as const;
+
+export type StreamErrorCondition = (typeof STREAM_ERROR_CONDITIONS)[number];
 
 /** A condition that ends the stream; thrown by the parser and the protocol layers. */
 export class StreamError extends Error {
@@ -41,13 +45,47 @@ export class StreamError extends Error {
 
 export type StanzaErrorType = "auth" | "cancel" | "continue" | "modify" | "wait";
 
-export type StanzaErrorCondition =
-  | "bad-request" | "conflict" | "feature-not-implemented" | "forbidden" | "gone"
-  | "internal-server-error" | "item-not-found" | "jid-malformed" | "not-acceptable"
-  | "not-allowed" | "not-authorized" | "policy-violation" | "recipient-unavailable"
-  | "redirect" | "registration-required" | "remote-server-not-found"
-  | "remote-server-timeout" | "resource-constraint" | "service-unavailable"
-  | "subscription-required" | "undefined-condition" | "unexpected-request";
+/** Every stanza error condition of RFC 6120 §8.3.3: the one list in the farm. */
+export const STANZA_ERROR_CONDITIONS = [
+  "bad-request", "conflict", "feature-not-implemented", "forbidden", "gone",
+  "internal-server-error", "item-not-found", "jid-malformed", "not-acceptable",
+  "not-allowed", "not-authorized", "policy-violation", "recipient-unavailable",
+  "redirect", "registration-required", "remote-server-not-found",
+  "remote-server-timeout", "resource-constraint", "service-unavailable",
+  "subscription-required", "undefined-condition", "unexpected-request",
+] as const;
+
+export type StanzaErrorCondition = (typeof STANZA_ERROR_CONDITIONS)[number];
+
+const STREAM_SET: ReadonlySet<string> = new Set(STREAM_ERROR_CONDITIONS);
+const STANZA_SET: ReadonlySet<string> = new Set(STANZA_ERROR_CONDITIONS);
+
+/**
+ * A condition that arrived as text (in an envelope, from a peer) as one we
+ * may send: an unknown one becomes undefined-condition rather than an
+ * element the receiver cannot read.
+ */
+export function streamCondition(c: string | undefined): StreamErrorCondition {
+  return c !== undefined && STREAM_SET.has(c) ? (c as StreamErrorCondition) : "undefined-condition";
+}
+
+export function stanzaCondition(c: string | undefined): StanzaErrorCondition {
+  return c !== undefined && STANZA_SET.has(c) ? (c as StanzaErrorCondition) : "undefined-condition";
+}
+
+/**
+ * The condition and text of an error: a stanza's `<error/>` child, or a
+ * `<stream:error/>` element itself (the one place errors are read).
+ */
+export function readError(error: Element | undefined): { condition: string | undefined; text: string | undefined } {
+  let condition: string | undefined;
+  let text: string | undefined;
+  for (const c of error?.getChildren() ?? []) {
+    if (c.local === "text") text = c.text();
+    else condition ??= c.local;
+  }
+  return { condition, text };
+}
 
 /** The error type RFC 6120 §8.3.3 pairs with each condition. */
 const DEFAULT_TYPE: Record<StanzaErrorCondition, StanzaErrorType> = {
@@ -136,8 +174,5 @@ export function canBounce(stanza: Element): boolean {
 
 /** Reads the condition of a stanza error reply, for tests and logs. */
 export function stanzaErrorCondition(stanza: Element): string | undefined {
-  const err = stanza.getChild("error");
-  if (!err) return undefined;
-  for (const c of err.getChildren()) if (c.ns === NS.STANZA_ERRORS && c.local !== "text") return c.local;
-  return undefined;
+  return readError(stanza.getChild("error")).condition;
 }

@@ -2,6 +2,7 @@ export { Element, xml, serialize, escapeText, escapeAttr, isXmlText, type Attrs,
 export { NS } from "./namespaces.js";
 export {
   StreamError, errorElement, stanzaErrorReply, canBounce, stanzaErrorCondition, payloadWithin, ERROR_PAYLOAD_MAX,
+  STREAM_ERROR_CONDITIONS, STANZA_ERROR_CONDITIONS, streamCondition, stanzaCondition, readError,
   type StreamErrorCondition, type StanzaErrorCondition, type StanzaErrorType, type StanzaErrorOptions,
 } from "./errors.js";
 export {
