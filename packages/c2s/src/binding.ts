@@ -6,13 +6,11 @@
  * knows the session before any of its stanzas arrives.
  */
 import { randomBytes } from "node:crypto";
-import { routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
+import { sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { NS, errorElement, stanzaCondition, xml, type Element, type StanzaErrorType } from "@jabberfarm/xml";
 import type { ClientStream } from "./client-stream.js";
 
-/** As long as the confirmation attributes can be (epoch, two numbers), for the size check. */
-const CONFIRM_ATTRS_ROOM = " seq='00000000.0000000000000000' low='0000000000000000'";
 
 interface PendingBind {
   sid: string;
@@ -74,10 +72,7 @@ export class ResourceBinding {
     clearTimeout(b.timer);
     this.pending = undefined;
     const full = b.jid.toString();
-    const bare = b.jid.bareString();
-    const routeOverhead = Buffer.byteLength(routeEnvelope(stream.ctx.address, bare, sid, "", CONFIRM_ATTRS_ROOM));
-    stream.bound = { sid, jid: b.jid, full, bare, routeOverhead };
-    stream.log = stream.log.child({ sid });
+    stream.adoptSession(sid, b.jid);
     stream.log.info({ jid: full }, "session started");
     stream.reply(xml("iq", { type: "result", id: b.iq.attrs.id }, xml("bind", { xmlns: NS.BIND }, xml("jid", {}, full))));
     stream.setBusy(false);

@@ -314,7 +314,10 @@ describe("sessions", () => {
     const b2 = await c.next((el) => el.attrs.id === "b2");
     assert.equal(b2.attrs.type, "error");
     assert.equal(errorCondition(b2), "not-allowed");
+    // Stream management is not offered by this farm's SMs: refused, the stream goes on.
     c.write(`<enable xmlns='urn:xmpp:sm:3'/>`);
+    await c.next((el) => el.local === "failed" && el.getChild("feature-not-implemented") !== undefined);
+    c.write(`<thing xmlns='urn:example:not-a-stanza'/>`);
     assert.equal(await c.streamError(), "unsupported-stanza-type");
   });
 
@@ -408,7 +411,14 @@ describe("against a session manager driven by hand", () => {
   before(async () => {
     // The SM first: a c2s listens once an SM serves its domain.
     fake = new Component({ name: FAKE_SM_DOMAIN, secret: SECRETS.fake, instance: "fake-1", routers: [{ host: "127.0.0.1", port: farm.routerPort }] });
-    fake.on("stanza", (el) => got.push(el));
+    fake.on("stanza", (el) => {
+      // Like any SM, it says which stream features its modules offer (none).
+      if (el.local === "features" && el.attrs.type === "get") {
+        fake.send(`<features xmlns='${ENVELOPE_NS}' type='result' id='${el.attrs.id}' from='${fakeAddress}' to='${el.attrs.from}'/>`);
+        return;
+      }
+      got.push(el);
+    });
     await fake.start();
     c2s = await farm.startC2s({ domain: FAKE_SM_DOMAIN, limits: { bindTimeoutMs: 300 } });
     await farm.addUser("x", "pw", FAKE_SM_DOMAIN);

@@ -35,9 +35,12 @@ export interface ClientContext {
   /**
    * Sends a session's stanza to its SM, confirmed (docs/envelope.md,
    * "Confirmation"): `build` gets the attributes to put in the route's start
-   * tag. False when no router is reachable.
+   * tag. Answers the route's number (0 when no router is reachable), for
+   * `isConfirmed`.
    */
-  routeToSm(build: (confirmAttrs: string) => string): boolean;
+  routeToSm(build: (confirmAttrs: string) => string): number;
+  /** Whether the SM acknowledged (handled) the route `routeToSm` numbered `n`. */
+  isConfirmed(n: number): boolean;
   readonly storage: {
     getCredentials(user: string): Promise<ScramCredential[] | null>;
     createAccount(user: string, credentials: ScramCredential[]): Promise<boolean>;

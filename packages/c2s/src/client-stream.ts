@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
-import { sessionEnvelope } from "@jabberfarm/envelope";
+import { reflectEnvelope, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOfBytes, kindOfName, kindOfText } from "@jabberfarm/metrics";
 import {
@@ -26,6 +26,10 @@ import { InBandRegistration } from "./registration.js";
 import { SaslNegotiation } from "./sasl-negotiation.js";
 import { SessionStanzas } from "./session-stanzas.js";
 import { startTls } from "./starttls.js";
+import { NS_CSI, NS_SM, StreamManagement } from "./stream-management.js";
+
+/** As long as the confirmation attributes can be (epoch, two numbers), for the size check. */
+const CONFIRM_ATTRS_ROOM = " seq='00000000.0000000000000000' low='0000000000000000'";
 
 /** Elements queued while an answer is pending (SASL, registration, binding); more is abuse. */
 const MAX_QUEUED_ELEMENTS = 100;
@@ -83,6 +87,8 @@ export class ClientStream {
   private readonly registration: InBandRegistration;
   readonly binding: ResourceBinding;
   private readonly stanzas: SessionStanzas;
+  /** XEP-0198 and XEP-0352, the c2s's half (stream-management.ts). */
+  readonly sm: StreamManagement;
 
   constructor(socket: Socket, opts: { directTls: boolean; log: Logger }, ctx: ClientContext) {
     this.ctx = ctx;
@@ -107,6 +113,7 @@ export class ClientStream {
     this.registration = new InBandRegistration(this);
     this.binding = new ResourceBinding(this);
     this.stanzas = new SessionStanzas(this);
+    this.sm = new StreamManagement(this);
     this.watch(socket);
   }
 
@@ -203,6 +210,7 @@ export class ClientStream {
 
   private dispatch(el: Element, raw: string): void {
     try {
+      if ((el.ns === NS_SM || el.ns === NS_CSI) && this.sm.onNonza(el)) return;
       if (this.bound) this.stanzas.fromClient(el);
       else this.negotiate(el);
     } catch (err) {
@@ -320,6 +328,7 @@ export class ClientStream {
   deliver(raw: string | Buffer): void {
     if (!this.conn.isOpen) return;
     this.send(raw);
+    this.sm.written();
     this.ctx.metrics?.stanzasOut.add(typeof raw === "string" ? kindOfText(raw) : kindOfBytes(raw));
     if (this.conn.congested) {
       this.log.warn({ queued: this.conn.socket.writableLength }, "client reads too slowly");
@@ -366,11 +375,31 @@ export class ClientStream {
     } else if (this.streamOpen && now - this.lastWrite > limits.keepaliveIntervalMs) {
       this.send(" ");
     }
+    this.sm.tick(now);
   }
 
   reply(stanza: Element): void {
+    const s = this.bound;
+    if (s !== undefined && this.sm.enabled) {
+      // Through the SM, which numbers what the client gets (stream-management.ts);
+      // written here only when no router can take it.
+      stanza.attrs.xmlns = NS.CLIENT;
+      const text = stanza.toString();
+      if (this.ctx.routeToSm((c) => reflectEnvelope(this.ctx.address, s.bare, s.sid, text, c)) !== 0) return;
+      delete stanza.attrs.xmlns;
+    }
     this.send(stanza.toString());
+    this.sm.written();
     this.ctx.metrics?.stanzasOut.add(kindOfName(stanza.name));
+  }
+
+  /** The session is bound to this stream (resource binding, or a resumption): its stanzas may flow. */
+  adoptSession(sid: string, jid: Jid): void {
+    const full = jid.toString();
+    const bare = jid.bareString();
+    const routeOverhead = Buffer.byteLength(routeEnvelope(this.ctx.address, bare, sid, "", CONFIRM_ATTRS_ROOM));
+    this.bound = { sid, jid, full, bare, routeOverhead };
+    this.log = this.log.child({ sid });
   }
 
   iqResult(iq: Element, payload?: Element): void {
@@ -392,6 +421,7 @@ export class ClientStream {
 
   private onClose(reason: CloseReason): void {
     this.sasl.stop();
+    this.sm.stop();
     const pending = this.binding.abandon();
     const sid = this.bound?.sid ?? pending?.sid;
     const bare = this.bound?.bare ?? pending?.jid.bareString();
@@ -400,8 +430,10 @@ export class ClientStream {
       : reason.socketError ? `socket: ${reason.socketError}` : "stream closed";
     if (sid !== undefined && bare !== undefined) {
       this.ctx.untrack(sid, this);
-      // A kicked session is already gone from the SM.
-      if (!this.kicked) this.ctx.outlet.send(sessionEnvelope({ type: "end", from: this.ctx.address, to: bare, sid, reason: why }));
+      // A kicked session is already gone from the SM; a resumable one waits
+      // there for its client to resume it, here or on another c2s.
+      const type = this.sm.keepForResumption(reason) ? "detach" : "end";
+      if (!this.kicked) this.ctx.outlet.send(sessionEnvelope({ type, from: this.ctx.address, to: bare, sid, reason: why }));
     }
     this.queue.length = 0;
     this.ctx.closed(this);

@@ -226,9 +226,9 @@ async function servicesServed(component: Component, missing: () => string[], log
     const done = (): void => {
       component.off("membership", check);
       component.off("up", check);
-      component.off("stanza", check);
       signal?.removeEventListener("abort", aborted);
       clearInterval(reminder);
+      clearInterval(poll);
     };
     const check = (): void => {
       if (missing().length > 0) return;
@@ -240,9 +240,10 @@ async function servicesServed(component: Component, missing: () => string[], log
       reject(new Error("stopped while waiting for the farm"));
     };
     const reminder = setInterval(() => log.info({ missing: missing() }, "still waiting for the farm before accepting clients"), 10_000);
+    // What is missing may also come without an event of the component (the SMs' features given up on).
+    const poll = setInterval(check, 250);
     component.on("membership", check);
     component.on("up", check);
-    component.on("stanza", check);
     signal?.addEventListener("abort", aborted);
   });
 }

@@ -104,8 +104,12 @@ export class C2sServer implements ClientContext {
     this.receiver = new ConfirmedReceiver(this.address, out);
   }
 
-  routeToSm(build: (confirmAttrs: string) => string): boolean {
+  routeToSm(build: (confirmAttrs: string) => string): number {
     return this.confirmed.send(build);
+  }
+
+  isConfirmed(n: number): boolean {
+    return !this.confirmed.isPending(n);
   }
 
   /** Set by the process when redirection is configured. */
@@ -329,8 +333,20 @@ export class C2sServer implements ClientContext {
             }
             return;
           case "error":
+            // An answer to a bind, a resumption or an sm-enable of this client.
             // A session limit is a wait error (RFC 6120 §7.6.2.1): the client may try again once one of its sessions ends.
             client?.bindFailed(s.sid, s.condition, s.condition === "resource-constraint" ? "wait" : undefined, s.reason);
+            client?.sm.resumeFailed(s.sid, s.condition, s.h);
+            if (client?.session?.sid === s.sid) client.sm.refusedBySm(s.condition);
+            return;
+          case "sm-enabled":
+            client?.sm.enabledBySm(s);
+            return;
+          case "resumed":
+            if (!client?.sm.resumedBySm(s)) {
+              // The client left while it was resuming: the SM keeps the session for another try.
+              this.outlet.send(sessionEnvelope({ type: "detach", from: this.address, to: s.from, sid: s.sid, reason: "left while resuming" }));
+            }
             return;
           case "kick":
             client?.kick(s.condition, s.reason);

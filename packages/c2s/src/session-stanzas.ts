@@ -28,10 +28,12 @@ export class SessionStanzas {
     }
     if (el.local === "iq" && el.attrs.type === "set" && stream.isServer(el.attrs.to)) {
       if (el.getChild("bind", NS.BIND)) {
+        stream.sm.routed(0);
         stream.stanzaError(el, "not-allowed", { text: "a resource is already bound to this stream" });
         return;
       }
       if (el.getChild("session", NS_SESSION)) {
+        stream.sm.routed(0);
         stream.iqResult(el);
         return;
       }
@@ -60,13 +62,16 @@ export class SessionStanzas {
     const max = Math.min(ctx.config.limits.maxRoutedBytes, ctx.outlet.maxElementBytes) - Math.max(s.routeOverhead, ENVELOPE_ROOM);
     if (text.length * 3 > max && Buffer.byteLength(text) > max) {
       stream.log.info({ bytes: Buffer.byteLength(text), max }, "stanza too large once re-serialised; refused");
+      stream.sm.routed(0);
       this.undeliverable(el, "policy-violation", `the stanza is larger than ${max} bytes once re-serialised`, "modify");
       return;
     }
-    if (!ctx.routeToSm((c) => routeEnvelope(ctx.address, s.bare, s.sid, text, c))) {
+    const n = ctx.routeToSm((c) => routeEnvelope(ctx.address, s.bare, s.sid, text, c));
+    if (n === 0) {
       this.undeliverable(el, "remote-server-timeout", "the server cannot route stanzas right now; try again");
       return;
     }
+    stream.sm.routed(n);
     if (ctx.outlet.congested && !stream.pauses.has("router")) {
       stream.pause("router");
       ctx.outlet.onceDrained(() => stream.resume("router"));

@@ -13,7 +13,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { pino, type Logger } from "pino";
 import { Router } from "@jabberfarm/router";
 import { ScramClient, deriveCredentials, type ScramCredential, type ScramMechanism } from "@jabberfarm/sasl";
-import { startSm, type SmConfigInput, type SmProcess } from "@jabberfarm/sm";
+import { loadModules, startSm, type SmConfigInput, type SmProcess } from "@jabberfarm/sm";
 import { SqlStorage, openPostgres, startXdb, type Storage, type XdbProcess } from "@jabberfarm/xdb";
 import { NS, StreamParser, type Element, type StreamHeader } from "@jabberfarm/xml";
 import type { C2sConfigInput } from "./config.js";
@@ -60,8 +60,8 @@ function credentialsFor(password: string): ScramCredential[] {
 }
 
 /**
- * Router + storage + SM (no modules: the core alone routes between full
- * JIDs) and, when `withXdb`, an xdb process on the same schema so that c2s
+ * Router + storage + SM (the core, with the roster and subscription
+ * modules) and, when `withXdb`, an xdb process on the same schema so that c2s
  * can reach storage through the router as in production.
  */
 export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string[]; sm?: Partial<SmConfigInput> } = {}): Promise<C2sTestFarm> {
@@ -79,7 +79,9 @@ export async function startFarm(opts: { withXdb?: boolean; extraDomains?: string
   const routers = [{ host: "127.0.0.1", port }];
   const schema = `c2s_test_${randomBytes(6).toString("hex")}`;
   const storage = await openPostgres(DATABASE_URL, { schema, poolSize: 4 });
-  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers, ...opts.sm }, { logger, storage, modules: [] });
+  // The core routes between full JIDs; roster and subscription bring the
+  // stream features c2s asks the SMs for (roster versioning, pre-approval).
+  const sm = await startSm({ domain: DOMAIN, instance: "sm-1", secret: SECRETS.sm, routers, ...opts.sm }, { logger, storage, modules: loadModules(["roster", "subscription"]) });
   let xdb: XdbProcess | undefined;
   if (opts.withXdb) {
     // The schema exists and is migrated; xdb selects it through the URL.

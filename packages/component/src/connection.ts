@@ -29,6 +29,8 @@ export interface CloseReason {
   remote?: boolean;
   /** A socket-level error message (ECONNRESET...). */
   socketError?: string;
+  /** The peer ended its stream (`</stream:stream>`): a goodbye, not a lost connection. */
+  clean?: boolean;
 }
 
 export interface XmlConnectionOptions extends StreamParserOptions {
@@ -82,7 +84,7 @@ export class XmlConnection {
         }
         handlers.onElement(el, raw);
       },
-      onStreamEnd: () => this.close(),
+      onStreamEnd: () => this.peerEnded(),
       onError: (err) => this.close(err),
     }, opts);
     this.attach(socket);
@@ -122,7 +124,7 @@ export class XmlConnection {
         }
         this.handlers.onElement(el, raw);
       },
-      onStreamEnd: () => this.close(),
+      onStreamEnd: () => this.peerEnded(),
       onError: (err) => this.close(err),
     }, { contentNs, ...(maxStanzaBytes === undefined ? {} : { maxStanzaBytes }) });
     this.parser.handOff((rest) => {
@@ -261,6 +263,11 @@ export class XmlConnection {
   destroy(): void {
     this.socket.destroy();
     this.finish();
+  }
+
+  private peerEnded(): void {
+    this.closeReason.clean = true;
+    this.close();
   }
 
   private peerError(el: Element): void {

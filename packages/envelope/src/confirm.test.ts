@@ -87,8 +87,20 @@ describe("confirmed delivery", () => {
   test("no link: nothing is held and the caller is told", () => {
     const p = pair();
     p.setLink(false);
-    assert.equal(p.sender.send(p.build("1")), false);
+    assert.equal(p.sender.send(p.build("1")), 0);
     assert.equal(p.sender.size, 0);
+    p.sender.stop();
+    p.receiver.stop();
+  });
+
+  test("send answers each element's number, pending until acknowledged", () => {
+    const p = pair();
+    const a = p.sender.send(p.build("1"));
+    const b = p.sender.send(p.build("2"));
+    assert.ok(a > 0 && b === a + 1);
+    assert.ok(p.sender.isPending(a) && p.sender.isPending(b));
+    p.sender.acknowledge([a]);
+    assert.ok(!p.sender.isPending(a) && p.sender.isPending(b));
     p.sender.stop();
     p.receiver.stop();
   });

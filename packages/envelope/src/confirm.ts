@@ -63,20 +63,25 @@ export class ConfirmedSender {
 
   /**
    * Sends the element `build` makes from the confirmation attributes (to be
-   * put in its start tag as they are). False when no router link is up: the
-   * element is not held then, and the caller answers for it.
+   * put in its start tag as they are); answers its number. 0 when no router
+   * link is up: the element is not held then, and the caller answers for it.
    */
-  send(build: (confirmAttrs: string) => string): boolean {
+  send(build: (confirmAttrs: string) => string): number {
     const n = ++this.seq;
     const text = build(` seq='${this.epoch}.${n}' low='${this.low(n)}'`);
-    if (!this.out(text)) return false;
+    if (!this.out(text)) return 0;
     this.pending.set(n, { text, sentAt: Date.now(), sends: 1 });
     if (this.pending.size > this.maxPending) {
       const [oldest, p] = this.pending.entries().next().value as [number, Pending];
       this.pending.delete(oldest);
       this.o.onGiveUp?.(p.text, p.sends);
     }
-    return true;
+    return n;
+  }
+
+  /** Whether number `n` (what `send` answered) is still waiting for its acknowledgement. */
+  isPending(n: number): boolean {
+    return this.pending.has(n);
   }
 
   /** Numbers the receiver acknowledged (from an `<ack/>` for our epoch). */

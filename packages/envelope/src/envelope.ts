@@ -7,8 +7,17 @@ import { escapeAttr, readError, type Element } from "@jabberfarm/xml";
 /** The version is in the namespace; see docs/envelope.md. */
 export const ENVELOPE_NS = "urn:jabberfarm:envelope:1";
 
-export type SessionType = "start" | "started" | "end" | "kick" | "error" | "reset";
-const SESSION_TYPES: ReadonlySet<string> = new Set<SessionType>(["start", "started", "end", "kick", "error", "reset"]);
+/**
+ * The session control types (docs/envelope.md): the session's life, and
+ * stream management (XEP-0198) and client state (XEP-0352), whose state
+ * lives with the session in the SM rather than in the c2s.
+ */
+export const SESSION_TYPES = [
+  "start", "started", "end", "kick", "error", "reset",
+  "sm-enable", "sm-enabled", "sm-ack", "detach", "resume", "resumed", "csi",
+] as const;
+export type SessionType = (typeof SESSION_TYPES)[number];
+const SESSION_TYPE_SET: ReadonlySet<string> = new Set(SESSION_TYPES);
 
 export interface SessionEnvelope {
   type: SessionType;
@@ -22,6 +31,15 @@ export interface SessionEnvelope {
   condition?: string | undefined;
   /** Free text for logs (`end`, `kick`). */
   reason?: string | undefined;
+  /** XEP-0198: a handled count (`sm-ack`, `resume`, `resumed`). */
+  h?: string | undefined;
+  /** XEP-0198: the resumption id (`sm-enabled`, `resume`). */
+  previd?: string | undefined;
+  /** XEP-0198: resumable (`sm-enable`: "true"), and for how many seconds (`max`). */
+  resume?: string | undefined;
+  max?: string | undefined;
+  /** XEP-0352: `active` or `inactive` (`csi`). */
+  state?: string | undefined;
 }
 
 export class EnvelopeError extends Error {
@@ -43,6 +61,7 @@ function attrs(pairs: Record<string, string | undefined>): string {
 export function sessionEnvelope(e: SessionEnvelope): string {
   return `<session xmlns='${ENVELOPE_NS}'${attrs({
     type: e.type, id: e.id, from: e.from, to: e.to, sid: e.sid, jid: e.jid, condition: e.condition, reason: e.reason,
+    h: e.h, previd: e.previd, resume: e.resume, max: e.max, state: e.state,
   })}/>`;
 }
 
@@ -50,7 +69,7 @@ export function sessionEnvelope(e: SessionEnvelope): string {
 export function readSession(el: Element): SessionEnvelope {
   const a = el.attrs;
   if (el.local !== "session" || el.ns !== ENVELOPE_NS) throw new EnvelopeError(`not a session envelope: <${el.name}/>`);
-  if (a.type === undefined || !SESSION_TYPES.has(a.type)) throw new EnvelopeError(`session: bad type '${a.type ?? ""}'`);
+  if (a.type === undefined || !SESSION_TYPE_SET.has(a.type)) throw new EnvelopeError(`session: bad type '${a.type ?? ""}'`);
   if (!a.from || !a.to) throw new EnvelopeError("session: from and to are required");
   if (!a.sid) throw new EnvelopeError("session: sid is required");
   if (a.type === "start" && !a.jid) throw new EnvelopeError("session start: jid is required");
@@ -59,7 +78,11 @@ export function readSession(el: Element): SessionEnvelope {
     // The router's own bounce carries a stanza <error/> child instead.
     condition = readError(el.getChild("error")).condition;
   }
-  return { type: a.type as SessionType, from: a.from, to: a.to, sid: a.sid, id: a.id, jid: a.jid, condition, reason: a.reason };
+  if (a.type === "resume" && (!a.previd || a.h === undefined)) throw new EnvelopeError("session resume: previd and h are required");
+  return {
+    type: a.type as SessionType, from: a.from, to: a.to, sid: a.sid, id: a.id, jid: a.jid, condition, reason: a.reason,
+    h: a.h, previd: a.previd, resume: a.resume, max: a.max, state: a.state,
+  };
 }
 
 /**
@@ -68,6 +91,15 @@ export function readSession(el: Element): SessionEnvelope {
  */
 export function routeEnvelope(from: string, to: string, sid: string, inner: string, confirmAttrs = ""): string {
   return `<route xmlns='${ENVELOPE_NS}' from='${escapeAttr(from)}' to='${escapeAttr(to)}' sid='${escapeAttr(sid)}'${confirmAttrs}>${inner}</route>`;
+}
+
+/**
+ * Wraps a stanza a c2s made itself for one of its sessions (an error it
+ * answered locally), sent to the session's SM to be delivered like any
+ * other, so that stream management numbers it (docs/stream-management.md).
+ */
+export function reflectEnvelope(from: string, to: string, sid: string, inner: string, confirmAttrs = ""): string {
+  return `<route xmlns='${ENVELOPE_NS}' type='reflect' from='${escapeAttr(from)}' to='${escapeAttr(to)}' sid='${escapeAttr(sid)}'${confirmAttrs}>${inner}</route>`;
 }
 
 /**

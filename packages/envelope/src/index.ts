@@ -1,5 +1,5 @@
 export {
-  ENVELOPE_NS, EnvelopeError, sessionEnvelope, readSession, routeEnvelope, relayEnvelope, readRoute, readRelay, routedStanzaBytes, explicitClientStanza, startTagEnd,
+  ENVELOPE_NS, EnvelopeError, SESSION_TYPES, sessionEnvelope, readSession, routeEnvelope, relayEnvelope, reflectEnvelope, readRoute, readRelay, routedStanzaBytes, explicitClientStanza, startTagEnd,
   type SessionEnvelope, type SessionType, type RouteEnvelope,
 } from "./envelope.js";
 export {

@@ -54,15 +54,26 @@ export interface HostIqEvent {
   session?: Session | undefined;
 }
 
-/** A stanza about to be written to one session. */
+/**
+ * A stanza about to be written to one session. `stanza` is parsed from
+ * `raw` the first time a handler reads it: a handler that needs only the
+ * text (stream management numbering it) costs no parse.
+ */
 export interface DeliverEvent {
-  stanza: Element;
-  raw: string;
-  session: Session;
+  readonly stanza: Element;
+  readonly raw: string;
+  readonly session: Session;
+  readonly kind: StanzaKind;
 }
 
 export interface SessionEvent {
   session: Session;
+}
+
+/** A session whose client cannot be reached any more (its c2s died or restarted, or said the session is gone). */
+export interface LostEvent {
+  session: Session;
+  why: string;
 }
 
 export interface UserEvent {
@@ -94,10 +105,18 @@ export interface SmEvents extends StanzaEvents {
   [k: `iq/host/${string}`]: HostIqEvent;
   /** A session was registered (after bind). */
   "session/bound": SessionEvent;
+  /** A session taken over from another SM through Redis, with its modules' data (`session.data`). */
+  "session/adopted": SessionEvent;
   /** A session came back after its client's stream was resumed on a c2s (XEP-0198). */
   "session/resumed": SessionEvent;
   /** A session is gone (closed, lost, replaced or kicked); still readable, no longer registered. */
   "session/ended": SessionEvent;
+  /**
+   * A session's client cannot be reached (its c2s died or restarted). A
+   * handler that returns true keeps the session (stream management holds
+   * it for the client to resume); otherwise it ends.
+   */
+  "session/lost": LostEvent;
   /** A session sent its initial available presence (RFC 6121 §4.2): time for offline delivery. */
   "presence/initial": SessionEvent;
   /** An account was removed; its data in the module stores is already gone. */

@@ -5,6 +5,7 @@
  * registered in modules/index.ts; docs/modules.md is the guide.
  */
 import type { Logger } from "pino";
+import type { SessionEnvelope, SessionType } from "@jabberfarm/envelope";
 import type { Element, StanzaErrorCondition } from "@jabberfarm/xml";
 import type { Storage } from "@jabberfarm/xdb";
 import type { SmConfig } from "./config.js";
@@ -86,6 +87,18 @@ export interface ModuleApi {
   accountExists(user: string): Promise<boolean>;
   /** A session sent its first available presence: fires `presence/initial` (offline delivery...). */
   initialPresence(session: Session): Promise<void>;
+  /**
+   * Handles `<session/>` envelopes of `type` from c2s (docs/envelope.md)
+   * that the core does not: stream management, client state. Runs in the
+   * user's queue; `session` is the one the envelope's `sid` names, if any.
+   */
+  onSessionControl(type: SessionType, handler: (e: SessionEnvelope, session: Session | undefined) => void | Promise<void>): void;
+  /** Ends a session as its c2s saying `end` would: gone from the registry, `session/ended` fired. */
+  endSession(session: Session, why: string): Promise<void>;
+  /** The session continues on another c2s connection (resumed): routes go there, under its new id. */
+  rebind(session: Session, sid: string, c2s: string): void;
+  /** A session continues after its client resumed the stream (XEP-0198): fires `session/resumed`. */
+  sessionResumed(session: Session): Promise<void>;
   /** An account was removed (its storage already gone): fires `user/deleted`. */
   userDeleted(user: string): Promise<void>;
   /** Writes a session's state (and its `data`) through to the shared record, for a takeover. */

@@ -9,6 +9,7 @@
 import type { Logger } from "pino";
 import { rendezvousPick, rendezvousSeed, type RendezvousCandidate } from "@jabberfarm/component";
 import type { RosterManager } from "./roster-manager.js";
+import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SessionStore } from "./session-store.js";
 import type { UserQueue } from "./user-queue.js";
@@ -23,6 +24,10 @@ export class Ownership {
   store: SessionStore | undefined;
   /** Whether a c2s address (`c2s/INSTANCE`) is served now; set by the process from the routers' notices. */
   c2sAlive: ((address: string) => boolean) | undefined;
+  /** A session taken over from Redis (its modules' data with it): `session/adopted`. */
+  onAdopted: ((s: Session) => void) | undefined;
+  /** A session taken over whose c2s is gone too: it is lost (runs in the user's queue). */
+  onLost: ((s: Session) => Promise<void>) | undefined;
 
   constructor(
     private readonly instance: string,
@@ -100,12 +105,17 @@ export class Ownership {
     if (this.checked.size > 100_000) this.checked.clear();
     this.checked.add(user);
     let n = 0;
+    const lost: Session[] = [];
     for (const s of found) {
-      if (this.c2sAlive !== undefined && !this.c2sAlive(s.c2s)) continue;
       this.sessions.add(s);
       store.save(s);
       n++;
+      // Its c2s is gone too: the session is lost, which ends it unless
+      // stream management keeps it for its client to resume elsewhere.
+      if (this.c2sAlive !== undefined && !this.c2sAlive(s.c2s)) lost.push(s);
     }
+    for (const s of found) if (!lost.includes(s)) this.onAdopted?.(s);
+    for (const s of lost) await this.onLost?.(s);
     return n;
   }
 }

@@ -79,10 +79,22 @@ export const blockingConfigSchema = z.strictObject({
   maxItems: count.default(1000),
 }).prefault({});
 
+export const streamManagementConfigSchema = z.strictObject({
+  /**
+   * How long a session whose client's connection dropped waits for the
+   * client to resume it (XEP-0198 `max`); a client may ask for less. Held
+   * messages then go to the user's other resources or offline storage.
+   */
+  resumeTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+  /** Stanzas sent and not acknowledged beyond which a client that does not ack is ended. */
+  maxUnacked: z.number().int().min(10).default(1000),
+}).prefault({});
+
 /** The modules' sections of the SM config. */
 export const moduleQuotaSections = {
   offline: offlineConfigSchema,
   blocking: blockingConfigSchema,
+  streamManagement: streamManagementConfigSchema,
   roster: rosterConfigSchema,
   subscription: subscriptionConfigSchema,
   private: privateConfigSchema,

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import {
-  ENVELOPE_NS, EnvelopeError, explicitClientStanza, readAck, readRelay, readRoute, readSession, sessionEnvelope, type SessionEnvelope,
+  ENVELOPE_NS, EnvelopeError, type SessionEnvelope as Control, explicitClientStanza, readAck, readRelay, readRoute, readSession, sessionEnvelope, type SessionEnvelope,
   type ConfirmedReceiver, type ConfirmedSender,
 } from "@jabberfarm/envelope";
 import { stanzaErrorReply, type Element } from "@jabberfarm/xml";
@@ -39,8 +39,10 @@ export interface IntakeCore {
    * `started` (c2s may answer the bind), then fires `session/bound`.
    */
   startSession(session: Session, started: () => void): Promise<void>;
-  /** A session is gone: registry, Redis, `session/ended`. */
-  endSession(session: Session): Promise<void>;
+  /** A session is gone from the registry: Redis, `session/ended`. */
+  ended(session: Session): Promise<void>;
+  /** The handler a module registered for a session control type (ModuleApi.onSessionControl). */
+  sessionControl(type: string): ((e: Control, session: Session | undefined) => void | Promise<void>) | undefined;
   /** Ends, in its user's queue, a session whose client cannot be reached any more. */
   endLost(session: Session, why: string): void;
   endLostNow(session: Session, why: string): Promise<void>;
@@ -144,6 +146,16 @@ export class RouterIntake {
       this.bounced(el);
       return;
     }
+    if (el.attrs.type === "reflect") {
+      // A stanza the c2s made for its own session (an error it answered
+      // locally): delivered like any other, so stream management counts it.
+      const r = readRoute(el, raw);
+      this.confirmedWork(el, () => {
+        const session = this.core.sessions.get(r.sid);
+        if (session !== undefined) this.core.path.deliver(session, r.stanza, r.stanzaRaw);
+      });
+      return;
+    }
     if (el.attrs.sid === undefined) {
       // A stanza between users, from another SM.
       const r = readRelay(el, raw);
@@ -215,6 +227,8 @@ export class RouterIntake {
     if (user === undefined) return;
     void this.core.queue.serial(user, async () => {
       if (s) await this.core.endLostNow(s, "its c2s cannot be reached");
+      // Kept for its client to resume (stream management): the stanza waits in its queue.
+      if (s && this.core.sessions.get(s.sid) === s) return;
       // A message the session did not get goes where a message to the user
       // goes now (another resource, or offline storage): not lost with the c2s.
       if (stanza?.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat") {
@@ -254,7 +268,7 @@ export class RouterIntake {
         const session = this.core.sessions.get(e.sid);
         if (!session) return;
         this.core.sessions.remove(e.sid);
-        await this.core.endSession(session);
+        await this.core.ended(session);
         return;
       }
       case "reset": {
@@ -268,8 +282,17 @@ export class RouterIntake {
         // A kick or route for a c2s that is gone, bounced by the router.
         this.core.log.debug({ sid: e.sid, condition: e.condition }, "session envelope bounced");
         return;
-      default:
-        this.core.log.warn({ type: e.type, sid: e.sid }, "unexpected session envelope for an SM");
+      default: {
+        const handler = this.core.sessionControl(e.type);
+        if (handler === undefined) {
+          this.core.log.warn({ type: e.type, sid: e.sid }, "unexpected session envelope for an SM");
+          return;
+        }
+        // The user's sessions may be on record from an SM that left (a resumption after it died).
+        const user = Jid.tryParse(e.jid ?? e.to)?.bareString();
+        if (user !== undefined) await this.core.ownership.adopt(user);
+        await handler(e, this.core.sessions.get(e.sid));
+      }
     }
   }
 }

@@ -9,7 +9,9 @@
  * events.ts (the event chains), user-queue.ts (per-user order).
  */
 import type { Logger } from "pino";
-import { ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, relayEnvelope, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
+import {
+  ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, relayEnvelope, routeEnvelope, sessionEnvelope, type SessionEnvelope, type SessionType,
+} from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import type { Storage } from "@jabberfarm/xdb";
 import {
@@ -49,6 +51,7 @@ export class SessionManager implements ModuleApi {
   private readonly accountFeatureList: string[] = [];
   private readonly streamFeatureList: Element[] = [];
   private readonly envelopeHandlers = new Map<string, (el: Element) => void>();
+  private readonly sessionControls = new Map<string, (e: SessionEnvelope, session: Session | undefined) => void | Promise<void>>();
   /** What we send to sessions and to other SMs, held until confirmed (docs/envelope.md, "Confirmation"). */
   readonly confirmed: ConfirmedSender;
   /** What c2s and other SMs send us confirmed: duplicates dropped, handled ones acknowledged. */
@@ -74,6 +77,8 @@ export class SessionManager implements ModuleApi {
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.ownership = new Ownership(this.instance, this.sessions, this.roster, this.queue, log);
+    this.ownership.onAdopted = (session) => void this.events.notify("session/adopted", { session });
+    this.ownership.onLost = (session) => this.endLostNow(session, "its c2s is gone");
     this.path = new StanzaPath(this);
     this.intake = new RouterIntake(this);
     this.onEnvelope("features", (el) => this.answerFeatures(el));
@@ -130,6 +135,26 @@ export class SessionManager implements ModuleApi {
     return this.envelopeHandlers.get(local);
   }
 
+  onSessionControl(type: SessionType, handler: (e: SessionEnvelope, session: Session | undefined) => void | Promise<void>): void {
+    this.sessionControls.set(type, handler);
+  }
+
+  sessionControl(type: string): ((e: SessionEnvelope, session: Session | undefined) => void | Promise<void>) | undefined {
+    return this.sessionControls.get(type);
+  }
+
+  async endSession(session: Session, why: string): Promise<void> {
+    if (!this.sessions.remove(session.sid)) return;
+    this.log.info({ sid: session.sid, jid: session.full }, `session ended: ${why}`);
+    await this.ended(session);
+  }
+
+  rebind(session: Session, sid: string, c2s: string): void {
+    this.store?.remove(session, false);
+    this.sessions.rebind(session, sid, c2s);
+    this.saveSession(session);
+  }
+
   send(stanza: Element, raw?: string): void {
     const r = this.path.send(stanza, raw ?? clientText(stanza), false);
     if (r !== undefined) r.catch((err: unknown) => this.failed(stanza, err));
@@ -163,7 +188,7 @@ export class SessionManager implements ModuleApi {
 
   async kick(session: Session, condition: string, reason?: string): Promise<void> {
     this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: session.c2s, sid: session.sid, condition, reason }));
-    if (this.sessions.remove(session.sid)) await this.endSession(session);
+    if (this.sessions.remove(session.sid)) await this.ended(session);
   }
 
   serial<T>(user: string, fn: () => T | Promise<T>): Promise<T> {
@@ -176,6 +201,10 @@ export class SessionManager implements ModuleApi {
 
   async initialPresence(session: Session): Promise<void> {
     await this.events.notify("presence/initial", { session });
+  }
+
+  async sessionResumed(session: Session): Promise<void> {
+    await this.events.notify("session/resumed", { session });
   }
 
   async userDeleted(user: string): Promise<void> {
@@ -239,7 +268,7 @@ export class SessionManager implements ModuleApi {
     const old = this.sessions.add(session);
     if (old) {
       this.outlet.send(sessionEnvelope({ type: "kick", from: this.address, to: old.c2s, sid: old.sid, condition: "conflict", reason: "replaced by a new session" }));
-      await this.endSession(old);
+      await this.ended(old);
     }
     this.saveSession(session);
     started();
@@ -247,7 +276,8 @@ export class SessionManager implements ModuleApi {
     await this.events.notify("session/bound", { session });
   }
 
-  async endSession(session: Session): Promise<void> {
+  /** A session is gone from the registry: Redis, `session/ended`, the roster cache. */
+  async ended(session: Session): Promise<void> {
     this.log.debug({ sid: session.sid, jid: session.full }, "session ended");
     this.store?.remove(session, !this.sessions.isOnline(session.bare));
     await this.events.notify("session/ended", { session });
@@ -260,9 +290,12 @@ export class SessionManager implements ModuleApi {
   }
 
   async endLostNow(s: Session, why: string): Promise<void> {
+    if (this.sessions.get(s.sid) !== s) return;
+    // Stream management may keep it for its client to resume elsewhere.
+    if (await this.events.fire("session/lost", { session: s, why })) return;
     if (!this.sessions.remove(s.sid)) return;
     this.log.info({ sid: s.sid, jid: s.full, c2s: s.c2s }, `session ended: ${why}`);
-    await this.endSession(s);
+    await this.ended(s);
   }
 
   failed(stanza: Element, err: unknown): void {

@@ -23,6 +23,14 @@ export class SessionRegistry {
     return old;
   }
 
+  /** The session now lives on another c2s connection (resumed, XEP-0198): known by its new id from now on. */
+  rebind(session: Session, sid: string, c2s: string): void {
+    if (this.bySid.get(session.sid) === session) this.bySid.delete(session.sid);
+    session.sid = sid;
+    session.c2s = c2s;
+    this.bySid.set(sid, session);
+  }
+
   remove(sid: string): Session | undefined {
     const s = this.bySid.get(sid);
     if (!s) return undefined;

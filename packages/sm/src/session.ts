@@ -24,8 +24,8 @@ export class Session {
   readonly data = new Map<string, SessionValue>();
 
   constructor(
-    /** Farm-wide session id chosen by c2s. */
-    readonly sid: string,
+    /** Farm-wide session id chosen by c2s (a new one when the session is resumed on a c2s, XEP-0198). */
+    public sid: string,
     readonly jid: Jid,
     /** Address of the c2s holding the socket, e.g. `c2s/c2s-1` (another one after a resumption on it). */
     public c2s: string,

@@ -14,7 +14,7 @@
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import { NS, parseTrusted, type Element } from "@jabberfarm/xml";
-import { andThen, isPromise, type EventBus, type StanzaKind } from "./events.js";
+import { andThen, isPromise, type DeliverEvent, type EventBus, type StanzaKind } from "./events.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { Ownership } from "./ownership.js";
@@ -243,12 +243,21 @@ export class StanzaPath {
       this.core.writeRoute(session, text);
       return;
     }
-    const el = typeof stanza === "string" ? parseTrusted(stanza, NS.CLIENT) : stanza;
-    const handled = this.core.events.fire(`${kind}/deliver`, { stanza: el, raw: text, session });
+    const event = new Delivery(session, kind, text, typeof stanza === "string" ? undefined : stanza);
+    const handled = this.core.events.fire(`${kind}/deliver`, event);
     if (handled === false) this.core.writeRoute(session, text);
     else if (handled !== true) {
       // A deliver handler that waited: the stanza still goes out, if later than its neighbours.
-      handled.then((h) => h || this.core.writeRoute(session, text), (err: unknown) => this.core.failed(el, err));
+      handled.then((h) => h || this.core.writeRoute(session, text), (err: unknown) => this.core.failed(event.stanza, err));
     }
+  }
+}
+
+/** A DeliverEvent whose element is parsed only when a handler asks for it. */
+class Delivery implements DeliverEvent {
+  constructor(readonly session: Session, readonly kind: StanzaKind, readonly raw: string, private parsed: Element | undefined) {}
+
+  get stanza(): Element {
+    return (this.parsed ??= parseTrusted(this.raw, NS.CLIENT));
   }
 }

@@ -155,6 +155,13 @@ export class SessionDriver {
     this.sessions.delete(sid);
   }
 
+  /** A session the SM already knows under `sid` (one it resumed onto this c2s): collect what is routed to it. */
+  attach(sid: string, jid: Jid): TestSession {
+    const session = new TestSession(this, sid, jid);
+    this.sessions.set(sid, session);
+    return session;
+  }
+
   /** Opens a session for `fullJid` and resolves once the SM answered `started`. */
   async open(fullJid: string): Promise<TestSession> {
     const jid = Jid.parse(fullJid);

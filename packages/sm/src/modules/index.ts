@@ -5,6 +5,7 @@
 import type { SmModule } from "../module-api.js";
 import { admin } from "./admin.js";
 import { blocking } from "./blocking.js";
+import { clientStateIndication } from "./csi.js";
 import { disco } from "./disco.js";
 import { lastActivity } from "./last.js";
 import { message } from "./message.js";
@@ -14,6 +15,7 @@ import { presence } from "./presence.js";
 import { privateStorage } from "./private.js";
 import { register } from "./register.js";
 import { roster } from "./roster.js";
+import { streamManagement } from "./stream-management.js";
 import { subscription } from "./subscription.js";
 import { vcard } from "./vcard.js";
 import { version } from "./version.js";
@@ -33,6 +35,8 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   admin,
   blocking,
   last: lastActivity,
+  "stream-management": streamManagement,
+  csi: clientStateIndication,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {
