@@ -160,9 +160,12 @@ export class RawClient {
     }
   }
 
+  /** Attributes added to the client's stream headers (declarations of prefixes, say). */
+  headerExtra = "";
+
   private header(): void {
     this.text = "";
-    this.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
+    this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' ${this.headerExtra} to='localhost' version='1.0'>`);
   }
 
   /** STARTTLS, SCRAM (256 by default) and a bound resource: a logged-in session. */

@@ -84,6 +84,8 @@ export interface FarmOptions {
   metrics?: boolean;
   /** How long `start()` waits for the banner (default 120 s: a loaded machine may need that). */
   upTimeoutMs?: number;
+  /** Extra environment for `jabberfarm up`: `JABBERFARM__...` settings (docs/operations.md). */
+  env?: Record<string, string>;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `ms` naming `what`. */
@@ -155,7 +157,7 @@ export class Farm {
 
   private spawnUp(): ChildProcess {
     this.stderr = "";
-    const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
+    const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "", ...this.options.env } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
     let buf = "";

@@ -226,18 +226,51 @@ export class XmlConnection {
       this.outBytes = [];
       this.outBytesLength = 0;
       this.socket.write(bytes);
-      return;
+    } else if (this.out.length > 0) {
+      const text = this.out;
+      this.out = "";
+      this.socket.write(text);
     }
-    if (this.out.length === 0) return;
-    const text = this.out;
-    this.out = "";
-    this.socket.write(text);
+    this.wakeDrainWaiters();
   };
 
-  /** Calls `fn` once the socket's queue has emptied. */
+  private drainWaiters: Array<() => void> = [];
+  private drainListening = false;
+
+  /**
+   * Calls `fn` once what is queued has left: at the socket's 'drain', or at
+   * once after a flush the socket took whole. (The socket says 'drain' only
+   * after a write it refused; a batch the kernel took at once would leave
+   * the waiter, and a sender paused on it, waiting for ever.)
+   */
   onceDrained(fn: () => void): void {
-    if (!this.congested) fn();
-    else this.socket.once("drain", fn);
+    if (!this.congested) {
+      fn();
+      return;
+    }
+    this.drainWaiters.push(fn);
+    this.listenForDrain();
+  }
+
+  private listenForDrain(): void {
+    if (this.drainListening) return;
+    this.drainListening = true;
+    this.socket.once("drain", () => {
+      this.drainListening = false;
+      this.wakeDrainWaiters();
+    });
+  }
+
+  /** Runs the waiters once nothing is congested any more; `always` (the connection is gone) runs them regardless. */
+  private wakeDrainWaiters(always = false): void {
+    if (this.drainWaiters.length === 0) return;
+    if (this.congested && !always) {
+      this.listenForDrain();
+      return;
+    }
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   /**
@@ -282,5 +315,7 @@ export class XmlConnection {
     this.closed = true;
     this.closing = true;
     this.handlers.onClose(this.closeReason);
+    // Whoever waited for this one to catch up (a sender the router paused) goes on.
+    this.wakeDrainWaiters(true);
   }
 }

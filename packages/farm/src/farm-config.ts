@@ -105,6 +105,8 @@ export interface EmbeddedFarmOptions {
   plaintext?: boolean;
   /** Health and metrics endpoints on loopback: router on this port, xdb +1, sm +2, c2s +3. */
   metricsPort?: number | undefined;
+  /** External (untrusted) components the router accepts. */
+  components?: Array<{ name: string; secret: string }>;
 }
 
 /** The config document `jabberfarm up` runs when no file is given. */
@@ -128,6 +130,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
         [COMPONENT_NAMES.c2s]: { secret: s.c2s, trusted: true },
         [COMPONENT_NAMES.xdb]: { secret: s.xdb, trusted: true },
         [COMPONENT_NAMES.cli]: { secret: s.cli, trusted: true },
+        ...Object.fromEntries((o.components ?? []).map((c) => [c.name, { secret: c.secret }])),
       },
     },
     xdb: { ...metrics(1) },

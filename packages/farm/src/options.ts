@@ -25,6 +25,10 @@ the farm on one machine:
     --redis-url URL       Redis for the session registry shared by the SMs
                           and the c2s loads for redirection (also REDIS_URL)
     --registration        allow in-band registration (XEP-0077)
+    --component NAME=SECRET
+                          accept an external component (XEP-0114, untrusted: it
+                          may send only stanzas from NAME and its subdomains);
+                          repeat for more
     --routers N, --sm N, --c2s N
                           how many of each to run (default 1 each); c2s i
                           listens on the --host address + i-1 (127.0.0.2, ...)
@@ -82,6 +86,8 @@ export interface Options {
   databaseUrl?: string | undefined;
   redisUrl?: string | undefined;
   registration: boolean;
+  /** External (untrusted) components the embedded farm's router accepts: `--component NAME=SECRET`. */
+  components: Array<{ name: string; secret: string }>;
   plaintext: boolean;
   metricsPort?: number | undefined;
   /** How long account commands wait for the farm's storage to be served. */
@@ -116,6 +122,7 @@ export function parse(argv: string[]): Options {
       routers: { type: "string", default: "1" },
       sm: { type: "string", default: "1" },
       c2s: { type: "string", default: "1" },
+      component: { type: "string", multiple: true, default: [] },
     },
   });
   const level = values["log-level"] as Level;
@@ -145,6 +152,11 @@ export function parse(argv: string[]): Options {
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
+    components: (values.component ?? []).map((c) => {
+      const eq = c.indexOf("=");
+      if (eq <= 0) throw new UsageError(`--component: got "${c}"; expected NAME=SECRET (an external component, e.g. bot.localhost=...)`);
+      return { name: c.slice(0, eq).toLowerCase(), secret: c.slice(eq + 1) };
+    }),
   };
 }
 
@@ -154,6 +166,7 @@ export function farmDocument(o: Options): Doc {
   return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
     host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
+    components: o.components,
   }));
 }
 

@@ -179,11 +179,22 @@ export class StanzaPath {
 
   // ---- to one of our users ----------------------------------------------------
 
-  /** The inbound path in the recipient's queue; failures are answered, never thrown. */
+  /**
+   * The inbound path in the recipient's queue; failures are answered, never
+   * thrown. Its promise is given back (so that a route is acknowledged once
+   * the recipient's side is done too) only when it started at once: queued
+   * behind other work of the recipient it is left to run, since that work
+   * may be the very job asking (a user's message to themselves), which
+   * would then wait for itself.
+   */
   inboundQueued(stanza: Element, raw: string, user: string, to: Jid, from: Jid): void | Promise<void> {
+    const queued = this.core.queue.isBusy(user);
     try {
       const r = this.core.queue.run(user, () => this.inbound(stanza, raw, user, to, from));
-      if (isPromise(r)) return r.catch((err: unknown) => this.core.failed(stanza, err));
+      if (isPromise(r)) {
+        const settled = r.catch((err: unknown) => this.core.failed(stanza, err));
+        if (!queued) return settled;
+      }
     } catch (err) {
       this.core.failed(stanza, err);
     }

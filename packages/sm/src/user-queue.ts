@@ -30,6 +30,11 @@ export class UserQueue {
     return run;
   }
 
+  /** Whether work for `user` is queued or running (waiting on something) now. */
+  isBusy(user: string): boolean {
+    return this.tails.has(user);
+  }
+
   /** `run`, always as a promise (the module API's `serial`). */
   serial<T>(user: string, fn: () => T | Promise<T>): Promise<T> {
     try {
