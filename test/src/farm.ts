@@ -76,6 +76,12 @@ export interface FarmOptions {
   metricsPort?: number;
   /** How long `start()` waits for the banner (default 30 s; a loaded machine may need more). */
   upTimeoutMs?: number;
+  /**
+   * Run the group chat and upload processes `up` starts by default (the
+   * upload service on a free port, `uploadPort`). Off unless asked: the
+   * other test files keep the four processes they were written for.
+   */
+  services?: boolean;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `ms` naming `what`. */
@@ -92,6 +98,8 @@ export async function waitUntil<T>(what: string, ms: number, check: () => T | un
 export class Farm {
   readonly dataDir: string;
   readonly ports: { c2s: number; tls: number; router: number };
+  /** The upload service's HTTPS port, with `services`. */
+  uploadPort = 0;
   /** Every JSON log line the farm and its children printed. */
   readonly logs: Array<Record<string, unknown>> = [];
   stderr = "";
@@ -106,6 +114,7 @@ export class Farm {
   static async start(options: FarmOptions = {}): Promise<Farm> {
     const ports = options.ports ?? { c2s: await freePort(), tls: await freePort(), router: await freePort() };
     const farm = new Farm(options, ports);
+    if (options.services) farm.uploadPort = await freePort();
     await farm.up(options.upTimeoutMs);
     return farm;
   }
@@ -115,12 +124,14 @@ export class Farm {
       "--router-port", String(this.ports.router)];
     if (this.options.databaseUrl) a.push("--database-url", this.options.databaseUrl);
     if (this.options.registration) a.push("--registration");
+    if (this.options.services) a.push("--upload-port", String(this.uploadPort));
     return a;
   }
 
   private upArgs(): string[] {
     const base = this.options.metricsPort === undefined ? this.args() : [...this.args(), "--metrics-port", String(this.options.metricsPort)];
-    return [...base, ...(this.options.upArgs ?? [])];
+    const services = this.options.services ? [] : ["--muc", "0", "--upload", "0"];
+    return [...base, ...services, ...(this.options.upArgs ?? [])];
   }
 
   /** Starts (or starts again) the farm; resolves when it says clients may connect. */

@@ -11,7 +11,9 @@ import type { Logger } from "pino";
 import { c2sConfigSchema, startC2s } from "@jabberfarm/c2s";
 import { Metrics, startHealthServer, type MetricsEndpoint } from "@jabberfarm/metrics";
 import { Router, routerConfigSchema } from "@jabberfarm/router";
+import { mucConfigSchema, startMuc } from "@jabberfarm/muc";
 import { smConfigSchema, startSm } from "@jabberfarm/sm";
+import { startUpload, uploadConfigSchema } from "@jabberfarm/upload";
 import { openStorage, startXdb, xdbConfigSchema } from "@jabberfarm/xdb";
 import { accountJid, addUser, changePassword, openAdminStorage, readPassword } from "./admin.js";
 import { ConfigError, applyEnvOverrides, readConfigFile, validateSection } from "./config-file.js";
@@ -19,12 +21,12 @@ import { TOP_LEVEL_KEYS, embeddedFarmDocument, sectionFor, type Doc } from "./fa
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger, toggleDebugOnSignal } from "./logger.js";
 import { OperatorLink, farmStatus, formatSessions, formatStatus, kickSession, statusComplete, userSessions } from "./operator.js";
-import { Supervisor, type ChildSpec } from "./up.js";
+import { START_ORDER, Supervisor, serviceChildren, type ChildSpec } from "./up.js";
 
 const USAGE = `usage: jabberfarm <command> [options]
 
 the farm on one machine:
-  up                      start router, xdb, sm and c2s as child processes
+  up                      start router, xdb, sm, c2s, muc and upload as child processes
                           (embedded PGlite storage unless --database-url)
     --domain D            served domain (default localhost)
     --data DIR            data directory (default ./.jabberfarm)
@@ -39,13 +41,17 @@ the farm on one machine:
     --routers N, --sm N, --c2s N
                           how many of each to run (default 1 each); c2s i
                           listens on the --host address + i-1 (127.0.0.2, ...)
+    --muc N, --upload N   group chat (conference.DOMAIN) and HTTP upload
+                          (upload.DOMAIN) processes (default 1 each; 0: none)
+    --upload-port N       the upload service's HTTPS port (default 5443)
     --plaintext           allow streams without TLS and PLAIN in the clear
                           (benchmarks on loopback only; never for real users)
     --metrics-port BASE   /metrics, /healthz and /readyz on 127.0.0.1: router
-                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3 (default off)
+                          on BASE, xdb BASE+1, sm BASE+2, c2s BASE+3, then
+                          muc and upload (one port per child; default off)
 
 one process (each reads its section of --config FILE):
-  router | xdb | sm | c2s --config FILE
+  router | xdb | sm | c2s | muc | upload --config FILE
 
 accounts (through the running farm, or directly on its storage):
   adduser USER@DOMAIN     password from standard input, or asked
@@ -95,7 +101,8 @@ interface Options {
   metricsPort?: number | undefined;
   pretty: boolean;
   json: boolean;
-  counts: { router: number; sm: number; c2s: number };
+  counts: { router: number; sm: number; c2s: number; muc: number; upload: number };
+  uploadPort: number;
   positionals: string[];
 }
 
@@ -122,6 +129,9 @@ function parse(argv: string[]): Options {
       routers: { type: "string", default: "1" },
       sm: { type: "string", default: "1" },
       c2s: { type: "string", default: "1" },
+      muc: { type: "string", default: "1" },
+      upload: { type: "string", default: "1" },
+      "upload-port": { type: "string", default: "5443" },
     },
   });
   const level = values["log-level"] as Level;
@@ -131,9 +141,9 @@ function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
     return n;
   };
-  const count = (name: string, v: string | undefined): number => {
+  const count = (name: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
+    if (!Number.isInteger(n) || n < min || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from ${min} to 9`);
     return n;
   };
   const metricsPort = values["metrics-port"] === undefined ? undefined : port("metrics-port", values["metrics-port"]);
@@ -142,7 +152,11 @@ function parse(argv: string[]): Options {
   }
   return {
     metricsPort, pretty: values.pretty ?? false, json: values.json ?? false,
-    counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
+    counts: {
+      router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s),
+      muc: count("muc", values.muc, 0), upload: count("upload", values.upload, 0),
+    },
+    uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
@@ -155,6 +169,7 @@ function farmDocument(o: Options): Doc {
   return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
     host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
+    uploadPort: o.uploadPort,
   }));
 }
 
@@ -211,7 +226,7 @@ async function serve<P extends Stoppable>(
   }
 }
 
-async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<void> {
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s" | "muc" | "upload", o: Options): Promise<void> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
   const log = createLogger(name, o.level, o.pretty);
@@ -237,6 +252,14 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
     case "c2s": {
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
       return serve(name, config.instance, config.metrics, log, (metrics, log) => startC2s(config, { logger: log, metrics }), (c2s) => c2s.ready());
+    }
+    case "muc": {
+      const config = validateSection(sectionFor(doc, "muc"), "muc", mucConfigSchema);
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startMuc(config, { logger: log, metrics }), (muc) => muc.ready());
+    }
+    case "upload": {
+      const config = validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
+      return serve(name, config.instance, config.metrics, log, (metrics, log) => startUpload(config, { logger: log, metrics }), (u) => u.ready());
     }
   }
 }
@@ -277,6 +300,7 @@ function farmChildren(o: Options, doc: Doc): ChildSpec[] {
       env: { JABBERFARM__C2S__INSTANCE: `c2s-${i}`, JABBERFARM__C2S__LISTENERS__STARTTLS__HOST: host, JABBERFARM__C2S__LISTENERS__DIRECT_TLS__HOST: host },
     });
   });
+  specs.push(...serviceChildren(o.counts));
   if (o.metricsPort !== undefined) {
     specs.forEach((s, k) => (s.env = { ...s.env, [`JABBERFARM__${s.kind.toUpperCase()}__METRICS__PORT`]: String(o.metricsPort! + k) }));
   }
@@ -287,10 +311,13 @@ async function runUp(o: Options): Promise<void> {
   if (o.config && o.metricsPort !== undefined) {
     throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
   }
-  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1;
-  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s shape the embedded farm; with --config, run each process yourself");
+  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1;
+  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s/--muc/--upload shape the embedded farm; with --config, run each process yourself");
   const doc = farmDocument(o);
-  const children = o.config ? undefined : farmChildren(o, doc);
+  // With a config file, the service processes run when it has their sections.
+  const children = o.config
+    ? START_ORDER.filter((k) => (k !== "muc" && k !== "upload") || doc[k] !== undefined).map((kind) => ({ kind, id: kind }))
+    : farmChildren(o, doc);
   if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {
     process.stderr.write("jabberfarm: warning: several SMs without --redis-url (REDIS_URL): an SM that stops takes its users' sessions with it\n");
   }
@@ -299,6 +326,8 @@ async function runUp(o: Options): Promise<void> {
   validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
   validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
   const c2s = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
+  if (!o.config || doc.muc !== undefined) validateSection(sectionFor(doc, "muc"), "muc", mucConfigSchema);
+  if (!o.config || doc.upload !== undefined) validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
   let configPath = o.config ? resolve(o.config) : "";
   if (!o.config) {
     configPath = resolve(o.data, "farm.generated.json");
@@ -308,7 +337,7 @@ async function runUp(o: Options): Promise<void> {
   const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
   const listeners = c2s.listeners as { starttls?: { host: string; port: number } | false | null; directTls?: { host: string; port: number } | false | null };
   const supervisor = new Supervisor({
-    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log, ...(children ? { children } : {}),
+    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log, children,
     onReady: () => {
       const hosts = c2sHosts(o);
       const where = [
@@ -409,6 +438,7 @@ function runConfigCheck(o: Options): number {
   for (const k of Object.keys(doc)) if (!TOP_LEVEL_KEYS.has(k)) problems.push(`${k}: unknown key (expected one of ${[...TOP_LEVEL_KEYS].join(", ")})`);
   const checks = [
     ["router", routerConfigSchema], ["xdb", xdbConfigSchema], ["sm", smConfigSchema], ["c2s", c2sConfigSchema],
+    ["muc", mucConfigSchema], ["upload", uploadConfigSchema],
   ] as const;
   const present = checks.filter(([name]) => doc[name] !== undefined);
   if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s");
@@ -440,6 +470,8 @@ async function main(argv: string[]): Promise<number> {
     case "xdb":
     case "sm":
     case "c2s":
+    case "muc":
+    case "upload":
       await runProcess(command, o);
       // Under `jabberfarm up`, tell the supervisor this process serves now.
       process.send?.({ type: "ready" });

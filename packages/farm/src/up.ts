@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 
-export type FarmProcess = "router" | "xdb" | "sm" | "c2s";
-export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s"];
+export type FarmProcess = "router" | "xdb" | "sm" | "c2s" | "muc" | "upload";
+export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s", "muc", "upload"];
 
 /** One child to run: its process kind, its name in logs, and what its environment overrides (docs/operations.md). */
 export interface ChildSpec {
@@ -115,4 +115,15 @@ export class Supervisor {
       });
     }
   }
+}
+
+/** The service processes of the embedded farm, after the c2s: `muc-1`..., `upload-1`... (none with a count of 0). */
+export function serviceChildren(counts: { muc: number; upload: number }): ChildSpec[] {
+  const specs: ChildSpec[] = [];
+  for (const kind of ["muc", "upload"] as const) {
+    for (let i = 1; i <= counts[kind]; i++) {
+      specs.push({ kind, id: counts[kind] === 1 ? kind : `${kind}-${i}`, env: { [`JABBERFARM__${kind.toUpperCase()}__INSTANCE`]: `${kind}-${i}` } });
+    }
+  }
+  return specs;
 }
