@@ -22,9 +22,13 @@ export async function onMessage(ctx: MucContext, room: Room | undefined, stanza:
     return;
   }
   if (type === "error") {
-    // What we sent the occupant bounced: its client is gone (§18.1).
+    // What we sent the occupant bounced because its client is gone (§18.1);
+    // an error the client itself made up (a bug, a refusal) is not a reason.
     const o = room.occupantByJid(real);
-    if (o) await removeOccupant(ctx, room, o, { type: "unavailable", statuses: [STATUS.technical] }, false);
+    if (o && clientGone(stanza)) {
+      ctx.log.info({ room: room.jid, nick: o.nick, error: stanza.getChild("error")?.toString().slice(0, 300) }, "occupant removed: its client bounced a message");
+      await removeOccupant(ctx, room, o, { type: "unavailable", statuses: [STATUS.technical] }, false);
+    }
     return;
   }
   if (nick !== "") {
@@ -37,6 +41,15 @@ export async function onMessage(ctx: MucContext, room: Room | undefined, stanza:
   }
   if (await onRequestMessage(ctx, room, stanza, real)) return;
   ctx.error(stanza, "bad-request", "send groupchat messages to the room, private messages to an occupant");
+}
+
+/** Conditions that say the occupant cannot be reached (RFC 6120 §8.3.3), as prosody's muc also reads them. */
+const GONE = new Set(["gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found", "remote-server-timeout", "service-unavailable"]);
+
+export function clientGone(stanza: Element): boolean {
+  const error = stanza.getChild("error");
+  if (error === undefined) return true;
+  return error.children.some((c) => typeof c !== "string" && c.ns === "urn:ietf:params:xml:ns:xmpp-stanzas" && GONE.has(c.local));
 }
 
 /** Children a groupchat message keeps: not a stanza id claiming to be the room's (XEP-0359 §3.1), not an error. */
@@ -57,8 +70,10 @@ async function groupchat(ctx: MucContext, room: Room, stanza: Element, real: str
   }
   const out = new Element("message", { from: `${room.jid}/${o.nick}`, type: "groupchat" }, keptChildren(stanza, room.jid));
   if (stanza.attrs.id !== undefined) out.attrs.id = stanza.attrs.id;
-  if (body === undefined && subject === undefined) {
-    // Chat states and the like: delivered, not archived.
+  if (body === undefined) {
+    // Chat states, subject changes and the like: delivered, not archived
+    // (the subject is kept on its own and sent after the history, §7.2.15;
+    // in the history it would look like a second subject to clients).
     fanOut(ctx, room, out);
     return;
   }

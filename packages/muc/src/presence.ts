@@ -8,6 +8,7 @@ import type { Element } from "@jabberfarm/xml";
 import type { MucContext } from "./context.js";
 import { broadcastPresence, occupantPresence, presencePayload, type PresenceExtras } from "./broadcast.js";
 import { sendHistory, sendSubject } from "./history.js";
+import { clientGone } from "./messages.js";
 import { NS_MUC, STATUS } from "./ns.js";
 import { affiliationRank, type Occupant, type Room } from "./room.js";
 
@@ -22,6 +23,8 @@ export async function onPresence(ctx: MucContext, roomJid: string, room: Room | 
     return;
   }
   if (type === "error") {
+    if (!clientGone(stanza)) return;
+    if (room && current) ctx.log.info({ room: room.jid, nick: current.nick, error: stanza.getChild("error")?.toString().slice(0, 300) }, "occupant removed: its client bounced a presence");
     if (room && current) await removeOccupant(ctx, room, current, { type: "unavailable", statuses: [STATUS.technical] }, false);
     return;
   }
