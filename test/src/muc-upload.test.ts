@@ -134,6 +134,10 @@ describe("group chat and upload with real clients, across two c2s, two SMs and t
         clients.every((c, i) => c.received.some((e) => isRoomMessage(e) && e.attrs.from === `${room}/${names[i]}` && (sentAt.get(e.attrs.id ?? "") ?? 0) > killedAt + 3000)));
       sending = false;
       await Promise.all(senders);
+      // Each sender's last message, once reflected, was handled after all it sent before (the room's order).
+      for (const [i, c] of clients.entries()) await c.send(xml("message", { to: room, type: "groupchat", id: `${names[i]}-end` }, xml("body", {}, "end")));
+      await waitUntil("the last messages reflected", 60_000, () =>
+        clients.every((c, i) => c.received.some((e) => isRoomMessage(e) && e.attrs.id === `${names[i]}-end` && e.attrs.from === `${room}/${names[i]}`)));
 
       // Accepted: reflected to its sender. Each must reach every other occupant.
       const ids = (c: LibraryClient): Set<string> => new Set(c.received.filter(isRoomMessage).map((e) => e.attrs.id ?? ""));

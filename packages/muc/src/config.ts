@@ -38,13 +38,18 @@ export const mucConfigSchema = z.object({
     max: z.number().int().min(0).max(1000).default(100),
   }).strict().default({ default: 20, max: 100 }),
   archive: z.object({
-    /** Messages kept per room for history and MAM; the oldest go first. */
-    maxItems: z.number().int().min(1).default(10_000),
+    /**
+     * How long a room's messages are kept for history and MAM. Older ones
+     * are deleted every `pruneEvery` messages of the room and when it is
+     * loaded (a count-based limit would count the archive at every append).
+     */
+    expireAfterDays: z.number().min(0.0001).default(365),
+    pruneEvery: z.number().int().min(1).default(1000),
     /** Largest message archived (the rest are still delivered). */
     maxItemBytes: z.number().int().min(1024).default(64 * 1024),
     /** Most results in one MAM page. */
     maxPage: z.number().int().min(1).max(1000).default(250),
-  }).strict().default({ maxItems: 10_000, maxItemBytes: 64 * 1024, maxPage: 250 }),
+  }).strict().default({ expireAfterDays: 365, pruneEvery: 1000, maxItemBytes: 64 * 1024, maxPage: 250 }),
   /** Affiliations per room (owner, admin, member, outcast lists together). */
   maxAffiliations: z.number().int().min(1).default(2000),
   /** Public rooms listed in the service's disco#items at most. */

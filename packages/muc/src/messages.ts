@@ -85,6 +85,10 @@ async function groupchat(ctx: MucContext, room: Room, stanza: Element, real: str
   try {
     const r = await ctx.store.history.append(room.jid, JSON.stringify({ nick: o.nick, xml: out.toString() }), { id, with: bareOf(real) });
     if (!r.ok) ctx.log.info({ room: room.jid, limit: r.limit }, "message not archived (over the archive's limit); delivered");
+    if (++room.appendsSincePrune >= ctx.config.archive.pruneEvery) {
+      room.appendsSincePrune = 0;
+      await ctx.store.prune(room.jid);
+    }
   } catch (err) {
     ctx.log.warn({ room: room.jid, err: (err as Error).message }, "message not archived (storage failed); delivered");
   }

@@ -10,8 +10,8 @@
  *   (`locked` until its creator configured it);
  * - `muc.affiliations` (keyed): bare JID → `{affiliation, nick?, reason?}`;
  * - `muc.history` (archive): the room's messages as broadcast, id = the
- *   stanza id (XEP-0359), `with` = the sender's real bare JID; the oldest
- *   go when the room holds `archive.maxItems`;
+ *   stanza id (XEP-0359), `with` = the sender's real bare JID; those older
+ *   than `archive.expireAfterDays` are pruned now and then (`prune`);
  * - the service's public room list: `muc.directory` (keyed) of the
  *   pseudo-user `:rooms@SERVICE` (a localpart no room can have, RFC 7622
  *   forbids ':'), localpart → `{name}`.
@@ -40,12 +40,15 @@ export class RoomStore {
   readonly history: ArchiveStore;
   private readonly directory: KeyedStore;
   readonly directoryUser: string;
+  private readonly expireAfterMs: number;
 
   constructor(private readonly storage: Storage, config: MucConfig) {
     const stores = new Stores(storage);
     this.room = stores.openStore("muc.room", { maxKeys: 10, maxValueBytes: 64 * 1024 });
     this.affiliationStore = stores.openStore("muc.affiliations", { maxKeys: config.maxAffiliations, maxValueBytes: 4096 });
-    this.history = stores.openArchive("muc.history", { maxItems: config.archive.maxItems, maxItemBytes: config.archive.maxItemBytes, onFull: "drop-oldest" });
+    // Only the size of one item is checked at each append: a count limit would count the archive every time.
+    this.history = stores.openArchive("muc.history", { maxItemBytes: config.archive.maxItemBytes });
+    this.expireAfterMs = config.archive.expireAfterDays * 24 * 3600 * 1000;
     this.directory = stores.openStore("muc.directory", { maxValueBytes: 1024 });
     this.directoryUser = `:rooms@${config.service}`;
   }
@@ -99,6 +102,11 @@ export class RoomStore {
   async destroy(room: Room): Promise<void> {
     await this.storage.deleteAccount(room.jid);
     await this.directory.set(this.directoryUser, room.localpart, null);
+  }
+
+  /** Deletes the room's messages older than the retention; how many went. */
+  async prune(room: string): Promise<number> {
+    return this.history.delete(room, { before: new Date(Date.now() - this.expireAfterMs).toISOString() });
   }
 
   /** Keeps the public room list in step with the room's configuration. */

@@ -62,6 +62,8 @@ export class Room {
   readonly occupants = new Map<string, Occupant>();
   /** Real full JID → nick. */
   readonly byJid = new Map<string, string>();
+  /** Messages archived since the archive was last pruned of expired ones. */
+  appendsSincePrune = 0;
 
   constructor(
     /** The room's bare JID. */

@@ -123,6 +123,7 @@ export class MucService implements MucContext {
   }
 
   private async roomStanza(roomJid: string, el: Element, nick: string, from: Jid): Promise<void> {
+    this.log.trace({ room: roomJid, element: el.name, id: el.attrs.id, from: el.attrs.from, held: this.rooms.has(roomJid) }, "room stanza");
     const room = this.rooms.get(roomJid) ?? (await this.load(roomJid));
     switch (el.name) {
       case "presence":
@@ -139,6 +140,7 @@ export class MucService implements MucContext {
     const room = await this.store.load(jid);
     if (room === undefined) return undefined;
     this.rooms.set(jid, room);
+    await this.store.prune(jid).catch((err: unknown) => this.log.warn({ room: jid, err: (err as Error).message }, "expired messages not pruned"));
     if (this.occupantStore === undefined) return room;
     const left = await this.occupantStore.load(jid);
     for (const o of left.occupants) room.add(o);
