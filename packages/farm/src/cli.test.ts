@@ -142,12 +142,12 @@ test("config check passes the example farm file and names every mistake with its
   const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
   const ok = await run(["config", "check", example]);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s\)/);
+  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
   // The file the image carries (deploy/) passes too.
   const docker = new URL("../../../deploy/farm.docker.yaml", import.meta.url).pathname;
   const dockerOk = await run(["config", "check", docker]);
   assert.equal(dockerOk.code, 0, dockerOk.stderr);
-  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s\)/);
+  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
   const p = configFile("check-bad.yaml", `domain: localhost
 router:
   port: 99999
