@@ -73,27 +73,38 @@ async function groupchat(ctx: MucContext, room: Room, stanza: Element, real: str
   if (body === undefined) {
     // Chat states, subject changes and the like: delivered, not archived
     // (the subject is kept on its own and sent after the history, §7.2.15;
-    // in the history it would look like a second subject to clients).
-    fanOut(ctx, room, out);
+    // in the history it would look like a second subject to clients);
+    // after the messages still being archived.
+    if (room.committing === 0) fanOut(ctx, room, out);
+    else room.commits = room.commits.then(() => fanOut(ctx, room, out));
     return;
   }
   const id = ctx.newId();
   out.append(xml("stanza-id", { xmlns: NS_SID, id, by: room.jid }));
   // Archived before anyone sees it: a message that was broadcast is in the
   // archive, so the process taking the room over after a crash can send
-  // what its predecessor had not (docs/muc.md, "Failover").
-  try {
-    const r = await ctx.store.history.append(room.jid, JSON.stringify({ nick: o.nick, xml: out.toString() }), { id, with: bareOf(real) });
-    if (!r.ok) ctx.log.info({ room: room.jid, limit: r.limit }, "message not archived (over the archive's limit); delivered");
-    if (++room.appendsSincePrune >= ctx.config.archive.pruneEvery) {
-      room.appendsSincePrune = 0;
-      await ctx.store.prune(room.jid);
-    }
-  } catch (err) {
-    ctx.log.warn({ room: room.jid, err: (err as Error).message }, "message not archived (storage failed); delivered");
+  // what its predecessor had not (docs/muc.md, "Failover"). The append is
+  // started now and the broadcast chained after it and after the previous
+  // message's: the room takes its next message meanwhile, and whatever is
+  // not a groupchat message waits for the chain (service.ts), so occupants
+  // see one order.
+  const appended = ctx.store.history.append(room.jid, JSON.stringify({ nick: o.nick, xml: out.toString() }), { id, with: bareOf(real) }).then(
+    (r) => {
+      if (!r.ok) ctx.log.info({ room: room.jid, limit: r.limit }, "message not archived (over the archive's limit); delivered");
+    },
+    (err: unknown) => ctx.log.warn({ room: room.jid, err: (err as Error).message }, "message not archived (storage failed); delivered"),
+  );
+  room.committing++;
+  room.commits = room.commits.then(() => appended).then(() => {
+    room.committing--;
+    fanOut(ctx, room, out);
+    ctx.occupantStore?.markSent(room.jid, id);
+  });
+  if (++room.appendsSincePrune >= ctx.config.archive.pruneEvery) {
+    room.appendsSincePrune = 0;
+    const pruning = room.commits.then(() => ctx.store.prune(room.jid)).then(() => undefined, () => undefined);
+    room.commits = pruning;
   }
-  fanOut(ctx, room, out);
-  ctx.occupantStore?.markSent(room.jid, id);
 }
 
 function privateMessage(ctx: MucContext, room: Room, stanza: Element, nick: string, real: string, type: string): void {

@@ -98,7 +98,7 @@ export async function startMuc(input: MucConfigInput | MucConfig, opts: MucProce
       stopping ??= (async () => {
         // Finish what each room was doing, write the marks, then leave: the
         // other muc processes take the rooms over from xdb and Redis.
-        await Promise.race([svc.queue.idle(), new Promise((r) => setTimeout(r, 3000).unref())]);
+        await Promise.race([svc.idle(), new Promise((r) => setTimeout(r, 3000).unref())]);
         occupants?.flush();
         await component.stop();
         xdb?.abortAll("muc stopping");

@@ -64,6 +64,13 @@ export class Room {
   readonly byJid = new Map<string, string>();
   /** Messages archived since the archive was last pruned of expired ones. */
   appendsSincePrune = 0;
+  /**
+   * Groupchat messages whose archiving is under way, each broadcast once it
+   * is archived and the one before it broadcast (messages.ts): a room does
+   * not wait for one storage round trip before taking the next message.
+   */
+  commits: Promise<void> = Promise.resolve();
+  committing = 0;
 
   constructor(
     /** The room's bare JID. */

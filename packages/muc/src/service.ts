@@ -125,6 +125,10 @@ export class MucService implements MucContext {
   private async roomStanza(roomJid: string, el: Element, nick: string, from: Jid): Promise<void> {
     this.log.trace({ room: roomJid, element: el.name, id: el.attrs.id, from: el.attrs.from, held: this.rooms.has(roomJid) }, "room stanza");
     const room = this.rooms.get(roomJid) ?? (await this.load(roomJid));
+    // Groupchat messages are broadcast as their archiving completes, in order
+    // (messages.ts); everything else waits for those before it, so that what
+    // occupants see keeps the order the room took things in.
+    if (room !== undefined && room.committing > 0 && !(el.name === "message" && el.attrs.type === "groupchat" && nick === "")) await room.commits;
     switch (el.name) {
       case "presence":
         return onPresence(this, roomJid, room, el, nick, from);
@@ -207,17 +211,25 @@ export class MucService implements MucContext {
    * (their state is in xdb and Redis for the new owner).
    */
   setMembers(instances: readonly string[], self: string): void {
+    // (A room's pending broadcasts finish before it is dropped: the drop runs in its queue after them.)
     this.members = instances.map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) }));
     if (this.members.length === 0) return;
     for (const jid of [...this.rooms.keys()]) {
       if (rendezvousPick(this.members, jid)?.rendezvousId === self) continue;
       void this.queue.run(jid, async () => {
+        await this.rooms.get(jid)?.commits;
         if (rendezvousPick(this.members, jid)?.rendezvousId !== self) {
           this.rooms.delete(jid);
           this.log.debug({ room: jid }, "room moved to another muc process");
         }
       });
     }
+  }
+
+  /** Resolves once every queued stanza is handled and every message being archived is broadcast. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    await Promise.all([...this.rooms.values()].map((r) => r.commits));
   }
 
   /** Rooms with occupants (for the heartbeat in Redis and the status). */
