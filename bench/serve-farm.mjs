@@ -31,13 +31,14 @@ const { values } = parseArgs({
     routers: { type: "string", default: "1" },
     sm: { type: "string", default: "1" },
     c2s: { type: "string", default: "1" },
+    muc: { type: "string", default: "1" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   process.stdout.write(`usage: node bench/serve-farm.mjs [--users N] [--domain D] [--postgres] [--tls]
        [--rate-limit off|default] [--presence CHURNERS,ROSTER [--observers M]] [--for SECONDS] [--write-env FILE]
-       [--routers N] [--sm N] [--c2s N]
+       [--routers N] [--sm N] [--c2s N] [--muc N (group chat processes, default 1)]
 --write-env writes PORT=, HOSTS=, PIDS=, DOMAIN= and TLS= lines for scripts.
 --c2s N puts c2s k on 127.0.0.k (same port); give the generator --hosts.
 `);
@@ -74,7 +75,7 @@ try {
   farm = await startJabberfarm({
     template, scenario: "serve", domain: values.domain, tls: values.tls, plaintextSupported: farmSupportsPlaintext(),
     presence, workDir, log, rateLimit: values["rate-limit"],
-    topology: { routers: Number(values.routers), sm: Number(values.sm), c2s: Number(values.c2s) },
+    topology: { routers: Number(values.routers), sm: Number(values.sm), c2s: Number(values.c2s), muc: Number(values.muc) },
   });
 } catch (err) {
   log(err.message);

@@ -68,6 +68,19 @@ export function keyFigures(s) {
         { key: "server_cpu", label: "server CPU % (1 core = 100)", value: s.cpu.server_cpu_pct },
         { key: "generator_cpu", label: "generator CPU %", value: s.cpu.generator_cpu_pct, noRatio: true },
       ];
+    case "rooms":
+      return [
+        { key: "room_msgs_per_s", label: "room messages/s (reflected)", value: s.room_msgs_per_s, better: "higher" },
+        { key: "deliveries_per_s", label: "deliveries/s (fan-out)", value: s.deliveries_per_s, better: "higher" },
+        { key: "p50", label: "latency p50 ms", value: s.latency.p50_ms, better: "lower" },
+        { key: "p99", label: "latency p99 ms", value: s.latency.p99_ms, better: "lower" },
+        { key: "missing", label: "deliveries missing", value: s.missing_deliveries, better: "lower" },
+        { key: "join_s", label: "all rooms joined in s", value: s.join_s, better: "lower" },
+        { key: "server_cpu", label: "server CPU % (1 core = 100)", value: s.cpu.server_cpu_pct },
+        { key: "server_cpu_us_per_delivery", label: "server CPU µs per delivery", value: per(s.cpu.server_cpu_pct, s.cpu.wall_s, s.deliveries_per_s * s.sending_window_s, 1e6), better: "lower" },
+        { key: "generator_cpu", label: "generator CPU %", value: s.cpu.generator_cpu_pct, noRatio: true },
+        { key: "other_cpu", label: "other CPU % on the box", value: s.cpu.other_cpu_pct, noRatio: true },
+      ];
     default:
       return [];
   }

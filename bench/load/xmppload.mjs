@@ -19,8 +19,9 @@ import { idle } from "./scenarios/idle.mjs";
 import { login } from "./scenarios/login.mjs";
 import { messages } from "./scenarios/messages.mjs";
 import { presence } from "./scenarios/presence.mjs";
+import { rooms } from "./scenarios/rooms.mjs";
 
-const SCENARIOS = { login, idle, messages, presence };
+const SCENARIOS = { login, idle, messages, presence, rooms };
 
 const USAGE = `usage: node bench/load/xmppload.mjs [options]
 
@@ -43,6 +44,8 @@ scenarios (--scenario login,idle,messages,presence | all; default login):
   login:    --logins 2000 --concurrency 50
   idle:     --idle 5000 --hold 5 [--no-idle-presence]
   messages: --pairs 100 --window 10 --duration 10 --drain 5 [--bare] [--body-bytes 0]
+  rooms:    --rooms 10 --occupants 10 --window 10 --duration 10 --drain 5
+            [--room-service conference.DOMAIN] (group chat fan-out, XEP-0045)
   presence: --churners 100 --observers <churners> --roster 20 --duration 10
             --presence-timeout 5 [--no-roster-get] [--seed none|xmpp] [--seed-timeout 60]
 
@@ -86,6 +89,9 @@ function parse(argv) {
       bare: { type: "boolean", default: false },
       "body-bytes": { type: "string", default: "0" },
       churners: { type: "string", default: "100" },
+      rooms: { type: "string", default: "10" },
+      occupants: { type: "string", default: "10" },
+      "room-service": { type: "string", default: "" },
       observers: { type: "string", default: "0" },
       roster: { type: "string", default: "20" },
       "presence-timeout": { type: "string", default: "5" },
@@ -143,6 +149,9 @@ function parse(argv) {
     bare: values.bare,
     bodyBytes: num("body-bytes"),
     churners: num("churners", 1),
+    rooms: num("rooms", 1),
+    occupants: num("occupants", 1),
+    roomService: values["room-service"],
     observers: num("observers"),
     roster: num("roster", 1),
     presenceTimeout: num("presence-timeout", 0.1),
@@ -166,6 +175,7 @@ function defaultDeadline(o) {
     if (s === "login") t += o.scenarioTimeLimit + o.loginTimeout;
     if (s === "idle") t += o.scenarioTimeLimit + o.loginTimeout + o.hold + o.settleMs / 1000 + 15;
     if (s === "messages") t += o.scenarioTimeLimit + o.loginTimeout + o.duration + o.drain + 15;
+    if (s === "rooms") t += o.scenarioTimeLimit + o.loginTimeout + 30 + o.duration + 2 * o.drain + 15;
     if (s === "presence") t += 2 * (o.scenarioTimeLimit + o.loginTimeout) + o.duration + o.presenceTimeout + o.drain + 20 + (o.seed === "xmpp" ? o.seedTimeout + 40 : 0);
   }
   return t;
@@ -201,7 +211,7 @@ async function main() {
   }
   const procs = parsePids(o.pids);
   const fds = fdLimit();
-  const needFds = Math.max(o.scenarios.includes("idle") ? o.idle : 0, 2 * o.pairs, o.churners + (o.observers || o.churners)) + 100;
+  const needFds = Math.max(o.scenarios.includes("idle") ? o.idle : 0, 2 * o.pairs, o.churners + (o.observers || o.churners), o.rooms * o.occupants) + 100;
   if (fds !== undefined && fds < needFds) log(`warning: open-file limit ${fds} < ${needFds} sockets this run may need (ulimit -n)`);
 
   const deadlineS = o.deadline || defaultDeadline(o);

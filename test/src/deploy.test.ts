@@ -15,11 +15,15 @@ import { parse, parseAllDocuments } from "yaml";
 import { c2sConfigSchema } from "@jabberfarm/c2s";
 import { ConfigError, TOP_LEVEL_KEYS, readConfigFile, sectionFor, validateSection } from "@jabberfarm/farm";
 import { routerConfigSchema } from "@jabberfarm/router";
+import { mucConfigSchema } from "@jabberfarm/muc";
 import { smConfigSchema } from "@jabberfarm/sm";
+import { uploadConfigSchema } from "@jabberfarm/upload";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
 import { ROOT } from "./farm.js";
 
-const SCHEMAS = { router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema } as const;
+const SCHEMAS = {
+  router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema, muc: mucConfigSchema, upload: uploadConfigSchema,
+} as const;
 type Kind = keyof typeof SCHEMAS;
 const IMAGE_CONFIG = "/etc/jabberfarm/farm.yaml";
 const dockerfile = readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8");
@@ -111,11 +115,15 @@ describe("deploy files", () => {
         const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number } };
         assert.deepEqual(svc.ports, [String(listeners.starttls.port), String(listeners.directTls.port)], "c2s publishes its listener ports");
       }
-      if (argv[0] === "sm" || argv[0] === "xdb" || argv[0] === "c2s") {
+      if (argv[0] === "upload") {
+        assert.deepEqual(svc.ports, [String((config.http as { port: number }).port)], "upload publishes its HTTPS port");
+      }
+      if (argv[0] !== "router") {
         assert.equal((config.routers as unknown[]).length, 2, `${name}: linked to both routers`);
       }
     }
-    assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1 }, "two routers, one xdb, two SMs, a scalable c2s");
+    assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1, muc: 2, upload: 1 },
+      "two routers, one xdb, two SMs, a scalable c2s, two muc processes, an upload service");
     assert.ok(compose.services.postgres && compose.services.redis);
   });
 
@@ -149,8 +157,9 @@ describe("deploy files", () => {
           assert.ok(ports.includes(l.starttls.port) && ports.includes(l.directTls.port), "c2s exposes its listeners");
         }
         if (c.args[0] === "router") assert.ok(ports.includes(config.port as number), "router exposes its component port");
+        if (c.args[0] === "upload") assert.ok(ports.includes((config.http as { port: number }).port), "upload exposes its HTTPS port");
       }
     }
-    assert.deepEqual(kinds.sort(), ["c2s", "router", "sm", "xdb"]);
+    assert.deepEqual(kinds.sort(), ["c2s", "muc", "router", "sm", "upload", "xdb"]);
   });
 });

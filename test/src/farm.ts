@@ -52,6 +52,8 @@ export async function startOnFreePort<T>(start: (port: number) => Promise<T>, at
 export interface FarmPorts {
   routers: Array<{ id: string; host: string; port: number }>;
   c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
+  /** The upload services' HTTPS ports. */
+  upload?: Array<{ id: string; port: number }>;
   metrics: Record<string, number>;
 }
 
@@ -86,6 +88,12 @@ export interface FarmOptions {
   upTimeoutMs?: number;
   /** Extra environment for `jabberfarm up`: `JABBERFARM__...` settings (docs/operations.md). */
   env?: Record<string, string>;
+  /**
+   * Run the group chat and upload processes `up` starts by default (the
+   * upload service on a free port, `uploadPort`). Off unless asked: the
+   * other test files keep the four processes they were written for.
+   */
+  services?: boolean;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `ms` naming `what`. */
@@ -105,6 +113,11 @@ export class Farm {
   ports: { c2s: number; tls: number; router: number } = { c2s: 0, tls: 0, router: 0 };
   /** Every port of this run, as `up` reported them. */
   farmPorts: FarmPorts | undefined;
+
+  /** The (first) upload service's HTTPS port, with `services`. */
+  get uploadPort(): number {
+    return this.farmPorts?.upload?.[0]?.port ?? 0;
+  }
   /** Every JSON log line the farm and its children printed. */
   readonly logs: Array<Record<string, unknown>> = [];
   stderr = "";
@@ -139,6 +152,7 @@ export class Farm {
     const a = [...this.args(), "--port", "0", "--tls-port", "0", "--router-port", "0"];
     if (this.options.registration) a.push("--registration");
     if (this.options.metrics) a.push("--metrics-port", "0");
+    a.push(...(this.options.services ? ["--upload-port", "0"] : ["--muc", "0", "--upload", "0"]));
     return [...a, ...(this.options.upArgs ?? [])];
   }
 

@@ -144,6 +144,9 @@ const SECRETS_ENV = {
   JABBERFARM__ROUTER__COMPONENTS__C2S__SECRET: "0123456789abcdef-c2s",
   JABBERFARM__ROUTER__COMPONENTS__XDB__SECRET: "0123456789abcdef-xdb",
   JABBERFARM__ROUTER__COMPONENTS__CLI__SECRET: "0123456789abcdef-cli",
+  JABBERFARM__ROUTER__COMPONENTS__CONFERENCE_LOCALHOST__SECRET: "0123456789abcdef-muc",
+  JABBERFARM__ROUTER__COMPONENTS__UPLOAD_LOCALHOST__SECRET: "0123456789abcdef-upload",
+  JABBERFARM__UPLOAD__URL_SECRET: "0123456789abcdef-upload-urls",
 };
 
 test("the example files' placeholder secrets are refused, each named with how to make a real one", async () => {
@@ -168,12 +171,12 @@ test("config check passes the example farm file and names every mistake with its
   const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
   const ok = await run(["config", "check", example], { env: SECRETS_ENV });
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s\)/);
+  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
   // The file the image carries (deploy/) passes too, once the deployment gives its secrets.
   const docker = new URL("../../../deploy/farm.docker.yaml", import.meta.url).pathname;
   const dockerOk = await run(["config", "check", docker], { env: SECRETS_ENV });
   assert.equal(dockerOk.code, 0, dockerOk.stderr);
-  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s\)/);
+  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
   const p = configFile("check-bad.yaml", `domain: localhost
 router:
   port: 99999

@@ -67,7 +67,7 @@ async function serve<P extends Stoppable>(
  * a router never loads PGlite, an sm never loads the TLS certificate maker
  * (docs/performance.md, memory at start).
  */
-async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Promise<ChildReport> {
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s" | "muc" | "upload", o: Options): Promise<ChildReport> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
   const log = createLogger(name, o.level, o.pretty);
@@ -101,6 +101,18 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s", o: Options): Pr
       const config = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
       const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log, signal) => startC2s(config, { logger: log, metrics, signal }), (c2s) => c2s.ready());
       return { ...proc.ports, metrics: metricsPort };
+    }
+    case "muc": {
+      const { mucConfigSchema, startMuc } = await import("@jabberfarm/muc");
+      const config = validateSection(sectionFor(doc, "muc"), "muc", mucConfigSchema);
+      const { metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startMuc(config, { logger: log, metrics }), (muc) => muc.ready());
+      return { metrics: metricsPort };
+    }
+    case "upload": {
+      const { startUpload, uploadConfigSchema } = await import("@jabberfarm/upload");
+      const config = validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
+      const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startUpload(config, { logger: log, metrics }), (u) => u.ready());
+      return { upload: proc.address.port, metrics: metricsPort };
     }
   }
 }
@@ -195,9 +207,11 @@ async function runConfigCheck(o: Options): Promise<number> {
     ["xdb", (await import("@jabberfarm/xdb")).xdbConfigSchema],
     ["sm", (await import("@jabberfarm/sm")).smConfigSchema],
     ["c2s", (await import("@jabberfarm/c2s")).c2sConfigSchema],
+    ["muc", (await import("@jabberfarm/muc")).mucConfigSchema],
+    ["upload", (await import("@jabberfarm/upload")).uploadConfigSchema],
   ] as const;
   const present = checks.filter(([name]) => doc[name] !== undefined);
-  if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s");
+  if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s, muc, upload");
   for (const [name, schema] of present) {
     try {
       validateSection(sectionFor(doc, name), name, schema);
@@ -227,6 +241,8 @@ async function main(argv: string[]): Promise<number> {
     case "xdb":
     case "sm":
     case "c2s":
+    case "muc":
+    case "upload":
       {
         const report = await runProcess(command, o);
         // Under `jabberfarm up`, tell the supervisor this process serves now, and on which ports.

@@ -39,10 +39,14 @@ function camel(segment: string): string {
   return segment.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
-/** The key at this level that an environment segment names: an existing one (any case, underscores ignored), else its camelCase. */
+/**
+ * The key at this level that an environment segment names: an existing one
+ * (any case, underscores and dots ignored, so `CONFERENCE_LOCALHOST` names
+ * the component `conference.localhost`), else its camelCase.
+ */
 function keyFor(level: Record<string, unknown>, segment: string): string {
   const squashed = segment.replace(/_/g, "").toLowerCase();
-  for (const k of Object.keys(level)) if (k.replace(/_/g, "").toLowerCase() === squashed) return k;
+  for (const k of Object.keys(level)) if (k.replace(/[_.]/g, "").toLowerCase() === squashed) return k;
   return camel(segment);
 }
 

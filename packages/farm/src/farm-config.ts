@@ -7,11 +7,12 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { UPLOAD_PORT, serviceComponents, serviceSection } from "./service-config.js";
 
 export type Doc = Record<string, unknown>;
 
 /** Top-level keys a farm file may have: shared values and one section per process. */
-export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "redisUrl", "routers", "router", "xdb", "sm", "c2s"]);
+export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "redisUrl", "routers", "router", "xdb", "sm", "c2s", "muc", "upload"]);
 
 function obj(v: unknown): Doc {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Doc) : {};
@@ -40,7 +41,7 @@ function domainOf(doc: Doc): string {
  * The section for one process, with what it shares with the others filled
  * in where the section leaves it out. Explicit keys in the section win.
  */
-export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | "cli"): Doc {
+export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | "cli" | "muc" | "upload"): Doc {
   const section = obj(doc[process]);
   const domain = domainOf(doc);
   const dataDir = typeof doc.dataDir === "string" ? doc.dataDir : undefined;
@@ -68,6 +69,9 @@ export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | 
     }
     case "cli":
       return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.cli), dataDir, databaseUrl: doc.databaseUrl, redisUrl };
+    case "muc":
+    case "upload":
+      return serviceSection(process, section, { domain, routers, dataDir, redisUrl, secret: (name) => secretOf(doc, name) });
   }
 }
 
@@ -76,15 +80,23 @@ export interface FarmSecrets {
   c2s: string;
   xdb: string;
   cli: string;
+  muc: string;
+  upload: string;
+  /** Signs the upload service's PUT URLs (HMAC). */
+  uploadUrl: string;
 }
 
 /** Secrets for an embedded farm: made once, kept in the data directory (mode 0600). */
 export function loadOrCreateSecrets(dataDir: string): FarmSecrets {
   const file = join(dataDir, "secrets.json");
-  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as FarmSecrets;
-  mkdirSync(dataDir, { recursive: true });
   const make = (): string => randomBytes(18).toString("base64url");
-  const secrets = { sm: make(), c2s: make(), xdb: make(), cli: make() };
+  const kept = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<FarmSecrets>) : undefined;
+  const secrets: FarmSecrets = {
+    sm: make(), c2s: make(), xdb: make(), cli: make(), muc: make(), upload: make(), uploadUrl: make(), ...kept,
+  };
+  // A data directory from before a process kind existed gets that kind's secret added.
+  if (kept !== undefined && Object.keys(secrets).every((k) => k in kept)) return secrets;
+  mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
   chmodSync(file, 0o600);
   return secrets;
@@ -103,10 +115,12 @@ export interface EmbeddedFarmOptions {
   registration?: boolean;
   /** Streams without TLS and PLAIN in the clear: for benchmarks on loopback, never for users. */
   plaintext?: boolean;
-  /** Health and metrics endpoints on loopback: router on this port, xdb +1, sm +2, c2s +3. */
+  /** Health and metrics endpoints on loopback: router on this port, xdb +1, sm +2, c2s +3, muc +4, upload +5. */
   metricsPort?: number | undefined;
   /** External (untrusted) components the router accepts. */
   components?: Array<{ name: string; secret: string }>;
+  /** The upload service's HTTPS port (default 5443). */
+  uploadPort?: number | undefined;
 }
 
 /** The config document `jabberfarm up` runs when no file is given. */
@@ -131,6 +145,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
         [COMPONENT_NAMES.xdb]: { secret: s.xdb, trusted: true },
         [COMPONENT_NAMES.cli]: { secret: s.cli, trusted: true },
         ...Object.fromEntries((o.components ?? []).map((c) => [c.name, { secret: c.secret }])),
+        ...serviceComponents(o.domain, s),
       },
     },
     xdb: { ...metrics(1) },
@@ -144,5 +159,7 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
       ...(o.registration ? { registration: { allow: true } } : {}),
       ...(o.plaintext ? { requireTls: false, allowPlainWithoutTls: true } : {}),
     },
+    muc: { ...metrics(4) },
+    upload: { ...metrics(5), urlSecret: s.uploadUrl, http: { host: o.host, port: o.uploadPort ?? UPLOAD_PORT } },
   };
 }

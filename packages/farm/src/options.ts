@@ -11,7 +11,7 @@ import { embeddedFarmDocument, type Doc } from "./farm-config.js";
 export const USAGE = `usage: jabberfarm <command> [options]
 
 the farm on one machine:
-  up                      start router, xdb, sm and c2s as child processes
+  up                      start router, xdb, sm, c2s, muc and upload as child processes
                           (embedded PGlite storage unless --database-url)
     --domain D            served domain (default localhost)
     --data DIR            data directory (default ./.jabberfarm)
@@ -29,6 +29,9 @@ the farm on one machine:
                           accept an external component (XEP-0114, untrusted: it
                           may send only stanzas from NAME and its subdomains);
                           repeat for more
+    --muc N, --upload N   group chat (conference.DOMAIN) and HTTP upload
+                          (upload.DOMAIN) processes (default 1 each; 0: none)
+    --upload-port N       the upload service's HTTPS port (default 5443)
     --routers N, --sm N, --c2s N
                           how many of each to run (default 1 each); c2s i
                           listens on the --host address + i-1 (127.0.0.2, ...)
@@ -39,7 +42,7 @@ the farm on one machine:
                           0: a free port each, listed in DIR/farm.ports.json)
 
 one process (each reads its section of --config FILE):
-  router | xdb | sm | c2s --config FILE
+  router | xdb | sm | c2s | muc | upload --config FILE
 
 accounts (through the running farm, or directly on its storage):
   adduser USER@DOMAIN     password from standard input, or asked
@@ -94,7 +97,9 @@ export interface Options {
   waitMs: number;
   pretty: boolean;
   json: boolean;
-  counts: { router: number; sm: number; c2s: number };
+  counts: { router: number; sm: number; c2s: number; muc: number; upload: number };
+  /** The upload service's HTTPS port (0: any free one). */
+  uploadPort: number;
   positionals: string[];
 }
 
@@ -122,6 +127,9 @@ export function parse(argv: string[]): Options {
       routers: { type: "string", default: "1" },
       sm: { type: "string", default: "1" },
       c2s: { type: "string", default: "1" },
+      muc: { type: "string", default: "1" },
+      upload: { type: "string", default: "1" },
+      "upload-port": { type: "string", default: "5443" },
       component: { type: "string", multiple: true, default: [] },
     },
   });
@@ -132,9 +140,9 @@ export function parse(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: got "${v}"; expected a port number`);
     return n;
   };
-  const count = (name: string, v: string | undefined): number => {
+  const count = (name: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from 1 to 9`);
+    if (!Number.isInteger(n) || n < min || n > 9) throw new UsageError(`--${name}: got "${v}"; expected a number from ${min} to 9`);
     return n;
   };
   const seconds = (name: string, v: string | undefined): number => {
@@ -148,7 +156,11 @@ export function parse(argv: string[]): Options {
   }
   return {
     metricsPort, pretty: values.pretty ?? false, json: values.json ?? false, waitMs: seconds("wait", values.wait) * 1000,
-    counts: { router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s) },
+    counts: {
+      router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s),
+      muc: count("muc", values.muc, 0), upload: count("upload", values.upload, 0),
+    },
+    uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
@@ -166,7 +178,7 @@ export function farmDocument(o: Options): Doc {
   return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
     host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
-    components: o.components,
+    components: o.components, uploadPort: o.uploadPort,
   }));
 }
 

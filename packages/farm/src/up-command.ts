@@ -6,15 +6,17 @@ import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { c2sConfigSchema } from "@jabberfarm/c2s";
+import { mucConfigSchema } from "@jabberfarm/muc";
 import { routerConfigSchema } from "@jabberfarm/router";
 import { smConfigSchema } from "@jabberfarm/sm";
+import { uploadConfigSchema } from "@jabberfarm/upload";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
 import { validateSection } from "./config-file.js";
 import { sectionFor, type Doc } from "./farm-config.js";
 import { stopOnSignals } from "./lifecycle.js";
 import { createLogger } from "./logger.js";
 import { UsageError, farmDocument, type Options } from "./options.js";
-import { Supervisor, pinnedPorts, type ChildSpec } from "./up.js";
+import { START_ORDER, Supervisor, pinnedPorts, serviceChildren, type ChildSpec } from "./up.js";
 
 const CLI_PATH = fileURLToPath(new URL("./cli.js", import.meta.url));
 
@@ -67,6 +69,11 @@ function farmChildren(o: Options): ChildSpec[] {
     }
     specs.push(spec);
   });
+  // Group chat and upload, once the routers are known; the upload service on its own HTTPS port.
+  for (const spec of serviceChildren({ muc: o.counts.muc, upload: o.counts.upload })) {
+    if (spec.kind === "upload") spec.env = { ...spec.env, JABBERFARM__UPLOAD__HTTP__PORT: String(o.uploadPort) };
+    specs.push({ ...spec, ...afterRouters });
+  }
   if (o.metricsPort !== undefined) {
     specs.forEach((s, k) => (s.env = { ...s.env, [`JABBERFARM__${s.kind.toUpperCase()}__METRICS__PORT`]: String(o.metricsPort === 0 ? 0 : o.metricsPort! + k) }));
   }
@@ -87,6 +94,8 @@ function writeAtomically(path: string, text: string): void {
 export interface FarmPorts {
   routers: Array<{ id: string; host: string; port: number }>;
   c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
+  /** The upload services' HTTPS ports. */
+  upload: Array<{ id: string; port: number }>;
   /** Each child's metrics and health endpoints, by id. */
   metrics: Record<string, number>;
 }
@@ -95,8 +104,8 @@ export async function runUp(o: Options): Promise<void> {
   if (o.config && o.metricsPort !== undefined) {
     throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
   }
-  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1;
-  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s shape the embedded farm; with --config, run each process yourself");
+  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1;
+  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s/--muc/--upload shape the embedded farm; with --config, run each process yourself");
   const doc = farmDocument(o);
   const children = o.config ? undefined : farmChildren(o);
   if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {
@@ -112,6 +121,8 @@ export async function runUp(o: Options): Promise<void> {
   validateSection(sectionFor(doc, "xdb"), "xdb", xdbConfigSchema);
   validateSection(sectionFor(doc, "sm"), "sm", smConfigSchema);
   const c2s = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
+  if (!o.config || doc.muc !== undefined) validateSection(sectionFor(doc, "muc"), "muc", mucConfigSchema);
+  if (!o.config || doc.upload !== undefined) validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
   let configPath = o.config ? resolve(o.config) : "";
   const portsPath = resolve(o.data, "farm.ports.json");
   if (!o.config) {
@@ -127,7 +138,9 @@ export async function runUp(o: Options): Promise<void> {
   const hosts = c2sHosts(o);
   const routerPorts = new Map<string, number>();
   const supervisor = new Supervisor({
-    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log, ...(children ? { children } : {}),
+    cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log,
+    // With a config file: one of each kind, group chat and upload only when the file has their sections.
+    children: children ?? START_ORDER.filter((k) => (k !== "muc" && k !== "upload") || doc[k] !== undefined).map((kind) => ({ kind, id: kind })),
     onChildReady: (id, report) => {
       if (!children || o.routerPort !== 0 || !routerIds.includes(id)) return;
       routerPorts.set(id, report.router!);
@@ -137,11 +150,12 @@ export async function runUp(o: Options): Promise<void> {
       writeAtomically(configPath, JSON.stringify(doc, null, 2) + "\n");
     },
     onReady: (reports) => {
-      const ports: FarmPorts = { routers: [], c2s: [], metrics: {} };
+      const ports: FarmPorts = { routers: [], c2s: [], upload: [], metrics: {} };
       for (const c of children ?? []) {
         const r = reports.get(c.id) ?? {};
         if (r.router !== undefined) ports.routers.push({ id: c.id, host: "127.0.0.1", port: r.router });
         if (c.kind === "c2s") ports.c2s.push({ id: c.id, host: hosts[ports.c2s.length]!, starttls: r.starttls, directTls: r.directTls });
+        if (r.upload !== undefined) ports.upload.push({ id: c.id, port: r.upload });
         if (r.metrics !== undefined) ports.metrics[c.id] = r.metrics;
       }
       if (!o.config) writeAtomically(portsPath, JSON.stringify(ports, null, 2) + "\n");

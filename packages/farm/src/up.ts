@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 
-export type FarmProcess = "router" | "xdb" | "sm" | "c2s";
-export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s"];
+export type FarmProcess = "router" | "xdb" | "sm" | "c2s" | "muc" | "upload";
+export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s", "muc", "upload"];
 
 /**
  * The ports a child bound, in its "ready" message over the IPC channel: a
@@ -23,6 +23,8 @@ export interface ChildReport {
   directTls?: number;
   /** Its metrics and health endpoints. */
   metrics?: number;
+  /** The upload service's HTTPS port. */
+  upload?: number;
 }
 
 /** One child to run: its process kind, its name in logs, and what its environment overrides (docs/operations.md). */
@@ -53,6 +55,7 @@ export function pinnedPorts(kind: FarmProcess, r: ChildReport): Record<string, s
   if (r.starttls !== undefined) env.JABBERFARM__C2S__LISTENERS__STARTTLS__PORT = String(r.starttls);
   if (r.directTls !== undefined) env.JABBERFARM__C2S__LISTENERS__DIRECT_TLS__PORT = String(r.directTls);
   if (r.metrics !== undefined) env[`JABBERFARM__${K}__METRICS__PORT`] = String(r.metrics);
+  if (r.upload !== undefined) env.JABBERFARM__UPLOAD__HTTP__PORT = String(r.upload);
   return env;
 }
 
@@ -165,4 +168,15 @@ export class Supervisor {
       });
     }
   }
+}
+
+/** The service processes of the embedded farm, after the c2s: `muc-1`..., `upload-1`... (none with a count of 0). */
+export function serviceChildren(counts: { muc: number; upload: number }): ChildSpec[] {
+  const specs: ChildSpec[] = [];
+  for (const kind of ["muc", "upload"] as const) {
+    for (let i = 1; i <= counts[kind]; i++) {
+      specs.push({ kind, id: counts[kind] === 1 ? kind : `${kind}-${i}`, env: { [`JABBERFARM__${kind.toUpperCase()}__INSTANCE`]: `${kind}-${i}` } });
+    }
+  }
+  return specs;
 }

@@ -31,6 +31,19 @@ export const smConfigSchema = z.object({
   redisUrl: z.string().url().optional(),
   /** Lifetime of this SM's keys in Redis without a heartbeat (renewed every third of it). */
   sessionTtlSeconds: z.number().int().min(3).default(60),
+  /**
+   * XEP-0157 contact addresses in the server's disco#info (URIs such as
+   * `mailto:abuse@example.org` or `xmpp:admin@example.org`); none by default.
+   */
+  contactAddresses: z.object({
+    abuse: z.array(z.string().min(1)).default([]),
+    admin: z.array(z.string().min(1)).default([]),
+    feedback: z.array(z.string().min(1)).default([]),
+    sales: z.array(z.string().min(1)).default([]),
+    security: z.array(z.string().min(1)).default([]),
+    status: z.array(z.string().min(1)).default([]),
+    support: z.array(z.string().min(1)).default([]),
+  }).strict().default({ abuse: [], admin: [], feedback: [], sales: [], security: [], status: [], support: [] }),
   /** Modules to load, in order; the default loads every built-in one. */
   modules: z.array(z.string()).optional(),
   /** Health and Prometheus endpoints (GET /metrics, /healthz, /readyz); absent: none. */

@@ -47,6 +47,8 @@ export interface ModuleApi {
   addFeature(ns: string): void;
   features(): readonly string[];
   identities(): readonly Identity[];
+  /** Services linked to the routers under our domain (`conference.DOMAIN`, `upload.DOMAIN`...), for disco#items. */
+  linkedServices(): readonly string[];
   /** Advertise a feature in the disco#info of every account (a user's bare JID), e.g. PEP or MAM. */
   addAccountFeature(ns: string): void;
   accountFeatures(): readonly string[];

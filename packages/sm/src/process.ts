@@ -101,6 +101,7 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
     c2sCheck.unref();
   };
   component.on("membership", (name, instances) => {
+    sm.services.update(name, instances);
     if (name === config.domain) sm.setMembers([...instances].sort());
     if (name === "c2s") {
       c2sKnown = new Set(instances);

@@ -21,6 +21,7 @@ import type { SmConfig } from "./config.js";
 import { EventBus, type Handler, type SmEvents } from "./events.js";
 import type { Identity, ModuleApi, SmModule } from "./module-api.js";
 import { ModuleStores, type ArchiveQuota, type ArchiveStore, type KeyedQuota, type KeyedStore } from "./module-store.js";
+import { LinkedServices } from "./linked-services.js";
 import { Ownership } from "./ownership.js";
 import { RosterManager } from "./roster-manager.js";
 import { RouterIntake } from "./router-intake.js";
@@ -56,6 +57,8 @@ export class SessionManager implements ModuleApi {
   readonly confirmed: ConfirmedSender;
   /** What c2s and other SMs send us confirmed: duplicates dropped, handled ones acknowledged. */
   readonly receiver: ConfirmedReceiver;
+  /** Services linked under our domain, from the routers' membership notices (process.ts feeds it). */
+  readonly services: LinkedServices;
   /** Replies for storage requests, when storage goes through xdb. */
   onXdb: ((el: Element) => void) | undefined;
 
@@ -71,6 +74,7 @@ export class SessionManager implements ModuleApi {
     this.address = `${config.domain}/${config.instance}`;
     this.roster = new RosterManager(storage, this.sessions, (s, el) => this.deliver(s, el), config.roster);
     this.stores = new ModuleStores(storage);
+    this.services = new LinkedServices(config.domain);
     const out = (text: string): boolean => outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
@@ -109,6 +113,10 @@ export class SessionManager implements ModuleApi {
 
   identities(): readonly Identity[] {
     return [{ category: "server", type: "im", name: "jabberfarm" }];
+  }
+
+  linkedServices(): readonly string[] {
+    return this.services.list();
   }
 
   addAccountFeature(ns: string): void {

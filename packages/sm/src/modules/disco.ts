@@ -8,6 +8,7 @@
  * an account that does not exist, so discovery cannot be used to probe accounts.
  */
 import type { Jid } from "@jabberfarm/jid";
+import { formElement } from "@jabberfarm/dataform";
 import { xml, type Element } from "@jabberfarm/xml";
 import type { ModuleApi } from "../module-api.js";
 
@@ -25,6 +26,12 @@ function isQuery(stanza: Element): Element | undefined {
   return stanza.attrs.type === "get" && q !== undefined && q.local === "query" ? q : undefined;
 }
 
+/** XEP-0157: the server's contact addresses as an extended disco#info form; none configured, none sent. */
+function contactForm(addresses: Record<string, string[]>): Element | undefined {
+  const fields = Object.entries(addresses).filter(([, v]) => v.length > 0).map(([kind, values]) => ({ var: `${kind}-addresses`, type: "list-multi" as const, values }));
+  return fields.length === 0 ? undefined : formElement("result", { formType: "http://jabber.org/network/serverinfo", fields });
+}
+
 export function disco(api: ModuleApi): void {
   api.addFeature(NS_DISCO_INFO);
   api.addFeature(NS_DISCO_ITEMS);
@@ -39,16 +46,17 @@ export function disco(api: ModuleApi): void {
     const features = [...new Set(api.features())].sort();
     api.result(stanza, xml("query", { xmlns: NS_DISCO_INFO },
       ...api.identities().map((i) => xml("identity", { category: i.category, type: i.type, name: i.name })),
-      ...features.map((f) => xml("feature", { var: f }))));
+      ...features.map((f) => xml("feature", { var: f })),
+      contactForm(api.config.contactAddresses)));
     return true;
   });
 
-  // Components are not known to the SM (the router knows them), so the list is empty.
+  // The services linked under our domain, as the routers announce them (group chat, upload, components).
   api.on(`iq/host/${NS_DISCO_ITEMS}`, ({ stanza }) => {
     const query = isQuery(stanza);
     if (!query) return false;
     if (hasNode(query)) api.error(stanza, "item-not-found");
-    else api.result(stanza, xml("query", { xmlns: NS_DISCO_ITEMS }));
+    else api.result(stanza, xml("query", { xmlns: NS_DISCO_ITEMS }, ...api.linkedServices().map((jid) => xml("item", { jid }))));
     return true;
   });
 
