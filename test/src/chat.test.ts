@@ -84,7 +84,8 @@ describe("a farm on one machine (PGlite)", () => {
     const back = await bob.next((e) => e.name === "presence" && e.attrs.from === "alice@localhost/laptop" && e.attrs.type === undefined);
     assert.equal(back.getChildText("show"), "away");
 
-    // a client that goes away without a word still goes unavailable for its contacts
+    // a client that goes away without a word still goes unavailable for its
+    // contacts, once the time it had to resume its stream (2 s here) is over
     const aliceIndex = clients.indexOf(alice);
     alice.xmpp.socket?.socket?.destroy();
     clients.splice(aliceIndex, 1);

@@ -179,6 +179,15 @@ export class RawClient {
 
   /** On a connection made earlier: a stream, STARTTLS, SCRAM and a bound resource. */
   async logIn(user: string, password: string, resource: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
+    const c = await this.authenticate(user, password, mechanism);
+    c.write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+    await c.until(/<jid>[^<]+<\/jid>/);
+    c.text = "";
+    return c;
+  }
+
+  /** A stream, STARTTLS and SCRAM: authenticated, with the post-authentication features read, not bound. */
+  async authenticate(user: string, password: string, mechanism: ScramMechanism = "SCRAM-SHA-256"): Promise<RawClient> {
     const c = this as RawClient;
     c.header();
     await c.until(/<starttls/);
@@ -205,9 +214,7 @@ export class RawClient {
     if (!/<success/.test(success[0])) throw new Error(`auth failed: ${c.text}`);
     if (success[1]) scram.verify(Buffer.from(success[1], "base64").toString());
     c.header();
-    await c.until(/<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/);
-    c.write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
-    await c.until(/<jid>[^<]+<\/jid>/);
+    await c.until(/<\/stream:features>/);
     c.text = "";
     return c;
   }

@@ -51,7 +51,7 @@ function checkProcess(where: string, argv: string[], env: Record<string, string>
     assert.fail(`${where}: starts with the shipped placeholder secrets`);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    assert.ok(e.problems.length > 0 && e.problems.every((p) => /secret: got "[^"]*"; a placeholder from the example files/.test(p)),
+    assert.ok(e.problems.length > 0 && e.problems.every((p) => /[sS]ecret: got "[^"]*"; a placeholder from the example files/.test(p)),
       `${where}: refused for its placeholder secrets only:\n${e.problems.join("\n")}`);
     assert.ok(e.problems.some((p) => p.startsWith(kind === "router" ? "router.components." : `${kind}.secret`)), `${where}: names the key`);
   }

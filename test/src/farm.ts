@@ -171,7 +171,17 @@ export class Farm {
 
   private spawnUp(): ChildProcess {
     this.stderr = "";
-    const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "", ...this.options.env } });
+    const proc = spawn(process.execPath, [CLI, "up", ...this.upArgs()], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env, DATABASE_URL: "",
+        // @xmpp/client enables stream management, so a client that vanishes is
+        // held for resumption (docs/stream-management.md): 2 s here, not 5 min,
+        // so that its contacts see it go within the tests' patience.
+        JABBERFARM__SM__STREAM_MANAGEMENT__RESUME_TIMEOUT_SECONDS: "2",
+        ...this.options.env,
+      },
+    });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
     let buf = "";
