@@ -12,6 +12,7 @@
 //   node bench/farm.mjs                         # 2000 logins, 100 pairs for 10 s
 //   USERS=1000 LOGINS=1000 PAIRS=50 DURATION=5 node bench/farm.mjs
 //   LOADGEN=/path/to/xmppload.js node bench/farm.mjs
+//   SM=10 node bench/farm.mjs                   # XEP-0198 on every client, <r/> every 10 stanzas
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -31,6 +32,7 @@ const HOLD = env("HOLD", 5);
 const LOADGEN = process.env.LOADGEN ?? join(root, "bench/load/xmppload.mjs");
 const TLS = process.env.TLS !== "0"; // TLS=0: plaintext c2s with PLAIN in the clear (farm started with --plaintext)
 const OUT = process.env.OUT ?? join(root, `bench/results/farm-embedded${TLS ? "" : "-plaintext"}.json`);
+const SM = env("SM", 0); // N > 0: XEP-0198 on every client, an ack asked every N stanzas sent
 const PROFILE = process.env.PROFILE; // a directory: the farm's children write --cpu-prof files there
 
 if (!existsSync(LOADGEN)) {
@@ -92,6 +94,7 @@ const args = [LOADGEN, "--host", "127.0.0.1", "--port", String(port), "--domain"
   "--users", String(USERS), "--password", "pw", "--pids", pidList,
   "--scenario", process.env.SCENARIO ?? "login,messages", "--logins", String(LOGINS), "--concurrency", String(CONC),
   "--idle", String(IDLE), "--hold", String(HOLD), "--pairs", String(PAIRS), "--duration", String(DURATION), "--window", String(WINDOW),
+  ...(SM > 0 ? ["--sm", String(SM)] : []),
   "--label", "jabberfarm-embedded", "--out", OUT,
   "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: TLS ? "STARTTLS" : "none", sasl: "PLAIN" })];
 const r = spawnSync(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"] });

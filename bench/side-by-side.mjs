@@ -38,6 +38,8 @@ environment (defaults in brackets):
   PRESENCE_CHURNERS [100] PRESENCE_OBSERVERS [= churners] PRESENCE_ROSTER [20]
   PRESENCE_DURATION [= DURATION]                presence scenario
   TLS [0]      1: STARTTLS (required) on every target; 0: plaintext c2s
+  SM [0]       N > 0: XEP-0198 on every client (enabled after binding, an ack asked every N
+               stanzas sent); ejabberd gets mod_stream_mgmt, prosody mod_smacks; jabberd2 has none
   MECH [PLAIN] or SCRAM-SHA-256 / SCRAM-SHA-1 (what a peer does not offer fails its logins)
   DOMAIN [bench.test]
   PEER_PRESENCE [xmpp]   xmpp: peers' rosters made over XMPP before the presence run; skip: no presence for peers
@@ -64,6 +66,7 @@ function config() {
     presenceDuration: envNumber("PRESENCE_DURATION", envNumber("DURATION", 10)),
     tls: envText("TLS", "0") === "1",
     mech: envText("MECH", "PLAIN"),
+    sm: envNumber("SM", 0),
     domain: envText("DOMAIN", "bench.test"),
     peerPresence: envText("PEER_PRESENCE", "xmpp"),
     jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
@@ -106,6 +109,7 @@ function generatorArgs(c, target, inst, scenario, out, seed) {
     "--scenario-time-limit", "120", "--login-timeout", "30", "--deadline", String(generatorDeadline(c, scenario)),
     "--label", target, "--out", out];
   if (inst.tls) a.push("--tls");
+  if (c.sm > 0) a.push("--sm", String(c.sm));
   if (scenario === "login") a.push("--logins", String(c.logins));
   if (scenario === "idle") a.push("--idle", String(c.idle), "--hold", String(c.hold));
   if (scenario === "messages") a.push("--pairs", String(c.pairs), "--window", String(c.window), "--duration", String(c.duration), "--drain", String(c.drain));
@@ -152,8 +156,9 @@ async function main() {
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*$/, "");
   mkdirSync(c.outDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), "jf-side-by-side-"));
-  const jsonPath = join(c.outDir, `side-by-side-${stamp}${c.tls ? "-tls" : ""}.json`);
-  const mdPath = join(c.outDir, c.tls ? "SIDE-BY-SIDE-tls.md" : "SIDE-BY-SIDE.md");
+  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}`;
+  const jsonPath = join(c.outDir, `side-by-side-${stamp}${variant}.json`);
+  const mdPath = join(c.outDir, `SIDE-BY-SIDE${variant}.md`);
   const plaintextSupported = farmSupportsPlaintext();
 
   const perScenario = c.scenarios.reduce((s, sc) => s + generatorDeadline(c, sc) + 150, 0);
@@ -182,7 +187,7 @@ async function main() {
       log(`wrote ${jsonPath} and ${mdPath}`);
     },
   });
-  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
+  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
 
   for (const target of targets) {
     const isFarm = target.startsWith("jabberfarm-");
@@ -231,7 +236,7 @@ async function main() {
             template, scenario, domain: c.domain, tls: c.tls, plaintextSupported, workDir, log, rateLimit: c.jfRateLimit,
             presence: scenario === "presence" && c.jfPresenceSeed === "storage" ? { churners: c.churners, observers: c.observers, roster: c.roster } : undefined,
           })
-          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log });
+          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0 });
         inst = await running.starting;
         running.starting = undefined;
         running.instance = inst;
