@@ -64,10 +64,17 @@ const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await f
   console.error(`created ${USERS} accounts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// As in side-by-side (bench/lib/targets.mjs): the peers run without shapers,
+// so the c2s byte rate and the PBKDF2 budget of PLAIN are lifted unless
+// JF_RATE_LIMIT=default; a login storm then measures the hashing, not the cap.
+const limitsLifted = process.env.JF_RATE_LIMIT === "default" ? {} : {
+  JABBERFARM__C2S__LIMITS__BYTES_PER_SECOND: "1000000000", JABBERFARM__C2S__LIMITS__BURST_BYTES: "1000000000",
+  JABBERFARM__C2S__LIMITS__PLAIN_CHECKS_PER_SECOND: "1000000",
+};
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
   "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
   ...(TLS ? [] : ["--plaintext"])],
-  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...limitsLifted, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();
 farm.stdout.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\n")) {

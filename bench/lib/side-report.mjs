@@ -16,6 +16,7 @@ function sizes(c) {
   if (c.scenarios.includes("login")) parts.push(`login ${c.logins} × concurrency ${c.concurrency}`);
   if (c.scenarios.includes("idle")) parts.push(`idle ${c.idle} sessions held ${c.hold} s`);
   if (c.scenarios.includes("messages")) parts.push(`messages ${c.pairs} pairs × window ${c.window} × ${c.duration} s to the full JID (drain ${c.drain} s)`);
+  if (c.scenarios.includes("rooms")) parts.push(`rooms ${c.rooms} × ${c.occupants} occupants × window ${c.window} × ${c.duration} s (drain ${c.drain} s)`);
   if (c.scenarios.includes("presence")) parts.push(`presence ${c.churners} churners, ${c.observers} observers, ${c.roster}-contact rosters, ${c.presenceDuration} s`);
   return parts.join("; ");
 }
