@@ -104,10 +104,11 @@ describe("blocking across two SMs, and after a takeover", { timeout: 240_000 }, 
 
   test("after kill -9 of the first user's SM the other takes it over, and both blocks still hold", async () => {
     const pid = farm.childPidById("sm-1")!;
-    const fromLog = farm.logs.length;
     process.kill(pid, "SIGKILL");
-    await farm.waitLog("sm-2 took sm-1's sessions over", (l) => l.msg === "took sessions over" && l.from === "sm-1", 20_000, fromLog);
-    // The taken-over user is served again (the control reaches it), and the blocks hold both ways on the new SM.
+    // Whoever serves the user next (sm-2 taking it over, at once or when a
+    // stanza for it comes, or sm-1's next run) has only what the store and
+    // the shared session record say: the old process and its memory are gone.
+    // The taken-over user is served again (the control reaches it), and the blocks hold both ways.
     await waitUntil("the control reaches the taken-over user", 15_000, async () => {
       try {
         await delivered(cc, ca);
