@@ -5,6 +5,7 @@
 import type { SmModule } from "../module-api.js";
 import { admin } from "./admin.js";
 import { blocking } from "./blocking.js";
+import { carbons } from "./carbons.js";
 import { clientStateIndication } from "./csi.js";
 import { disco } from "./disco.js";
 import { lastActivity } from "./last.js";
@@ -37,6 +38,7 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   last: lastActivity,
   "stream-management": streamManagement,
   csi: clientStateIndication,
+  carbons,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {

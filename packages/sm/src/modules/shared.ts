@@ -20,6 +20,17 @@ export function deliverable(api: ModuleApi, user: string): Session[] {
   return api.sessions.available(user).filter((s) => s.priority >= 0);
 }
 
+/**
+ * The sessions a chat or normal message to the bare JID goes to (RFC 6121
+ * §8.5.2.1.1): every deliverable one that shares the highest priority.
+ */
+export function bareTargets(api: ModuleApi, user: string): Session[] {
+  const targets = deliverable(api, user);
+  let top = -Infinity;
+  for (const s of targets) if (s.priority > top) top = s.priority;
+  return targets.filter((s) => s.priority === top);
+}
+
 /** Storage said the account is gone, whether it is in process or behind xdb (which maps it to item-not-found). */
 export function isUnknownAccount(err: unknown): boolean {
   return err instanceof UnknownAccountError || (err instanceof XdbRequestError && err.condition === "item-not-found");
