@@ -9,6 +9,7 @@ import { carbons } from "./carbons.js";
 import { clientStateIndication } from "./csi.js";
 import { disco } from "./disco.js";
 import { lastActivity } from "./last.js";
+import { mam } from "./mam.js";
 import { message } from "./message.js";
 import { offline } from "./offline.js";
 import { ping } from "./ping.js";
@@ -39,6 +40,7 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   "stream-management": streamManagement,
   csi: clientStateIndication,
   carbons,
+  mam,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {
