@@ -16,7 +16,7 @@
  * overshoot by that many); the item size limit rides on every append.
  */
 import type { Logger } from "pino";
-import type { AppendedItem, ArchiveQuota, ArchiveStore } from "../module-store.js";
+import type { ArchiveQuota, ArchiveStore } from "../module-store.js";
 
 export interface ArchiveAppend {
   user: string;
@@ -33,13 +33,24 @@ export interface ArchiveWriterOptions {
   trimEvery: number;
 }
 
-interface Pending extends ArchiveAppend {
-  resolve(a: AppendedItem): void;
-  reject(e: unknown): void;
+/** The appends waiting for the next batch, and the promise that batch settles. */
+interface Batch {
+  items: ArchiveAppend[];
+  done: Promise<void>;
+  settle(): void;
+}
+
+function newBatch(): Batch {
+  let settle!: () => void;
+  const done = new Promise<void>((r) => (settle = r));
+  return { items: [], done, settle };
 }
 
 export class ArchiveWriter {
-  private queue: Pending[] = [];
+  /** Filling while the previous one is written; taken whole (or in parts of the batch limits) when that one is done. */
+  private next: Batch = newBatch();
+  /** The batch being written. */
+  private current: Batch | undefined;
   private running: Promise<void> | undefined;
   private scheduled = false;
   /** Appends per user since their size was last checked. */
@@ -49,29 +60,37 @@ export class ArchiveWriter {
 
   constructor(private readonly archive: ArchiveStore, private readonly opts: ArchiveWriterOptions, private readonly log: Logger) {}
 
-  /** The last append queued: batches go in order, so once it settled every earlier one has. */
-  private last: Promise<unknown> = Promise.resolve();
+  /**
+   * Queues an append. The promise (one for everything in its batch: no
+   * promise per message) resolves once the batch was written, or failed:
+   * failures and refusals are logged here, and the message was delivered
+   * either way.
+   */
+  append(item: ArchiveAppend): Promise<void> {
+    this.next.items.push(item);
+    this.kick();
+    return this.next.done;
+  }
 
-  /** Queues an append; settles once its batch is stored (or failed). */
-  append(item: ArchiveAppend): Promise<AppendedItem> {
-    const p = new Promise<AppendedItem>((resolve, reject) => {
-      this.queue.push({ ...item, resolve, reject });
-      if (this.running === undefined && !this.scheduled) {
-        // After the current burst of synchronous work, so that it batches together.
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.running ??= this.drain().finally(() => (this.running = undefined));
-        });
-      }
+  /** Starts writing, unless it is under way (its loop takes what is queued meanwhile). */
+  private kick(): void {
+    if (this.running !== undefined || this.scheduled) return;
+    // After the current burst of synchronous work, so that it batches together.
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
+        // Queued after the loop's last look, before this: not left behind.
+        if (this.next.items.length > 0) this.kick();
+      });
     });
-    this.last = p.catch(() => undefined);
-    return p;
   }
 
   /** Resolves once everything queued until now is written (or failed); what comes later is not waited for. */
-  async written(): Promise<void> {
-    await this.last;
+  written(): Promise<void> {
+    if (this.next.items.length > 0) return this.next.done;
+    return this.current?.done ?? Promise.resolve();
   }
 
   /** The user's archive is gone: forget its count. */
@@ -80,47 +99,59 @@ export class ArchiveWriter {
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.take();
-      this.batches++;
-      // Users due a size check go in a write that carries the count limit; the rest in one that does not.
-      const due: Pending[] = [];
-      const rest: Pending[] = [];
-      const dueUsers = new Set<string>();
-      for (const p of batch) {
-        const n = (this.sinceTrim.get(p.user) ?? this.opts.trimEvery - 1) + 1;
-        this.sinceTrim.set(p.user, n);
-        if (n >= this.opts.trimEvery) dueUsers.add(p.user);
+    while (this.next.items.length > 0) {
+      const batch = (this.current = this.next);
+      this.next = newBatch();
+      // More than one write's worth: in parts, one after the other (each user's order kept).
+      for (let from = 0; from < batch.items.length;) {
+        const n = this.partSize(batch.items, from);
+        await this.writePart(batch.items.slice(from, from + n));
+        from += n;
       }
-      for (const p of batch) (dueUsers.has(p.user) ? due : rest).push(p);
-      for (const u of dueUsers) this.sinceTrim.set(u, 0);
-      const itemBytes: ArchiveQuota = { maxItemBytes: this.opts.maxItemBytes };
-      const trimmed: ArchiveQuota = { ...itemBytes, maxItems: this.opts.maxItems, onFull: "drop-oldest" };
-      await Promise.all([this.write(due, trimmed), this.write(rest, itemBytes)]);
+      batch.settle();
+      this.current = undefined;
     }
   }
 
-  private take(): Pending[] {
+  private partSize(items: readonly ArchiveAppend[], from: number): number {
     let bytes = 0;
     let n = 0;
-    while (n < this.queue.length && n < this.opts.batchMaxItems) {
+    while (from + n < items.length && n < this.opts.batchMaxItems) {
       // An upper bound of its size on the link: UTF-8, then escaped into the request.
-      const size = this.queue[n]!.value.length * 3;
+      const size = items[from + n]!.value.length * 3;
       if (n > 0 && bytes + size > this.opts.batchMaxBytes) break;
       bytes += size;
       n++;
     }
-    return this.queue.splice(0, n);
+    return n;
   }
 
-  private async write(items: Pending[], quota: ArchiveQuota): Promise<void> {
+  private async writePart(part: ArchiveAppend[]): Promise<void> {
+    this.batches++;
+    // Users due a size check go in a write that carries the count limit; the rest in one that does not.
+    const dueUsers = new Set<string>();
+    for (const p of part) {
+      const n = (this.sinceTrim.get(p.user) ?? this.opts.trimEvery - 1) + 1;
+      this.sinceTrim.set(p.user, n);
+      if (n >= this.opts.trimEvery) dueUsers.add(p.user);
+    }
+    for (const u of dueUsers) this.sinceTrim.set(u, 0);
+    const due = dueUsers.size === 0 ? [] : part.filter((p) => dueUsers.has(p.user));
+    const rest = dueUsers.size === 0 ? part : part.filter((p) => !dueUsers.has(p.user));
+    const itemBytes: ArchiveQuota = { maxItemBytes: this.opts.maxItemBytes };
+    const trimmed: ArchiveQuota = { ...itemBytes, maxItems: this.opts.maxItems, onFull: "drop-oldest" };
+    await Promise.all([this.write(due, trimmed), this.write(rest, itemBytes)]);
+  }
+
+  private async write(items: ArchiveAppend[], quota: ArchiveQuota): Promise<void> {
     if (items.length === 0) return;
     try {
-      const r = await this.archive.appendMany(items.map(({ user, id, with: w, value }) => ({ user, id, with: w, value })), quota);
-      items.forEach((p, i) => p.resolve(r[i]!));
+      const r = await this.archive.appendMany(items, quota);
+      r.forEach((a, i) => {
+        if ("refused" in a) this.log.info({ user: items[i]!.user, limit: a.refused }, "message not archived: over the archive's limit");
+      });
     } catch (err) {
       this.log.error({ err, items: items.length }, "archive batch failed; its messages were delivered but not archived");
-      for (const p of items) p.reject(err);
     }
   }
 }

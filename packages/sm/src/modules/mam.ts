@@ -116,12 +116,9 @@ export function mam(api: ModuleApi): void {
 
   /** Queues the append; the route that brought the message is acknowledged only once it is written. */
   function append(user: string, id: string, contact: string, value: string, holds: Array<Promise<unknown>> | undefined): void {
-    const written = writer.append({ user, id, with: contact, value }).then((r) => {
-      if ("refused" in r) api.log.info({ user, limit: r.refused }, "message not archived: over the archive's limit");
-    });
-    // Failures are logged by the writer; a hold only waits.
-    written.catch(() => undefined);
-    holds?.push(written);
+    const written = writer.append({ user, id, with: contact, value });
+    // Both copies of a message between two users of this SM land in the same batch: hold once.
+    if (holds !== undefined && holds[holds.length - 1] !== written) holds.push(written);
   }
 
   // ---- the message path ------------------------------------------------------------
