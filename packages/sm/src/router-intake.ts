@@ -105,9 +105,11 @@ export class RouterIntake {
     }
     if (c === undefined) return;
     const ticket = c.ticket;
+    const ack = (): void => this.core.receiver.handled(ticket);
     const handled = (): void => {
-      if (holds.length === 0) this.core.receiver.handled(ticket);
-      else void Promise.allSettled(holds).then(() => this.core.receiver.handled(ticket));
+      if (holds.length === 0) ack();
+      else if (holds.length === 1) holds[0]!.then(ack, ack);
+      else void Promise.allSettled(holds).then(ack);
     };
     if (isPromise(r)) r.then(handled, handled);
     else handled();
