@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Element } from "@jabberfarm/xml";
-import { Farm, ROOT, freshDatabase } from "./farm.js";
+import { Farm, ROOT, freshDatabase, waitUntil } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
 import { nameOn } from "./fleet.js";
 import { PrivateRedis } from "./redis-server.js";
@@ -147,6 +147,44 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
     const annArchive = await pageAll(laptop, 3);
     assert.deepEqual(annArchive.items.map((i) => i.body), expected);
     assert.equal(annArchive.items[0]!.id, got.getChild("stanza-id", SID)?.attrs.id);
+  });
+
+  test("kill -9 of the recipient's SM during a burst: both archives hold each message exactly once", { timeout: 180_000 }, async (t) => {
+    const sender = nameOn("kan", "sm-1");
+    const recipient = nameOn("kbo", "sm-2");
+    for (const u of [sender, recipient]) await farm.addUser(`${u}@localhost`, `${u}-pw`);
+    const from = await online(sender, "burst", "127.0.0.1", false);
+    const to = await online(recipient, "burst", "127.0.0.2", false);
+    const N = 150;
+    const got = new Set<string>();
+    let deliveries = 0;
+    const seen = (): void => {
+      for (const e of to.received.splice(0)) {
+        if (e.name !== "message" || !e.getChildText("body")?.startsWith("k")) continue;
+        got.add(e.getChildText("body")!);
+        deliveries++;
+      }
+    };
+    const pid = farm.childPidById("sm-2")!;
+    for (let i = 0; i < N; i++) {
+      if (i === 50) process.kill(pid, "SIGKILL");
+      await from.send(chat(`${recipient}@localhost`, `k${i}`, `k${i}`));
+    }
+    // Delivered at least once (the recipient's session moves to sm-1 through Redis, and back once sm-2 is restarted).
+    await waitUntil("every message reached the recipient", 60_000, () => (seen(), got.size === N));
+    t.diagnostic(`${deliveries} deliveries of ${N} messages (more: redelivered after the kill)`);
+    await farm.restarted("sm-2", pid);
+    // The archives, once the restarted SM serves its users again: every message, each once.
+    const bodies = (items: Archived[]) => items.map((i) => i.body).filter((b) => /^k\d+$/.test(b));
+    const expected = Array.from({ length: N }, (_, i) => `k${i}`).sort();
+    for (const c of [to, from]) {
+      const items = await waitUntil(`${c.jid}'s archive holds all ${N}`, 60_000, async () => {
+        const r = await pageAll(c, 100).catch(() => undefined);
+        return r !== undefined && new Set(bodies(r.items)).size === N ? r.items : undefined;
+      }, 500);
+      t.diagnostic(`${c.jid}: ${bodies(items).length} archived for ${N} sent`);
+      assert.deepEqual(bodies(items).sort(), expected, "each message exactly once");
+    }
   });
 
   test("slixmpp: carbons and archive paging with its own plugins", { timeout: 180_000 }, async (t) => {
