@@ -86,9 +86,9 @@ export function carbons(api: ModuleApi): void {
   api.on("message/out", ({ stanza, raw, session }: OutboundEvent) => {
     const copies = enabledOf(session.bare, session);
     if (copies.length === 0 || !eligible(stanza)) return false;
-    // To the user's own bare JID it comes back in as received; no sent copy on top.
+    // To the user's own account (bare JID or another resource) it comes back in as received; no sent copy on top.
     const to = stanza.attrs.to;
-    if (to === undefined || to === session.bare) return false;
+    if (to === undefined || to === session.bare || to.startsWith(`${session.bare}/`)) return false;
     const type = stanza.attrs.type ?? "normal";
     for (const s of copies) api.deliver(s, carbonText("sent", session.bare, s, type, raw));
     return false;

@@ -92,7 +92,14 @@ export function mam(api: ModuleApi): void {
   const cache = new Map<string, Prefs>();
 
   async function loadPrefs(user: string): Promise<Prefs> {
-    const text = await prefsStore.get(user, PREFS_KEY);
+    let text: string | null;
+    try {
+      text = await prefsStore.get(user, PREFS_KEY);
+    } catch (err) {
+      // The archive must never stop a message or a login: the default, this once, and not remembered.
+      api.log.warn({ err, user }, "archive preferences unreadable; the default applies");
+      return { default: config.default, always: new Set(), never: new Set() };
+    }
     const p = text === null ? undefined : (JSON.parse(text) as { default: Default; always: string[]; never: string[] });
     const prefs: Prefs = { default: p?.default ?? config.default, always: new Set(p?.always ?? []), never: new Set(p?.never ?? []) };
     if (api.sessions.isOnline(user)) cache.set(user, prefs);
