@@ -166,10 +166,17 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
       }
     };
     const pid = farm.childPidById("sm-2")!;
+    // One burst, not awaited message by message: when the SM dies, relays to it and its archive batches are in flight.
+    const sends: Array<Promise<void>> = [];
     for (let i = 0; i < N; i++) {
-      if (i === 50) process.kill(pid, "SIGKILL");
-      await from.send(chat(`${recipient}@localhost`, `k${i}`, `k${i}`));
+      if (i === N / 3) {
+        // The first third on the wire, the rest right behind it.
+        await Promise.all(sends);
+        process.kill(pid, "SIGKILL");
+      }
+      sends.push(from.send(chat(`${recipient}@localhost`, `k${i}`, `k${i}`)));
     }
+    await Promise.all(sends);
     // Delivered at least once (the recipient's session moves to sm-1 through Redis, and back once sm-2 is restarted).
     await waitUntil("every message reached the recipient", 60_000, () => (seen(), got.size === N));
     t.diagnostic(`${deliveries} deliveries of ${N} messages (more: redelivered after the kill)`);
