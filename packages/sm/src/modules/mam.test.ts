@@ -58,10 +58,16 @@ describe("message archive (MAM)", () => {
     for (let i = 1; i <= 4; i++) {
       const [from, to] = i % 2 === 1 ? [amy, bo] : [bo, amy];
       from.send(`<message type='chat' to='${to.bare}' id='m${i}'><body>${i}</body></message>`);
+      await eventually(() => to.received.some(isMessage), 3000, "the message");
+      const raw = to.raws[to.received.findIndex(isMessage)]!;
       const got = await to.next(isMessage);
       const sid = got.getChild("stanza-id", SID);
       assert.ok(sid, `a stanza id on ${got.toString()}`);
       assert.equal(sid.attrs.by, to.bare);
+      // The sender's text, byte for byte, with the stanza id added at its end.
+      const sent = `<message type='chat' to='${to.bare}' id='m${i}' from='${from.full}' xmlns='jabber:client'><body>${i}</body>` +
+        `<stanza-id xmlns='${SID}' by='${to.bare}' id='${sid.attrs.id}'/></message>`;
+      assert.equal(raw, sent);
     }
     // Not archived: a chat state alone, a no-store hint, a headline.
     amy.send("<message type='chat' to='bo@localhost' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
