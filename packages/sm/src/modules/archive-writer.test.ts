@@ -58,6 +58,15 @@ describe("the archive's batched writes", () => {
     assert.equal(kept.at(-1), "19");
   });
 
+  test("the queue is bounded: beyond 100 batches' worth, appends are not archived (and nothing waits for them)", async () => {
+    const w = writer("b5", { batchMaxItems: 2 });
+    const all = [];
+    for (let i = 0; i < 250; i++) all.push(w.append({ user: users[3]!, id: `q${i}`, with: "x@y", value: `${i}` }));
+    await Promise.all(all);
+    assert.equal(w.dropped, 50);
+    assert.equal((await values("b5", users[3]!)).length, 200);
+  });
+
   test("an append for an account that is gone does not fail the others", async () => {
     const w = writer("b4");
     void w.append({ user: "ghost@localhost", id: "g", with: "x@y", value: "g" });

@@ -33,6 +33,9 @@ export interface ArchiveWriterOptions {
   trimEvery: number;
 }
 
+/** How many batches' worth may wait while one is written. */
+const MAX_QUEUED_BATCHES = 100;
+
 /** The appends waiting for the next batch, and the promise that batch settles. */
 interface Batch {
   items: ArchiveAppend[];
@@ -57,6 +60,8 @@ export class ArchiveWriter {
   private readonly sinceTrim = new Map<string, number>();
   /** Batches written (for tests and the docs' figures). */
   batches = 0;
+  /** Appends refused because too many were queued. */
+  dropped = 0;
 
   constructor(private readonly archive: ArchiveStore, private readonly opts: ArchiveWriterOptions, private readonly log: Logger) {}
 
@@ -67,6 +72,12 @@ export class ArchiveWriter {
    * either way.
    */
   append(item: ArchiveAppend): Promise<void> {
+    if (this.next.items.length >= this.opts.batchMaxItems * MAX_QUEUED_BATCHES) {
+      // Storage is not keeping up (xdb down, each batch timing out): the
+      // messages still go through, but the queue must not grow without bound.
+      if (this.dropped++ % 1000 === 0) this.log.warn({ dropped: this.dropped }, "archive writes queued beyond the limit: messages delivered but not archived");
+      return this.next.done;
+    }
     this.next.items.push(item);
     this.kick();
     return this.next.done;
