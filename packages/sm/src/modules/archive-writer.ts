@@ -156,13 +156,20 @@ export class ArchiveWriter {
 
   private async write(items: ArchiveAppend[], quota: ArchiveQuota): Promise<void> {
     if (items.length === 0) return;
-    try {
-      const r = await this.archive.appendMany(items, quota);
-      r.forEach((a, i) => {
-        if ("refused" in a) this.log.info({ user: items[i]!.user, limit: a.refused }, "message not archived: over the archive's limit");
-      });
-    } catch (err) {
-      this.log.error({ err, items: items.length }, "archive batch failed; its messages were delivered but not archived");
+    // Once more after a failure: every item carries its id, so a write that
+    // did happen before its answer was lost stores nothing twice.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await this.archive.appendMany(items, quota);
+        r.forEach((a, i) => {
+          if ("refused" in a) this.log.info({ user: items[i]!.user, limit: a.refused }, "message not archived: over the archive's limit");
+        });
+        return;
+      } catch (err) {
+        if (attempt < 2) continue;
+        this.log.error({ err, items: items.length }, "archive batch failed twice; its messages were delivered but not archived");
+        return;
+      }
     }
   }
 }
