@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
+import { ArchiveStore } from "../module-store.js";
 import { ArchiveWriter, type ArchiveWriterOptions } from "./archive-writer.js";
 import { archiveStore } from "./module-testing.js";
 
@@ -65,6 +66,26 @@ describe("the archive's batched writes", () => {
     await Promise.all(all);
     assert.equal(w.dropped, 50);
     assert.equal((await values("b5", users[3]!)).length, 200);
+  });
+
+  test("a failed batch is written once more; its appends are stored once", async () => {
+    let calls = 0;
+    // The first write happens but its answer is lost (a timeout after the commit): the retry finds duplicates.
+    const flaky = new Proxy(farm.storage, {
+      get(target, prop, receiver) {
+        if (prop !== "storeWrite") return Reflect.get(target, prop, receiver) as unknown;
+        return async (p: Parameters<typeof target.storeWrite>[0]) => {
+          const r = await target.storeWrite(p);
+          if (++calls === 1) throw new Error("answer lost");
+          return r;
+        };
+      },
+    });
+    const w = new ArchiveWriter(new ArchiveStore(flaky, "b6"), OPTS, pino({ level: "silent" }));
+    for (let i = 0; i < 3; i++) void w.append({ user: users[3]!, id: `r${i}`, with: "x@y", value: `${i}` });
+    await w.written();
+    assert.equal(calls, 2);
+    assert.deepEqual(await values("b6", users[3]!), ["0", "1", "2"]);
   });
 
   test("an append for an account that is gone does not fail the others", async () => {
