@@ -9,9 +9,9 @@ export {
 } from "./xdb.js";
 export {
   storeReadSchema, storeWriteSchema, storeReadResultSchema, storeWriteResultSchema, keyedQuotaSchema, archiveQuotaSchema, storeNameSchema,
-  MAX_PAGE_ITEMS, MAX_PAGE_BYTES, DEFAULT_PAGE_ITEMS, DEFAULT_PAGE_BYTES,
+  MAX_PAGE_ITEMS, MAX_PAGE_BYTES, DEFAULT_PAGE_ITEMS, DEFAULT_PAGE_BYTES, MAX_APPEND_ITEMS,
   type StoreRead, type StoreReadKind, type StoreWrite, type StoreReadResult, type StoreWriteResult, type KeyedQuota, type ArchiveQuota,
-  type QuotaLimit, type ArchiveItem,
+  type QuotaLimit, type ArchiveItem, type AppendedItem,
 } from "./xdb-store.js";
 export {
   ConfirmedSender, ConfirmedReceiver, ackEnvelope, readAck,

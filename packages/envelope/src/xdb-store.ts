@@ -27,6 +27,8 @@ export const MAX_PAGE_ITEMS = 1000;
 /** Largest byte budget a read may ask for: the answer, escaped into its envelope, must fit a farm link (1 MiB). */
 export const MAX_PAGE_BYTES = 512 * 1024;
 export const DEFAULT_PAGE_ITEMS = 100;
+/** Most items one `archive.appendMany` carries (values are bounded by the link anyway). */
+export const MAX_APPEND_ITEMS = 500;
 export const DEFAULT_PAGE_BYTES = 256 * 1024;
 
 const page = {
@@ -87,6 +89,21 @@ export const storeWriteSchema = z.discriminatedUnion("kind", [
     value: z.string(),
     quota: archiveQuotaSchema.optional(),
   }),
+  /**
+   * Many appends to one store, for many users, in one transaction: what a
+   * busy writer (the sm's message archive) batches instead of one round
+   * trip per item. Each item is an `archive.append` of its own (same quota,
+   * same idempotence by id, in the given order per user); one item refused
+   * or for an unknown account leaves the others alone, and its entry in the
+   * answer's `appended` says so.
+   */
+  z.strictObject({
+    kind: z.literal("archive.appendMany"), store: storeNameSchema,
+    items: z.array(z.strictObject({
+      user: bareJid, id: itemId.optional(), when: time.optional(), with: z.string().min(1).max(3071).optional(), value: z.string(),
+    })).min(1).max(MAX_APPEND_ITEMS),
+    quota: archiveQuotaSchema.optional(),
+  }),
   /** Exactly one of: up to and including an id, some ids, older than a time, or everything. */
   z.strictObject({
     kind: z.literal("archive.delete"), ...scope,
@@ -111,6 +128,13 @@ export const storeReadResultSchema = z.union([
 
 export const quotaLimitSchema = z.enum(["maxKeys", "maxBytes", "maxValueBytes", "maxItems", "maxItemBytes"]);
 
+/** One item of an `archive.appendMany`: stored (or there already), refused by the quota, or for an account that does not exist. */
+export const appendedItemSchema = z.union([
+  z.strictObject({ id: itemId, when: z.string(), duplicate: z.boolean(), dropped: count.optional() }),
+  z.strictObject({ refused: quotaLimitSchema }),
+  z.strictObject({ unknownAccount: z.literal(true) }),
+]);
+
 export const storeWriteResultSchema = z.discriminatedUnion("ok", [
   z.strictObject({
     ok: z.literal(true),
@@ -118,6 +142,8 @@ export const storeWriteResultSchema = z.discriminatedUnion("ok", [
     deleted: count.optional(),
     /** archive.append: the item's id (given or generated), time, whether it was there already, how many old ones were dropped for it. */
     id: itemId.optional(), when: z.string().optional(), duplicate: z.boolean().optional(), dropped: count.optional(),
+    /** archive.appendMany: one entry per item, in order. */
+    appended: z.array(appendedItemSchema).optional(),
   }),
   /** Refused by the quota: nothing was written. `limit` names the quota field that refused it. */
   z.strictObject({ ok: z.literal(false), reason: z.literal("quota"), limit: quotaLimitSchema }),
@@ -131,4 +157,5 @@ export type StoreWriteResult = z.output<typeof storeWriteResultSchema>;
 export type KeyedQuota = z.input<typeof keyedQuotaSchema>;
 export type ArchiveQuota = z.input<typeof archiveQuotaSchema>;
 export type QuotaLimit = z.output<typeof quotaLimitSchema>;
+export type AppendedItem = z.output<typeof appendedItemSchema>;
 export interface ArchiveItem { id: string; when: string; with: string | null; value: string }

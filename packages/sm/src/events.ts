@@ -12,12 +12,27 @@ import type { Element } from "@jabberfarm/xml";
 import type { Jid } from "@jabberfarm/jid";
 import type { Session } from "./session.js";
 
-/** A stanza one of our users' sessions sent, before anything else sees it. */
+/**
+ * Work that the route which brought a stanza waits for before it is
+ * confirmed to its sender (docs/envelope.md, "Confirmation"): a write the
+ * stanza must not be acknowledged without (the message archive). Pushing a
+ * promise here holds no user's queue; an unconfirmed route comes again
+ * after an SM died, so such work must be idempotent. Absent when nothing
+ * confirms the stanza (a module sent it).
+ */
+export type ConfirmHolds = Array<Promise<unknown>>;
+
+/**
+ * A stanza one of our users' sessions sent, before anything else sees it.
+ * A handler that lets it pass may rewrite `raw` (and `stanza` alike), say to
+ * stamp or strip an element: later handlers and the default take the new text.
+ */
 export interface OutboundEvent {
   stanza: Element;
   /** Its text with `from` stamped and `xmlns` explicit: forward this, do not re-serialise. */
   raw: string;
   session: Session;
+  holds?: ConfirmHolds | undefined;
 }
 
 /**
@@ -35,7 +50,7 @@ export interface EgressEvent {
   to: Jid;
 }
 
-/** A stanza for one of our users (inbound), from anyone: to their bare or a full JID. */
+/** A stanza for one of our users (inbound), from anyone: to their bare or a full JID. `raw` may be rewritten as for OutboundEvent. */
 export interface InboundEvent {
   stanza: Element;
   raw: string;
@@ -43,6 +58,7 @@ export interface InboundEvent {
   user: string;
   to: Jid;
   from: Jid;
+  holds?: ConfirmHolds | undefined;
 }
 
 /** An iq for the server itself (`to` our domain). */

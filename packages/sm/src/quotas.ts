@@ -90,6 +90,23 @@ export const streamManagementConfigSchema = z.strictObject({
   maxUnacked: z.number().int().min(10).default(1000),
 }).prefault({});
 
+export const mamConfigSchema = z.strictObject({
+  /** What is archived for a user who set no preferences (XEP-0313 §6.1): every message, none, or those with roster contacts. */
+  default: z.enum(["always", "never", "roster"]).default("always"),
+  /** Messages kept per user; beyond it the oldest go (checked every `trimEvery` appends of a user, so it may overshoot by that many). */
+  maxItems: count.default(10_000),
+  trimEvery: z.number().int().min(1).default(100),
+  /** One archived message; a larger one is delivered but not archived. */
+  maxItemBytes: count.default(64 * KiB),
+  /** Messages older than this are deleted (at the user's next login) and never answered; 0 keeps them. */
+  retentionDays: z.number().int().min(0).default(0),
+  /** Most results one query answers (RSM `max` above it is lowered to it). */
+  pageMax: z.number().int().min(1).max(1000).default(100),
+  /** Archive writes go to storage in batches of at most these (one round trip per batch, docs/carbons-mam.md). */
+  batchMaxItems: z.number().int().min(1).max(500).default(500),
+  batchMaxBytes: z.number().int().min(1024).max(512 * KiB).default(256 * KiB),
+}).prefault({});
+
 /** The modules' sections of the SM config. */
 export const moduleQuotaSections = {
   offline: offlineConfigSchema,
@@ -100,6 +117,8 @@ export const moduleQuotaSections = {
   private: privateConfigSchema,
   vcard: vcardConfigSchema,
   presence: presenceConfigSchema,
+  mam: mamConfigSchema,
 };
 
 export type RosterConfig = z.output<typeof rosterConfigSchema>;
+export type MamConfig = z.output<typeof mamConfigSchema>;

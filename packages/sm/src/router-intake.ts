@@ -11,7 +11,7 @@ import {
   type ConfirmedReceiver, type ConfirmedSender,
 } from "@jabberfarm/envelope";
 import { stanzaErrorReply, type Element } from "@jabberfarm/xml";
-import { isPromise } from "./events.js";
+import { isPromise, type ConfirmHolds } from "./events.js";
 import { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { Ownership } from "./ownership.js";
@@ -75,36 +75,44 @@ export class RouterIntake {
   }
 
   /** A stanza to one of our users or to the server, from a component or another SM; settles when handled. */
-  private plain(el: Element, raw: string, to: Jid, from: Jid): Promise<void> {
+  private plain(el: Element, raw: string, to: Jid, from: Jid, holds?: ConfirmHolds): Promise<void> {
     try {
       if (to.local === "") return Promise.resolve(this.core.path.hostIq(el, raw, from, undefined)).catch((err: unknown) => this.core.failed(el, err));
       // It reaches the client as it is: only its content namespace is made explicit.
       const text = explicitClientStanza(el, raw, el.attrs.from!);
-      return Promise.resolve(this.core.path.inboundQueued(el, text, to.bareString(), to, from));
+      return Promise.resolve(this.core.path.inboundQueued(el, text, to.bareString(), to, from, holds));
     } catch (err) {
       this.core.failed(el, err);
       return Promise.resolve();
     }
   }
 
-  /** Runs `work` unless the confirmed element is a copy seen before; acknowledges once it settled. */
-  private confirmedWork(el: Element, work: () => void | Promise<void>): void {
+  /**
+   * Runs `work` unless the confirmed element is a copy seen before;
+   * acknowledges once it settled and, after it, what its handlers pushed to
+   * `holds` (events.ts, ConfirmHolds: the archive's writes).
+   */
+  private confirmedWork(el: Element, work: (holds: ConfirmHolds) => void | Promise<void>): void {
     const c = this.core.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
     if (c?.receipt === "duplicate") return;
     let r: void | Promise<void>;
+    const holds: ConfirmHolds = [];
     try {
-      r = work();
+      r = work(holds);
     } catch (err) {
       r = undefined;
       this.core.log.error({ err }, "a route's handling failed");
     }
     if (c === undefined) return;
-    if (isPromise(r)) {
-      const ticket = c.ticket;
-      r.then(() => this.core.receiver.handled(ticket), () => this.core.receiver.handled(ticket));
-    } else {
-      this.core.receiver.handled(c.ticket);
-    }
+    const ticket = c.ticket;
+    const ack = (): void => this.core.receiver.handled(ticket);
+    const handled = (): void => {
+      if (holds.length === 0) ack();
+      else if (holds.length === 1) holds[0]!.then(ack, ack);
+      else void Promise.allSettled(holds).then(ack);
+    };
+    if (isPromise(r)) r.then(handled, handled);
+    else handled();
   }
 
   private envelope(el: Element, raw: string): void {
@@ -162,14 +170,14 @@ export class RouterIntake {
       const to = r.stanza.attrs.to === undefined ? null : Jid.tryParse(r.stanza.attrs.to);
       const from = r.stanza.attrs.from === undefined ? null : Jid.tryParse(r.stanza.attrs.from);
       if (to === null || from === null) throw new EnvelopeError("route: the carried stanza needs a valid to and from");
-      this.confirmedWork(el, () => this.plain(r.stanza, r.stanzaRaw, to, from));
+      this.confirmedWork(el, (holds) => this.plain(r.stanza, r.stanzaRaw, to, from, holds));
       return;
     }
     const r = readRoute(el, raw);
     const user = Jid.tryParse(r.stanza.attrs.from ?? "")?.bareString() ?? r.to;
-    this.confirmedWork(el, () => {
+    this.confirmedWork(el, (holds) => {
       try {
-        const done = this.core.queue.run(user, () => this.fromSession(r.sid, r.from, r.stanza, r.stanzaRaw));
+        const done = this.core.queue.run(user, () => this.fromSession(r.sid, r.from, r.stanza, r.stanzaRaw, holds));
         if (isPromise(done)) return done.catch((err: unknown) => this.core.failed(r.stanza, err));
       } catch (err) {
         this.core.failed(r.stanza, err);
@@ -178,15 +186,15 @@ export class RouterIntake {
   }
 
   /** A stanza of a session, in its user's queue. */
-  private fromSession(sid: string, c2s: string, stanza: Element, raw: string): void | Promise<void> {
+  private fromSession(sid: string, c2s: string, stanza: Element, raw: string, holds: ConfirmHolds): void | Promise<void> {
     const session = this.core.sessions.get(sid);
-    if (session !== undefined) return this.checked(session, stanza, raw);
+    if (session !== undefined) return this.checked(session, stanza, raw, holds);
     // Perhaps a user who just moved to us from another SM.
     const user = Jid.tryParse(stanza.attrs.from ?? "")?.bareString();
     if (user !== undefined && this.core.ownership.mayAdopt(user)) {
       return this.core.ownership.adopt(user).then(() => {
         const s = this.core.sessions.get(sid);
-        if (s !== undefined) return this.checked(s, stanza, raw);
+        if (s !== undefined) return this.checked(s, stanza, raw, holds);
         this.unknownSession(sid, c2s);
       });
     }
@@ -198,12 +206,12 @@ export class RouterIntake {
     this.core.toRouter(sessionEnvelope({ type: "kick", from: this.core.address, to: c2s, sid, condition: "reset", reason: "unknown session" }));
   }
 
-  private checked(session: Session, stanza: Element, raw: string): void | Promise<void> {
+  private checked(session: Session, stanza: Element, raw: string, holds: ConfirmHolds): void | Promise<void> {
     if (stanza.attrs.from !== session.full) {
       this.core.log.warn({ sid: session.sid, from: stanza.attrs.from }, "route with a from that is not its session; dropped");
       return;
     }
-    return this.core.path.fromSession(stanza, raw, session);
+    return this.core.path.fromSession(stanza, raw, session, holds);
   }
 
   /**

@@ -14,7 +14,7 @@
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import { NS, parseTrusted, type Element } from "@jabberfarm/xml";
-import { andThen, isPromise, type DeliverEvent, type EventBus, type StanzaKind } from "./events.js";
+import { andThen, isPromise, type ConfirmHolds, type DeliverEvent, type EventBus, type InboundEvent, type OutboundEvent, type StanzaKind } from "./events.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { Ownership } from "./ownership.js";
@@ -73,26 +73,28 @@ export class StanzaPath {
   // ---- from a session -------------------------------------------------------
 
   /** A stanza a session sent (its `from` already checked): `<kind>/out`, then the default. */
-  fromSession(stanza: Element, raw: string, session: Session): void | Promise<void> {
+  fromSession(stanza: Element, raw: string, session: Session, holds?: ConfirmHolds): void | Promise<void> {
     const kind = kindOf(stanza);
     if (kind === undefined) {
       this.core.log.debug({ sid: session.sid, element: stanza.name }, "unknown stanza from a session");
       return;
     }
-    const handled = this.core.events.fire(`${kind}/out`, { stanza, raw, session });
-    return andThen(handled, (h) => (h ? undefined : this.outDefault(kind, stanza, raw, session)));
+    const event: OutboundEvent = { stanza, raw, session, holds };
+    const handled = this.core.events.fire(`${kind}/out`, event);
+    // Handlers may have rewritten the text: the default takes the event's.
+    return andThen(handled, (h) => (h ? undefined : this.outDefault(kind, event.stanza, event.raw, session, holds)));
   }
 
-  private outDefault(kind: StanzaKind, stanza: Element, raw: string, session: Session): void | Promise<void> {
+  private outDefault(kind: StanzaKind, stanza: Element, raw: string, session: Session, holds: ConfirmHolds | undefined): void | Promise<void> {
     if (kind === "iq") return this.iqFromSession(stanza, raw, session);
     if (stanza.attrs.to === undefined) {
       // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID (for a
       // message; presence without 'to' is a broadcast, the presence module's).
       if (kind !== "message") return;
       stanza.attrs.to = session.bare;
-      return this.send(stanza, clientText(stanza), true);
+      return this.send(stanza, clientText(stanza), true, holds);
     }
-    return this.send(stanza, raw, true);
+    return this.send(stanza, raw, true, holds);
   }
 
   private iqFromSession(stanza: Element, raw: string, session: Session): void | Promise<void> {
@@ -129,7 +131,7 @@ export class StanzaPath {
    * one a module may change after this call, which the inbound path here
    * must not share.
    */
-  send(stanza: Element, raw: string, fresh: boolean): void | Promise<void> {
+  send(stanza: Element, raw: string, fresh: boolean, holds?: ConfirmHolds): void | Promise<void> {
     const toAttr = stanza.attrs.to;
     const to = toAttr === undefined ? null : Jid.tryParse(toAttr);
     if (to === null) {
@@ -140,12 +142,12 @@ export class StanzaPath {
     const from = stanza.attrs.from === undefined ? null : Jid.tryParse(stanza.attrs.from);
     if (kind !== undefined && from !== null && from.local !== "" && from.domain === this.core.domain && this.core.events.has(`${kind}/egress`)) {
       const handled = this.core.events.fire(`${kind}/egress`, { stanza, raw, user: from.bareString(), from, to });
-      return andThen(handled, (h) => (h ? undefined : this.route(stanza, raw, to, from, fresh)));
+      return andThen(handled, (h) => (h ? undefined : this.route(stanza, raw, to, from, fresh, holds)));
     }
-    return this.route(stanza, raw, to, from, fresh);
+    return this.route(stanza, raw, to, from, fresh, holds);
   }
 
-  private route(stanza: Element, raw: string, to: Jid, from: Jid | null, fresh: boolean): void | Promise<void> {
+  private route(stanza: Element, raw: string, to: Jid, from: Jid | null, fresh: boolean, holds: ConfirmHolds | undefined): void | Promise<void> {
     if (to.domain !== this.core.domain) {
       this.core.toRouter(raw);
       return;
@@ -158,7 +160,7 @@ export class StanzaPath {
     if (from !== null && this.core.ownership.owns(user)) {
       // One of our own users: handled here rather than through the router and back.
       const el = fresh ? stanza : stanza.clone();
-      return this.inboundQueued(el, raw, user, to, from);
+      return this.inboundQueued(el, raw, user, to, from, holds);
     }
     if (from !== null) {
       // A user of another SM: the stanza travels confirmed, in a relay route.
@@ -187,10 +189,10 @@ export class StanzaPath {
    * may be the very job asking (a user's message to themselves), which
    * would then wait for itself.
    */
-  inboundQueued(stanza: Element, raw: string, user: string, to: Jid, from: Jid): void | Promise<void> {
+  inboundQueued(stanza: Element, raw: string, user: string, to: Jid, from: Jid, holds?: ConfirmHolds): void | Promise<void> {
     const queued = this.core.queue.isBusy(user);
     try {
-      const r = this.core.queue.run(user, () => this.inbound(stanza, raw, user, to, from));
+      const r = this.core.queue.run(user, () => this.inbound(stanza, raw, user, to, from, holds));
       if (isPromise(r)) {
         const settled = r.catch((err: unknown) => this.core.failed(stanza, err));
         if (!queued) return settled;
@@ -201,19 +203,20 @@ export class StanzaPath {
   }
 
   /** A stanza to one of our users, in their queue: `<kind>/in`, then the default. */
-  inbound(stanza: Element, raw: string, user: string, to: Jid, from: Jid): void | Promise<void> {
+  inbound(stanza: Element, raw: string, user: string, to: Jid, from: Jid, holds?: ConfirmHolds): void | Promise<void> {
     // A user who moved to us from another SM has their sessions in Redis.
     if (this.core.ownership.mayAdopt(user)) {
-      return this.core.ownership.adopt(user).then(() => this.inboundHere(stanza, raw, user, to, from));
+      return this.core.ownership.adopt(user).then(() => this.inboundHere(stanza, raw, user, to, from, holds));
     }
-    return this.inboundHere(stanza, raw, user, to, from);
+    return this.inboundHere(stanza, raw, user, to, from, holds);
   }
 
-  private inboundHere(stanza: Element, raw: string, user: string, to: Jid, from: Jid): void | Promise<void> {
+  private inboundHere(stanza: Element, raw: string, user: string, to: Jid, from: Jid, holds: ConfirmHolds | undefined): void | Promise<void> {
     const kind = kindOf(stanza);
     if (kind === undefined) return;
-    const handled = this.core.events.fire(`${kind}/in`, { stanza, raw, user, to, from });
-    return andThen(handled, (h) => (h ? undefined : this.inDefault(kind, stanza, raw, user, to, from)));
+    const event: InboundEvent = { stanza, raw, user, to, from, holds };
+    const handled = this.core.events.fire(`${kind}/in`, event);
+    return andThen(handled, (h) => (h ? undefined : this.inDefault(kind, event.stanza, event.raw, user, to, from)));
   }
 
   private inDefault(kind: StanzaKind, stanza: Element, raw: string, user: string, to: Jid, from: Jid): void | Promise<void> {

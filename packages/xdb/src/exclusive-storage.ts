@@ -91,8 +91,12 @@ export class ExclusiveSqlStorage extends SqlStorage {
 
   override async storeWrite(params: StoreWrite): Promise<StoreWriteResult> {
     // Marked before the write starts, so that no read that overlaps it may conclude "empty".
-    const adds = params.kind === "archive.append" || (params.kind === "kv.set" && params.entries.some((e) => e.value !== null));
-    if (adds) this.mark(params.user, params.store);
+    if (params.kind === "archive.appendMany") {
+      for (const item of params.items) this.mark(item.user, params.store);
+    } else {
+      const adds = params.kind === "archive.append" || (params.kind === "kv.set" && params.entries.some((e) => e.value !== null));
+      if (adds) this.mark(params.user, params.store);
+    }
     return this.writing(() => super.storeWrite(params));
   }
 

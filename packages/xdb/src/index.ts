@@ -1,4 +1,5 @@
 export type {
+  AppendedItem,
   ArchiveItem,
   ArchiveQuota,
   KeyedQuota,

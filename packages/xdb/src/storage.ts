@@ -36,7 +36,7 @@ export interface Roster {
   items: RosterItem[];
 }
 
-export type { ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult } from "@jabberfarm/envelope";
+export type { AppendedItem, ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult } from "@jabberfarm/envelope";
 
 /**
  * The operations every backend implements, one per xdb operation: the table

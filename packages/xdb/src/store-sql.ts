@@ -14,10 +14,11 @@ import {
   storeReadSchema, storeWriteSchema, type QuotaLimit, type StoreRead, type StoreReadResult, type StoreWrite, type StoreWriteResult,
 } from "@jabberfarm/envelope";
 import type { Db } from "./db.js";
+import { archiveAppendMany } from "./store-append-many.js";
 import { InvalidArgumentError, ItemNotFoundError, UnknownAccountError } from "./errors.js";
 
 type Read = ReturnType<typeof storeReadSchema.parse>;
-type Write = ReturnType<typeof storeWriteSchema.parse>;
+export type Write = ReturnType<typeof storeWriteSchema.parse>;
 type ArchiveQuery = Extract<Read, { kind: "archive.query" }>;
 
 function parsed<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, input: unknown): T {
@@ -41,12 +42,12 @@ function noNul(v: unknown, where: string): void {
 const bytes = (s: string): number => Buffer.byteLength(s);
 
 /** Locks the account row for this transaction (see sql-storage.ts); throws for an unknown account. */
-async function lockAccount(tx: Db, user: string): Promise<void> {
+export async function lockAccount(tx: Db, user: string): Promise<void> {
   const rows = await tx.query(`SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE`, [user]);
   if (rows.length === 0) throw new UnknownAccountError(user);
 }
 
-function refused(limit: QuotaLimit): StoreWriteResult {
+export function refused(limit: QuotaLimit): StoreWriteResult {
   return { ok: false, reason: "quota", limit };
 }
 
@@ -146,6 +147,8 @@ export async function storeWrite(db: Db, input: StoreWrite): Promise<StoreWriteR
       return db.transaction((tx) => kvSet(tx, p));
     case "archive.append":
       return db.transaction((tx) => archiveAppend(tx, p));
+    case "archive.appendMany":
+      return db.transaction((tx) => archiveAppendMany(tx, p));
     case "archive.delete": {
       let which: string;
       let arg: unknown;

@@ -7,6 +7,7 @@ import { InvalidArgumentError, ItemNotFoundError, UnknownAccountError } from "./
 import { migrate, migrations } from "./migrations/index.js";
 import { SqlStorage } from "./sql-storage.js";
 import { storeRead, storeWrite } from "./store-sql.js";
+import { appendManySuite } from "./store-append-many-suite.js";
 import type {
   ArchiveItem, ArchiveQuota, KeyedQuota, Storage, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult,
 } from "./storage.js";
@@ -282,6 +283,8 @@ export function moduleStoresSuite(st: () => Storage, newAccount: (local?: string
       assert.deepEqual(await st().storeWrite({ kind: "archive.delete", user: ghost, store: "offline", all: true }), { ok: true, deleted: 0 });
     });
   });
+
+  appendManySuite(st, newAccount, fresh);
 
   describe("migration 002: the old tables' data moves into the stores", () => {
     test("in a schema at version 1 with data", async () => {

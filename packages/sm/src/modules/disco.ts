@@ -67,8 +67,8 @@ export function disco(api: ModuleApi): void {
     }
     api.result(stanza, xml("query", { xmlns: NS_DISCO_INFO },
       xml("identity", { category: "account", type: "registered" }),
-      xml("feature", { var: NS_DISCO_INFO }),
-      xml("feature", { var: NS_DISCO_ITEMS })));
+      // What modules offer on every account (the archive, PEP), beside discovery itself.
+      ...[...new Set([NS_DISCO_INFO, NS_DISCO_ITEMS, ...api.accountFeatures()])].sort().map((f) => xml("feature", { var: f }))));
   };
   const accountItems = (stanza: Element, query: Element): void => {
     if (hasNode(query)) api.error(stanza, "item-not-found");

@@ -5,9 +5,11 @@
 import type { SmModule } from "../module-api.js";
 import { admin } from "./admin.js";
 import { blocking } from "./blocking.js";
+import { carbons } from "./carbons.js";
 import { clientStateIndication } from "./csi.js";
 import { disco } from "./disco.js";
 import { lastActivity } from "./last.js";
+import { mam } from "./mam.js";
 import { message } from "./message.js";
 import { offline } from "./offline.js";
 import { ping } from "./ping.js";
@@ -37,6 +39,8 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   last: lastActivity,
   "stream-management": streamManagement,
   csi: clientStateIndication,
+  carbons,
+  mam,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {

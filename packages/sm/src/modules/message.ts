@@ -12,7 +12,7 @@
 import type { Element } from "@jabberfarm/xml";
 import type { InboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
-import { deliverable, messageType, type MessageType } from "./shared.js";
+import { bareTargets, deliverable, messageType, type MessageType } from "./shared.js";
 
 export function message(api: ModuleApi): void {
   // Outbound messages need nothing of this module: the core routes a
@@ -55,10 +55,8 @@ function deliverToUser(api: ModuleApi, stanza: Element, raw: string, user: strin
     return true;
   }
   if (targets.length === 0) return false; // offline.ts, or the core's service-unavailable
-  let top = -Infinity;
-  for (const s of targets) if (s.priority > top) top = s.priority;
   // Every resource that shares the highest priority gets it: clients then
   // agree on the conversation rather than one of them winning at random.
-  for (const s of targets) if (s.priority === top) api.deliver(s, stanza, raw);
+  for (const s of bareTargets(api, user)) api.deliver(s, stanza, raw);
   return true;
 }

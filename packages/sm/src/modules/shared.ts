@@ -20,6 +20,33 @@ export function deliverable(api: ModuleApi, user: string): Session[] {
   return api.sessions.available(user).filter((s) => s.priority >= 0);
 }
 
+/**
+ * The sessions a chat or normal message to the bare JID goes to (RFC 6121
+ * §8.5.2.1.1): every deliverable one that shares the highest priority.
+ */
+export function bareTargets(api: ModuleApi, user: string): Session[] {
+  const targets = deliverable(api, user);
+  let top = -Infinity;
+  for (const s of targets) if (s.priority > top) top = s.priority;
+  return targets.filter((s) => s.priority === top);
+}
+
+/**
+ * A stanza's text with `child` (serialised) added as its last child, the rest
+ * byte for byte as it was: cheaper than serialising the element again, and
+ * what the sender's server wrote stays as it wrote it.
+ */
+export function withChild(stanza: Element, raw: string, child: string): string {
+  const text = raw.trimEnd();
+  const close = `</${stanza.name}>`;
+  if (text.endsWith(close)) return text.slice(0, text.length - close.length) + child + close;
+  if (text.endsWith("/>")) return text.slice(0, -2) + ">" + child + close;
+  // Not the shape a parsed element's text has: rebuild rather than guess.
+  const copy = stanza.clone();
+  if (copy.attrs.xmlns === undefined) copy.attrs.xmlns = "jabber:client";
+  return copy.append(parseElement(child)).toString();
+}
+
 /** Storage said the account is gone, whether it is in process or behind xdb (which maps it to item-not-found). */
 export function isUnknownAccount(err: unknown): boolean {
   return err instanceof UnknownAccountError || (err instanceof XdbRequestError && err.condition === "item-not-found");
