@@ -31,8 +31,19 @@ export async function loadS2sTls(config: S2sConfig, log: Logger): Promise<S2sTls
 
 /** Whether the socket's peer presented a certificate that is trusted and names `domain`. */
 export function peerValidFor(socket: TLSSocket, domain: string): boolean {
-  if (!socket.authorized) return false;
   const cert = socket.getPeerCertificate(false) as PeerCertificate | Record<string, never>;
   if (!cert || Object.keys(cert).length === 0) return false;
-  return checkServerIdentity(domain, cert as PeerCertificate) === undefined;
+  return chainVerified(socket) && checkServerIdentity(domain, cert as PeerCertificate) === undefined;
+}
+
+/**
+ * Whether OpenSSL verified the peer's chain against our CAs. A server-side
+ * TLSSocket made over a plain socket (STARTTLS) never sets `authorized`
+ * (Node does that only for a tls.Server's sockets), so the handle's own
+ * verdict is read, as Node itself reads it.
+ */
+function chainVerified(socket: TLSSocket): boolean {
+  if (socket.authorized) return true;
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+  return handle?.verifyError?.() === null;
 }

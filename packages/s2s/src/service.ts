@@ -15,7 +15,7 @@ import {
   ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, readAck, readRelay, relayEnvelope, type Ticket,
 } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
-import { Element, NS, canBounce, stanzaErrorReply, type StanzaErrorCondition } from "@jabberfarm/xml";
+import { Element, NS, StreamError, canBounce, stanzaErrorReply, type StanzaErrorCondition } from "@jabberfarm/xml";
 import type { S2sTls } from "./certs.js";
 import { domainIn, mayFederate, type S2sConfig } from "./config.js";
 import { IncomingStream } from "./incoming.js";
@@ -285,9 +285,11 @@ export class S2sService {
   /** Stop taking streams, close the ones open (what was not written stays unacknowledged, for another s2s). */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // A listener's close waits for its connections, so the streams are closed first.
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const s of this.outgoing.values()) s.close();
-    for (const s of this.incoming) s.conn.close();
+    for (const s of this.incoming) s.conn.close(new StreamError("system-shutdown", "this s2s is stopping"));
+    await closed;
     this.receiver.stop();
     this.confirmed.stop();
   }
