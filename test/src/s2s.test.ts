@@ -8,8 +8,9 @@
  * @xmpp/client users subscribe to each other across the farms, see
  * presence, chat both ways, send an iq to a full JID on the other farm and
  * a message to a user who is offline there. Then, while messages cross
- * both ways, the s2s of farm A that carries a.example → b.example is
- * killed with SIGKILL: the other s2s takes b.example over and every
+ * both ways, the s2s of farm A that carries a.example → b.example (and
+ * takes b.example's stream, first in a.example's SRV record) is killed
+ * with SIGKILL: the other s2s takes both directions over and every
  * message the farms accepted must arrive (duplicates are counted and
  * reported: delivery is at least once).
  */
@@ -31,12 +32,20 @@ const rosterPush = (jid: string, check: (item: Element) => boolean) => (el: Elem
   return item !== undefined && item.attrs.jid === jid && check(item);
 };
 
-async function farmFor(domain: string, zone: TestZone, db: string): Promise<Farm> {
+/** The s2s instance the routers of a farm give `remote` to (the rendezvous rule on the remote domain). */
+const carrierOf = (remote: string): string =>
+  rendezvousPick(["s2s-1", "s2s-2"].map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) })), remote)!.rendezvousId;
+
+async function farmFor(domain: string, other: string, zone: TestZone, db: string): Promise<Farm> {
   const farm = await Farm.start({ databaseUrl: db, s2s: 2, upArgs: ["--domain", domain, "--dns", zone.address] });
   const s2s = farm.farmPorts?.s2s ?? [];
   assert.equal(s2s.length, 2, "up reports both s2s ports");
-  // Both s2s in the SRV record, s2s-1 first: remote servers connect to it while it lives.
-  zone.serve(domain, s2s.map((s, i) => ({ priority: i, port: s.port, target: `${s.id}.${domain}` })));
+  // Both s2s in the SRV record, the one that carries our stanzas to `other`
+  // first: the other farm's stream comes in there too while it lives, so one
+  // kill -9 breaks both directions at once.
+  const first = carrierOf(other);
+  const ordered = [...s2s].sort((x, y) => Number(y.id === first) - Number(x.id === first));
+  zone.serve(domain, ordered.map((s, i) => ({ priority: i, port: s.port, target: `${s.id}.${domain}` })));
   for (const s of s2s) zone.a.set(`${s.id}.${domain}`, ["127.0.0.1"]);
   return farm;
 }
@@ -59,7 +68,7 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     zone = new TestZone();
     await zone.listen();
     dbs.push(await freshDatabase(), await freshDatabase());
-    [farmA, farmB] = await Promise.all([farmFor(A, zone, dbs[0]!.url), farmFor(B, zone, dbs[1]!.url)]);
+    [farmA, farmB] = await Promise.all([farmFor(A, B, zone, dbs[0]!.url), farmFor(B, A, zone, dbs[1]!.url)]);
     for (const u of ["alice", "ann"]) await farmA.addUser(`${u}@${A}`, `${u}-pw`);
     for (const u of ["bob", "carol", "bea"]) await farmB.addUser(`${u}@${B}`, `${u}-pw`);
   });
@@ -144,8 +153,8 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     const ann = await login(farmA, A, "ann", "k");
     const bea = await login(farmB, B, "bea", "k");
     const PER_SIDE = 200;
-    // The s2s of farm A that the routers give b.example to (the rendezvous rule on the remote domain).
-    const carrier = rendezvousPick(["s2s-1", "s2s-2"].map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) })), B)!.rendezvousId;
+    // The s2s of farm A that the routers give b.example to, and where b.example's stream comes in.
+    const carrier = carrierOf(B);
     const pid = farmA.childPidById(carrier);
     assert.ok(pid, `the pid of farm A's ${carrier}`);
     const sentAtoB: string[] = [];
@@ -181,6 +190,11 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     const dupBA = [...atA.values()].filter((n) => n > 1).length;
     // The figure docs/s2s.md quotes.
     process.stdout.write(`# s2s kill -9 (${carrier} of a.example): a→b ${atB.size}/${PER_SIDE} delivered, ${dupAB} duplicated; b→a ${atA.size}/${PER_SIDE} delivered, ${dupBA} duplicated\n`);
+    if (process.env.S2S_TEST_LOGS) {
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(process.env.S2S_TEST_LOGS, [...farmA.logs.map((l): Record<string, unknown> => ({ farm: "A", ...l })), ...farmB.logs.map((l): Record<string, unknown> => ({ farm: "B", ...l }))]
+        .filter((l) => l.process === "s2s" || l.process === "farm").map((l) => JSON.stringify(l)).join("\n"));
+    }
     assert.deepEqual(errors(bea).concat(errors(ann)), [], "no message bounced");
     assert.deepEqual(lostAB, [], "a.example → b.example: nothing lost");
     assert.deepEqual(lostBA, [], "b.example → a.example: nothing lost");
