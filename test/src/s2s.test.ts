@@ -152,6 +152,11 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
   test("kill -9 of the s2s carrying a.example → b.example while messages cross both ways: nothing is lost", { timeout: 180_000 }, async () => {
     const ann = await login(farmA, A, "ann", "k");
     const bea = await login(farmB, B, "bea", "k");
+    // Streams up both ways before the kill, so that it breaks live streams (not ones being set up).
+    await ann.send(xml("message", { to: `bea@${B}/k`, type: "chat", id: "warm-a" }, xml("body", {}, "w")));
+    await bea.send(xml("message", { to: `ann@${A}/k`, type: "chat", id: "warm-b" }, xml("body", {}, "w")));
+    await bea.next((e) => e.name === "message" && e.attrs.id === "warm-a", 20_000);
+    await ann.next((e) => e.name === "message" && e.attrs.id === "warm-b", 20_000);
     const PER_SIDE = 200;
     // The s2s of farm A that the routers give b.example to, and where b.example's stream comes in.
     const carrier = carrierOf(B);

@@ -75,11 +75,19 @@ function startTlsOver(plain: Socket, o: NegotiateOptions): Promise<TLSSocket> {
     const s = tlsConnect({
       socket: plain, servername: o.remote, cert: o.tls.cert, key: o.tls.key, rejectUnauthorized: false, ...(o.tls.ca ? { ca: o.tls.ca } : {}),
     });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new NegotiationFailed(`TLS with ${o.remote}: no handshake in time`, "remote-server-timeout"));
+    }, Math.max(1, o.deadline - Date.now()));
     s.once("secureConnect", () => {
+      clearTimeout(timer);
       s.removeAllListeners("error");
       resolve(s);
     });
-    s.once("error", (e) => reject(new NegotiationFailed(`TLS with ${o.remote}: ${e.message}`, "remote-server-not-found")));
+    s.once("error", (e) => {
+      clearTimeout(timer);
+      reject(new NegotiationFailed(`TLS with ${o.remote}: ${e.message}`, "remote-server-not-found"));
+    });
   });
 }
 

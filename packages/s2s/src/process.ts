@@ -42,8 +42,11 @@ export async function startS2s(input: S2sConfigInput | S2sConfig, opts: S2sProce
   component.on("down", () => service.confirmed.linkLost());
   for (const domain of config.domains) resendWhenOneLeaves(component, domain, () => service.confirmed.linkLost());
   if (opts.metrics) registerMetrics(opts.metrics, service, component);
-  const { starttls, directTls } = await service.listen();
+  // Linked first, listening second: a stream accepted before any router
+  // link is up would have nowhere to pass its stanzas on (a restarted s2s on
+  // its old port must refuse, so the remote server tries another of ours).
   await component.start();
+  const { starttls, directTls } = await service.listen();
   log.info({ instance: config.instance, domains: config.domains, listen: `${starttls.address}:${starttls.port}`, directTls: directTls?.port, tls: tls.configured ? "configured" : "self-signed" }, "s2s serving");
   let stopping: Promise<void> | undefined;
   return {

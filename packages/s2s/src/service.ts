@@ -42,6 +42,8 @@ export class S2sService {
   readonly incoming = new Set<IncomingStream>();
   private readonly servers: Server[] = [];
   private stopping = false;
+  /** Stanzas from remote servers read while no router link was up: passed on when one is. */
+  private readonly waitingForRouter: Element[] = [];
   counters: S2sCounters | undefined;
 
   constructor(
@@ -57,6 +59,14 @@ export class S2sService {
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.resolver = new DomainResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
+    // No router, nowhere to put what remote servers send: stop reading them until one is back.
+    component.on("down", () => {
+      if (!component.isUp) for (const s of this.incoming) s.conn.socket.pause();
+    });
+    component.on("up", () => {
+      for (const el of this.waitingForRouter.splice(0)) this.intoFarm(el, true);
+      for (const s of this.incoming) s.conn.socket.resume();
+    });
   }
 
   /** Listens for remote servers; resolves with the bound addresses (port 0 picks one). */
@@ -237,6 +247,7 @@ export class S2sService {
       onError: (condition) => this.counters?.failure(condition),
     });
     this.incoming.add(stream);
+    if (!this.component.isUp) socket.pause();
   }
 
   /**
@@ -254,7 +265,12 @@ export class S2sService {
       delete el.attrs.xmlns;
       if (this.component.send(el.toString())) return;
     }
-    // No router now: a remote server's stanza is answered rather than lost in silence.
+    // No router now: held until one is back (reading has paused meanwhile), answered when too many wait.
+    if (fromRemote && this.waitingForRouter.length < this.config.limits.maxQueued) {
+      el.attrs.xmlns = NS.CLIENT;
+      this.waitingForRouter.push(el);
+      return;
+    }
     this.log.warn({ to: el.attrs.to }, "no router link; a stanza for the farm could not be passed on");
     if (fromRemote) this.bounce(el, "service-unavailable", "the server is restarting");
   }
