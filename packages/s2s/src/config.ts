@@ -49,6 +49,12 @@ export const s2sConfigSchema = z.object({
     servers: z.array(z.string().min(1)).optional(),
     timeoutMs: z.number().int().positive().default(3000),
   }).strict().default({ timeoutMs: 3000 }),
+  /**
+   * XEP-0198 on outgoing streams when the remote offers it: a stanza is
+   * acknowledged to the SM only once the remote server says it handled it,
+   * so that one lost with a remote that died goes again (docs/s2s.md).
+   */
+  streamManagement: z.boolean().default(true),
   /** Domains we federate with: `allow` (when given) lists the only ones, `deny` the refused ones (subdomains included). */
   allow: z.array(domainName).optional(),
   deny: z.array(domainName).default([]),

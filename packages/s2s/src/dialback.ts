@@ -8,6 +8,8 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 export const NS_DIALBACK = "jabber:server:dialback";
 export const NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback";
+/** XEP-0198 stream management, on server streams: the receiver acknowledges what it handled. */
+export const NS_SM = "urn:xmpp:sm:3";
 
 export function dialbackKey(secret: string, receiving: string, originating: string, streamId: string): string {
   const k = createHash("sha256").update(secret, "utf8").digest("hex");

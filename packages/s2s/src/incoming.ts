@@ -16,7 +16,7 @@ import { Jid } from "@jabberfarm/jid";
 import { NS, StreamError, escapeAttr, type Element, type StreamHeader } from "@jabberfarm/xml";
 import { peerValidFor, type S2sTls } from "./certs.js";
 import { domainIn, mayFederate, type S2sConfig } from "./config.js";
-import { NS_DIALBACK, NS_DIALBACK_FEATURE, verifyDialbackKey } from "./dialback.js";
+import { NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SM, verifyDialbackKey } from "./dialback.js";
 import { serverHeader, type AuthMethod } from "./negotiate.js";
 
 export interface IncomingDeps {
@@ -27,8 +27,12 @@ export interface IncomingDeps {
   streamsFrom(domain: string): number;
   /** Asks `originating`'s authoritative server whether `key` is right (XEP-0220 §2.2); "error" when it cannot be reached. */
   verifyDialback(receiving: string, originating: string, id: string, key: string): Promise<boolean | "error">;
-  /** A checked stanza from `domain`; returns the stanza (parsed, canonical) for the service. */
-  onStanza(stream: IncomingStream, el: Element, domain: string): void;
+  /**
+   * A checked stanza from `domain` (parsed, canonical). `handled` is to be
+   * called once the farm has it for good (its SM acknowledged it): with
+   * stream management on, only then does the remote server hear so.
+   */
+  onStanza(stream: IncomingStream, el: Element, domain: string, handled: () => void): void;
   onAuthenticated(stream: IncomingStream, domain: string, method: AuthMethod): void;
   onClosed(stream: IncomingStream): void;
   /** A stream error we sent, for the failures metric. */
@@ -36,6 +40,7 @@ export interface IncomingDeps {
 }
 
 const STANZAS: ReadonlySet<string> = new Set(["message", "presence", "iq"]);
+const noop = (): void => {};
 
 export class IncomingStream {
   readonly conn: XmlConnection;
@@ -54,6 +59,13 @@ export class IncomingStream {
   private refilled = Date.now();
   private pausedForRate = false;
   private ended = false;
+  /** XEP-0198: on once the remote sent <enable/>; stanzas received, and how many of the first of them are handled (h). */
+  private sm = false;
+  private smReceived = 0;
+  private smHandled = 0;
+  /** Handled flags of the stanzas after the first `smHandled`. */
+  private smPending: boolean[] = [];
+  private smAckScheduled = false;
 
   constructor(socket: Socket, directTls: boolean, private readonly deps: IncomingDeps) {
     this.secure = directTls;
@@ -127,7 +139,10 @@ export class IncomingStream {
     if (this.secure && this.from !== undefined && this.authenticated.size === 0 && peerValidFor(this.conn.socket as TLSSocket, this.from)) {
       f += `<mechanisms xmlns='${NS.SASL}'><mechanism>EXTERNAL</mechanism></mechanisms>`;
     }
-    if (this.secure || !this.deps.config.tls.required) f += `<dialback xmlns='${NS_DIALBACK_FEATURE}'><errors/></dialback>`;
+    if (this.secure || !this.deps.config.tls.required) {
+      f += `<dialback xmlns='${NS_DIALBACK_FEATURE}'><errors/></dialback>`;
+      f += `<sm xmlns='${NS_SM}'/>`;
+    }
     return f + "</stream:features>";
   }
 
@@ -136,6 +151,7 @@ export class IncomingStream {
     if (el.ns === NS.SASL && el.local === "auth") return this.saslExternal(el);
     if (el.ns === NS_DIALBACK && el.local === "result") return void this.dialbackResult(el);
     if (el.ns === NS_DIALBACK && el.local === "verify") return this.dialbackVerify(el);
+    if (el.ns === NS_SM) return this.streamManagement(el);
     if (!STANZAS.has(el.local) || el.ns !== NS.SERVER) {
       this.fail(new StreamError("unsupported-stanza-type", `<${el.name}/> is not something a server sends here`));
       return;
@@ -163,7 +179,45 @@ export class IncomingStream {
       return;
     }
     this.rateLimit();
-    this.deps.onStanza(this, el, from.domain);
+    this.deps.onStanza(this, el, from.domain, this.sm ? this.handledCallback() : noop);
+  }
+
+  /** XEP-0198 on an incoming server stream: enable (no resumption), answer requests. */
+  private streamManagement(el: Element): void {
+    if (el.local === "enable") {
+      if (this.authenticated.size === 0 || this.sm) {
+        this.conn.send(`<failed xmlns='${NS_SM}'><unexpected-request xmlns='${NS.STANZA_ERRORS}'/></failed>`);
+        return;
+      }
+      this.sm = true;
+      this.conn.send(`<enabled xmlns='${NS_SM}'/>`);
+    } else if (el.local === "r" && this.sm) {
+      this.conn.send(`<a xmlns='${NS_SM}' h='${this.smHandled}'/>`);
+    }
+  }
+
+  /** The callback that marks the next counted stanza handled, and says so once h moves. */
+  private handledCallback(): () => void {
+    const n = this.smReceived++;
+    this.smPending.push(false);
+    return () => {
+      const i = n - this.smHandled;
+      if (i < 0 || i >= this.smPending.length) return;
+      this.smPending[i] = true;
+      let k = 0;
+      while (k < this.smPending.length && this.smPending[k]) k++;
+      if (k === 0) return;
+      this.smPending = this.smPending.slice(k);
+      this.smHandled += k;
+      // Unasked acknowledgements, one per turn at most (XEP-0198 §4 allows them).
+      if (!this.smAckScheduled) {
+        this.smAckScheduled = true;
+        setImmediate(() => {
+          this.smAckScheduled = false;
+          if (this.conn.isOpen) this.conn.send(`<a xmlns='${NS_SM}' h='${this.smHandled}'/>`);
+        });
+      }
+    };
   }
 
   /** A token bucket per stream (so per remote domain and connection): beyond it, reading pauses until it refills. */

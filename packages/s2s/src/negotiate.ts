@@ -11,7 +11,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { XmlConnection } from "@jabberfarm/component";
 import { NS, StreamError, escapeAttr, escapeText, streamHeader, type Element } from "@jabberfarm/xml";
 import { peerValidFor, type S2sTls } from "./certs.js";
-import { NS_DIALBACK, dialbackKey } from "./dialback.js";
+import { NS_DIALBACK, NS_SM, dialbackKey } from "./dialback.js";
 import { Inbox, StreamClosed } from "./inbox.js";
 import type { Endpoint } from "./resolve.js";
 
@@ -25,6 +25,8 @@ export interface NegotiateOptions {
   dialbackSecret: string;
   maxStanzaBytes: number;
   deadline: number;
+  /** Ask for XEP-0198 acknowledgements when offered. */
+  streamManagement?: boolean;
 }
 
 export interface Negotiated {
@@ -32,6 +34,8 @@ export interface Negotiated {
   inbox: Inbox;
   auth: AuthMethod;
   secure: boolean;
+  /** XEP-0198 is on: the remote acknowledges what it handled (`<a h/>`). */
+  sm: boolean;
 }
 
 export class NegotiationFailed extends Error {
@@ -95,6 +99,17 @@ function isFeatures(el: Element): boolean {
   return el.local === "features" && el.ns === NS.STREAMS;
 }
 
+/** XEP-0198 when the remote offers it (no resumption: a lost stream's unacknowledged stanzas go again on a new one). */
+async function enableSm(conn: XmlConnection, inbox: Inbox, features: Element, o: NegotiateOptions): Promise<boolean> {
+  if (!o.streamManagement || !features.getChild("sm", NS_SM)) return false;
+  conn.send(`<enable xmlns='${NS_SM}'/>`);
+  for (;;) {
+    const el = await inbox.element(o.deadline);
+    if (el.ns !== NS_SM) continue;
+    return el.local === "enabled";
+  }
+}
+
 /** Connects to one endpoint and authenticates; throws NegotiationFailed or StreamClosed. */
 export async function negotiate(ep: Endpoint, o: NegotiateOptions): Promise<Negotiated>;
 export async function negotiate(ep: Endpoint, o: NegotiateOptions, verify: { id: string; key: string }): Promise<boolean>;
@@ -150,7 +165,7 @@ export async function negotiate(ep: Endpoint, o: NegotiateOptions, verify?: { id
         await inbox.header(o.deadline);
         const after = await inbox.element(o.deadline);
         if (!isFeatures(after)) throw new StreamClosed({ error: new StreamError("invalid-xml", "expected stream features") });
-        return { conn, inbox, auth: "external", secure };
+        return { conn, inbox, auth: "external", secure, sm: await enableSm(conn, inbox, after, o) };
       }
       // A failure: dialback may still do (XEP-0178 §4 leaves it to us).
     }
@@ -159,7 +174,7 @@ export async function negotiate(ep: Endpoint, o: NegotiateOptions, verify?: { id
     for (;;) {
       const el = await inbox.element(o.deadline);
       if (el.local !== "result" || el.ns !== NS_DIALBACK) continue;
-      if (el.attrs.type === "valid") return { conn, inbox, auth: "dialback", secure };
+      if (el.attrs.type === "valid") return { conn, inbox, auth: "dialback", secure, sm: await enableSm(conn, inbox, features, o) };
       throw new NegotiationFailed(`${o.remote} did not accept our dialback key (${el.attrs.type ?? "no type"})`, "not-authorized");
     }
   } catch (err) {

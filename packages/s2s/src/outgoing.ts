@@ -14,6 +14,7 @@ import type { S2sConfig } from "./config.js";
 import { NegotiationFailed, negotiate, type AuthMethod } from "./negotiate.js";
 import { NoService, type DomainResolver } from "./resolve.js";
 import { StreamClosed } from "./inbox.js";
+import { NS_SM } from "./dialback.js";
 
 /** A stanza on its way out. */
 export interface OutItem {
@@ -46,6 +47,11 @@ export class OutgoingStream {
   private conn: XmlConnection | undefined;
   private readonly queue: OutItem[] = [];
   private readonly unwritten = new Set<OutItem>();
+  /** With XEP-0198: written, not yet acknowledged by the remote (in order), and how many it acknowledged so far. */
+  private sm = false;
+  private readonly unacked: OutItem[] = [];
+  private acked = 0;
+  private requestScheduled = false;
   private lastWrite = Date.now();
   private lastStanza = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -85,11 +91,32 @@ export class OutgoingStream {
   }
 
   private write(item: OutItem): void {
-    this.unwritten.add(item);
     this.lastWrite = this.lastStanza = Date.now();
+    if (this.sm) {
+      // Settled when the remote says it handled it, not when the kernel took it.
+      this.unacked.push(item);
+      this.conn!.send(item.text);
+      if (!this.requestScheduled) {
+        this.requestScheduled = true;
+        setImmediate(() => {
+          this.requestScheduled = false;
+          if (this.state === "ready") this.conn!.send(`<r xmlns='${NS_SM}'/>`);
+        });
+      }
+      return;
+    }
+    this.unwritten.add(item);
     this.conn!.send(item.text, () => {
       if (this.unwritten.delete(item)) item.done();
     });
+  }
+
+  /** `<a h='N'/>`: the first N stanzas of this stream are handled by the remote. */
+  private onAck(h: number): void {
+    if (!Number.isSafeInteger(h) || h < this.acked) return;
+    let n = Math.min(h - this.acked, this.unacked.length);
+    this.acked += n;
+    while (n-- > 0) this.unacked.shift()!.done();
   }
 
   private async setUp(): Promise<void> {
@@ -115,10 +142,11 @@ export class OutgoingStream {
       try {
         const done = await negotiate(ep, {
           local: this.local, remote: this.remote, tls: this.deps.tls, requireTls: config.tls.required,
-          dialbackSecret: config.dialbackSecret, maxStanzaBytes: config.limits.maxStanzaBytes, deadline,
+          dialbackSecret: config.dialbackSecret, maxStanzaBytes: config.limits.maxStanzaBytes, deadline, streamManagement: config.streamManagement,
         });
+        this.sm = done.sm;
         this.goLive(done.conn, done.inbox, done.auth);
-        log.info({ local: this.local, remote: this.remote, endpoint: `${ep.host}:${ep.port}`, address: ep.address, auth: done.auth, directTls: ep.directTls }, "outgoing stream up");
+        log.info({ local: this.local, remote: this.remote, endpoint: `${ep.host}:${ep.port}`, address: ep.address, auth: done.auth, directTls: ep.directTls, sm: done.sm }, "outgoing stream up");
         return;
       } catch (err) {
         const timeout = err instanceof NegotiationFailed ? err.condition === "remote-server-timeout"
@@ -135,12 +163,16 @@ export class OutgoingStream {
     this.auth = auth;
     this.state = "ready";
     // An outgoing stream carries nothing back but dialback answers and errors (XmlConnection reads those).
-    inbox.live = (el) => this.deps.log.debug({ remote: this.remote, element: el.name }, "ignored an element on an outgoing stream");
+    inbox.live = (el) => {
+      if (el.ns === NS_SM && el.local === "a") this.onAck(Number(el.attrs.h));
+      else this.deps.log.debug({ remote: this.remote, element: el.name }, "ignored an element on an outgoing stream");
+    };
     const closed = (): void => {
       if (this.state === "closed") return;
       this.state = "closed";
       clearInterval(this.timer);
-      const back = [...this.unwritten, ...this.queue];
+      const back = [...this.unacked, ...this.unwritten, ...this.queue];
+      this.unacked.length = 0;
       this.unwritten.clear();
       this.queue.length = 0;
       this.deps.onClosed(this, back);

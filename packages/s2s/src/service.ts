@@ -23,6 +23,8 @@ import { NegotiationFailed, negotiate, type AuthMethod } from "./negotiate.js";
 import { OutgoingStream, type FailCondition, type OutItem } from "./outgoing.js";
 import { DomainResolver } from "./resolve.js";
 
+const noop = (): void => {};
+
 /** How often an item lost with a live stream is tried again on a new one before it bounces. */
 const MAX_ATTEMPTS = 3;
 
@@ -43,7 +45,9 @@ export class S2sService {
   private readonly servers: Server[] = [];
   private stopping = false;
   /** Stanzas from remote servers read while no router link was up: passed on when one is. */
-  private readonly waitingForRouter: Element[] = [];
+  private readonly waitingForRouter: Array<{ el: Element; handled: () => void }> = [];
+  /** Routes into the farm whose acknowledgement a remote server waits for (XEP-0198), by number. */
+  private readonly onSmAck = new Map<number, () => void>();
   counters: S2sCounters | undefined;
 
   constructor(
@@ -56,6 +60,12 @@ export class S2sService {
     const out = (text: string): boolean => component.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza from a remote server: no SM confirmed it"),
+      onSettled: (n) => {
+        const handled = this.onSmAck.get(n);
+        if (handled === undefined) return;
+        this.onSmAck.delete(n);
+        handled();
+      },
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.resolver = new DomainResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
@@ -64,7 +74,7 @@ export class S2sService {
       if (!component.isUp) for (const s of this.incoming) s.conn.socket.pause();
     });
     component.on("up", () => {
-      for (const el of this.waitingForRouter.splice(0)) this.intoFarm(el, true);
+      for (const w of this.waitingForRouter.splice(0)) this.intoFarm(w.el, true, w.handled);
       for (const s of this.incoming) s.conn.socket.resume();
     });
   }
@@ -235,9 +245,9 @@ export class S2sService {
         return n;
       },
       verifyDialback: (receiving, originating, id, key) => this.verifyDialback(receiving, originating, id, key),
-      onStanza: (_s, el) => {
+      onStanza: (_s, el, _domain, handled) => {
         el.attrs.xmlns = NS.CLIENT;
-        this.intoFarm(el, true);
+        this.intoFarm(el, true, handled);
       },
       onAuthenticated: (s, domain, method) => {
         this.counters?.streams("in", method);
@@ -255,24 +265,35 @@ export class S2sService {
    * a user of one of our domains it travels confirmed to their SM; to a
    * service of ours (a subdomain) plainly.
    */
-  private intoFarm(el: Element, fromRemote: boolean): void {
+  private intoFarm(el: Element, fromRemote: boolean, handled: () => void = noop): void {
     const to = Jid.tryParse(el.attrs.to ?? "");
-    if (to === null) return;
+    if (to === null) {
+      handled();
+      return;
+    }
     const text = el.toString();
     if (this.config.domains.includes(to.domain)) {
-      if (this.confirmed.send((c) => relayEnvelope(this.address, to.toString(), text, c)) !== 0) return;
+      const n = this.confirmed.send((c) => relayEnvelope(this.address, to.toString(), text, c));
+      if (n !== 0) {
+        if (handled !== noop) this.onSmAck.set(n, handled);
+        return;
+      }
     } else {
       delete el.attrs.xmlns;
-      if (this.component.send(el.toString())) return;
+      if (this.component.send(el.toString())) {
+        handled();
+        return;
+      }
     }
     // No router now: held until one is back (reading has paused meanwhile), answered when too many wait.
     if (fromRemote && this.waitingForRouter.length < this.config.limits.maxQueued) {
       el.attrs.xmlns = NS.CLIENT;
-      this.waitingForRouter.push(el);
+      this.waitingForRouter.push({ el, handled });
       return;
     }
     this.log.warn({ to: el.attrs.to }, "no router link; a stanza for the farm could not be passed on");
     if (fromRemote) this.bounce(el, "service-unavailable", "the server is restarting");
+    handled();
   }
 
   /** XEP-0220 §2.2: ask the authoritative server of `originating` (over a new connection) whether the key is right. */
