@@ -48,7 +48,8 @@ export class OutgoingStream {
   private readonly queue: OutItem[] = [];
   private readonly unwritten = new Set<OutItem>();
   /** With XEP-0198: written, not yet acknowledged by the remote (in order), and how many it acknowledged so far. */
-  private sm = false;
+  /** Whether the remote acknowledges what it handled (XEP-0198). */
+  sm = false;
   private readonly unacked: OutItem[] = [];
   private acked = 0;
   private requestScheduled = false;

@@ -186,6 +186,20 @@ describe("s2s between two farms in one process", () => {
     await eventually("both SMs' routes acknowledged", 5000, () => a.sm.confirmed.size === 0 && b.sm.confirmed.size === 0);
     assert.deepEqual(streams(a), ["in dialback", "out dialback"]);
     assert.deepEqual(streams(b), ["in dialback", "out dialback"]);
+    // Between two s2s of ours, XEP-0198 is on: routes were acknowledged only once the other farm's SM had the stanza.
+    assert.deepEqual(a.s2s.service.outgoingStreams().map((s) => s.sm), [true]);
+  });
+
+  test("with stream management off, routes are acknowledged once written", async () => {
+    const c = await miniFarm("c.example", zone, {}, { streamManagement: false });
+    try {
+      c.sm.send("bob@b.example", "no-sm", "carol@c.example/x");
+      await eventually("b got it", 10_000, () => b.sm.received.find((e) => e.attrs.id === "no-sm"));
+      await eventually("acknowledged", 5000, () => c.sm.confirmed.size === 0);
+      assert.deepEqual(c.s2s.service.outgoingStreams().map((s) => s.sm), [false]);
+    } finally {
+      await stopFarm(c);
+    }
   });
 
   test("a domain nobody serves bounces remote-server-not-found, and the route is acknowledged", async () => {

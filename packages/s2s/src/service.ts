@@ -108,6 +108,11 @@ export class S2sService {
     return n;
   }
 
+  /** The outgoing streams now: remote domain, method, XEP-0198 on or not. */
+  outgoingStreams(): Array<{ local: string; remote: string; auth: string | undefined; sm: boolean }> {
+    return [...this.outgoing.values()].map((s) => ({ local: s.local, remote: s.remote, auth: s.auth, sm: s.sm }));
+  }
+
   /** Streams now, by direction and method, for the metrics. */
   streamCounts(): Array<{ direction: "in" | "out"; auth: string; n: number }> {
     const counts = new Map<string, number>();
