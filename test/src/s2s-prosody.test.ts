@@ -12,7 +12,8 @@
  *   streams authenticate with EXTERNAL (XEP-0178).
  *
  * Each time users on both sides exchange messages both ways, an iq to the
- * other server, and a subscription. Which method each stream used is read
+ * other server, and a subscription. Prosody runs mod_smacks: after SASL
+ * EXTERNAL it offers XEP-0198 on the stream, and the farm uses it. Which method each stream used is read
  * from the s2s's own log lines. Prosody must be installed: .ci/run
  * installs it with lua-unbound; the test fails, not skips, without it.
  */
@@ -46,7 +47,7 @@ async function pair(zone: TestZone, opts: { farmEnv?: Record<string, string>; pr
 }
 
 /** Messages both ways, an iq to each server, a subscription; then the methods the farm's s2s logged. */
-async function exchange(farm: Farm, prosody: Prosody, clients: LibraryClient[]): Promise<{ out: unknown[]; in: unknown[] }> {
+async function exchange(farm: Farm, prosody: Prosody, clients: LibraryClient[]): Promise<{ out: unknown[]; in: unknown[]; sm: unknown[] }> {
   const alice = new LibraryClient(farm.ports.c2s, "alice", "alice-pw", "desk", F, "127.0.0.1", { plain: true });
   const pat = new LibraryClient(prosody.c2sPort, "pat", "pat-pw", "laptop", P, "127.0.0.1", { plain: true });
   clients.push(alice, pat);
@@ -80,6 +81,7 @@ async function exchange(farm: Farm, prosody: Prosody, clients: LibraryClient[]):
 
   const s2sLines = farm.logs.filter((l) => l.process === "s2s");
   return {
+    sm: s2sLines.filter((l) => l.msg === "outgoing stream up" && l.remote === P).map((l) => l.sm),
     out: s2sLines.filter((l) => l.msg === "outgoing stream up" && l.remote === P).map((l) => l.auth),
     in: s2sLines.filter((l) => l.msg === "incoming stream authenticated" && l.remote === P).map((l) => l.auth),
   };
@@ -131,6 +133,9 @@ describe("federation with a real Prosody", () => {
     process.stdout.write(`# prosody, CA certificates: farm → prosody ${JSON.stringify(methods.out)}, prosody → farm ${JSON.stringify(methods.in)}\n`);
     assert.deepEqual([...new Set(methods.out)], ["external"], "the farm's stream to Prosody used SASL EXTERNAL");
     assert.deepEqual([...new Set(methods.in)], ["external"], "Prosody's stream to the farm used SASL EXTERNAL");
+    // Prosody's mod_smacks offers XEP-0198 after SASL (with dialback there is no stream restart to offer it in):
+    // the farm's routes to it were acknowledged only once Prosody said it handled them.
+    assert.deepEqual([...new Set(methods.sm)], [true], "XEP-0198 on the farm's stream to Prosody");
     await waitUntil("Prosody logged a secure stream", 1000, () => /secure|EXTERNAL/i.test(r.prosody.log) || undefined);
   });
 });
