@@ -211,6 +211,21 @@ describe("s2s between two farms in one process", () => {
     await eventually("acknowledged", 5000, () => a.sm.confirmed.size === 0);
   });
 
+  test("an idle outgoing stream closes, and the next stanza opens a new one", async () => {
+    const d = await miniFarm("d.example", zone, {}, { timeouts: { idleSeconds: 1, keepaliveSeconds: 1 } });
+    try {
+      d.sm.send("bob@b.example", "idle-1", "dan@d.example/x");
+      await eventually("b got it", 10_000, () => b.sm.received.find((e) => e.attrs.id === "idle-1"));
+      assert.equal(d.s2s.service.outgoingStreams().length, 1);
+      await eventually("the idle stream closed", 5000, () => d.s2s.service.outgoingStreams().length === 0);
+      d.sm.send("bob@b.example", "idle-2", "dan@d.example/x");
+      await eventually("b got the next one", 10_000, () => b.sm.received.find((e) => e.attrs.id === "idle-2"));
+      await eventually("acknowledged", 5000, () => d.sm.confirmed.size === 0);
+    } finally {
+      await stopFarm(d);
+    }
+  });
+
   test("a denied domain is refused both ways", async () => {
     const c = await miniFarm("c.example", zone, {}, { deny: ["a.example"] });
     try {
