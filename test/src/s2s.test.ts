@@ -22,6 +22,7 @@ import { TestZone } from "@jabberfarm/s2s/testing";
 import type { Element } from "@jabberfarm/xml";
 import { Farm, freshDatabase, waitUntil } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
+import { sample, scrape } from "./prometheus.js";
 
 const A = "a.example";
 const B = "b.example";
@@ -37,7 +38,7 @@ const carrierOf = (remote: string): string =>
   rendezvousPick(["s2s-1", "s2s-2"].map((id) => ({ rendezvousId: id, rendezvousSeed: rendezvousSeed(id) })), remote)!.rendezvousId;
 
 async function farmFor(domain: string, other: string, zone: TestZone, db: string): Promise<Farm> {
-  const farm = await Farm.start({ databaseUrl: db, s2s: 2, upArgs: ["--domain", domain, "--dns", zone.address] });
+  const farm = await Farm.start({ databaseUrl: db, s2s: 2, metrics: true, upArgs: ["--domain", domain, "--dns", zone.address] });
   const s2s = farm.farmPorts?.s2s ?? [];
   assert.equal(s2s.length, 2, "up reports both s2s ports");
   // Both s2s in the SRV record, the one that carries our stanzas to `other`
@@ -147,6 +148,17 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     const bounce = await alice.next((e) => e.name === "message" && e.attrs.id === "lost1", 20_000);
     assert.equal(bounce.attrs.type, "error");
     assert.ok(bounce.getChild("error")?.getChild("remote-server-not-found"), bounce.toString());
+
+    // The s2s that carries b.example says so on /metrics, and is ready.
+    const carrier = carrierOf(B);
+    const port = farmA.metricsPort(carrier);
+    const m = await scrape(port);
+    const labels = { process: "s2s", instance: carrier };
+    assert.ok(sample(m, "jabberfarm_s2s_streams_established_total", { ...labels, direction: "out", auth: "dialback" }) >= 1);
+    assert.equal(sample(m, "jabberfarm_s2s_streams", { ...labels, direction: "out", auth: "dialback" }), 1);
+    assert.ok(sample(m, "jabberfarm_s2s_failures_total", { ...labels, condition: "remote-server-not-found" }) >= 1);
+    assert.equal(sample(m, "jabberfarm_s2s_queued", labels), 0);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
   });
 
   test("kill -9 of the s2s carrying a.example → b.example while messages cross both ways: nothing is lost", { timeout: 180_000 }, async () => {
