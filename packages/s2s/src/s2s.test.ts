@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -209,6 +209,27 @@ describe("s2s between two farms in one process", () => {
     assert.equal(bounce.attrs.from, "carol@nowhere.example");
     assert.ok(bounce.getChild("error")?.getChild("remote-server-not-found"), bounce.toString());
     await eventually("acknowledged", 5000, () => a.sm.confirmed.size === 0);
+  });
+
+  test("a server that never answers: the queue is bounded (resource-constraint), then remote-server-timeout", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+    zone.serve("silent.example", [{ port: (silent.address() as AddressInfo).port, target: "xmpp.silent.example" }]);
+    zone.a.set("xmpp.silent.example", ["127.0.0.1"]);
+    const e = await miniFarm("e.example", zone, {}, { timeouts: { setupMs: 1500 }, limits: { maxQueued: 2 } });
+    try {
+      for (const id of ["q1", "q2", "q3"]) e.sm.send("x@silent.example", id, "eve@e.example/x");
+      const over = await eventually("the third bounced at once", 1000, () => e.sm.received.find((el) => el.attrs.id === "q3"));
+      assert.ok(over.getChild("error")?.getChild("resource-constraint"), over.toString());
+      for (const id of ["q1", "q2"]) {
+        const b = await eventually(`${id} bounced`, 5000, () => e.sm.received.find((el) => el.attrs.id === id));
+        assert.ok(b.getChild("error")?.getChild("remote-server-timeout"), b.toString());
+      }
+      await eventually("every route acknowledged", 5000, () => e.sm.confirmed.size === 0);
+    } finally {
+      await stopFarm(e);
+      silent.close();
+    }
   });
 
   test("an idle outgoing stream closes, and the next stanza opens a new one", async () => {
