@@ -6,8 +6,9 @@
  * `_xmpp-server._tcp.D` with both of the farm's s2s ports. Their
  * certificates are self-signed, so the streams authenticate with dialback.
  * @xmpp/client users subscribe to each other across the farms, see
- * presence, chat both ways, send an iq to a full JID on the other farm and
- * a message to a user who is offline there. Then, while messages cross
+ * presence (a probe across the farms when one comes back), chat both ways,
+ * send an iq to a full JID on the other farm and a message to a user who
+ * is offline there. Then, while messages cross
  * both ways, the s2s of farm A that carries a.example → b.example (and
  * takes b.example's stream, first in a.example's SRV record) is killed
  * with SIGKILL: the other s2s takes both directions over and every
@@ -125,6 +126,16 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     bob.xmpp.iqCallee.get("urn:xmpp:time", "time", () => xml("time", { xmlns: "urn:xmpp:time" }, xml("utc", {}, "2026-12-05T00:00:00Z"), xml("tzo", {}, "+00:00")));
     const answer = await alice.iq(xml("iq", { type: "get", to: `bob@${B}/phone` }, xml("time", { xmlns: "urn:xmpp:time" })));
     assert.equal(answer.getChild("time")?.getChildText("utc"), "2026-12-05T00:00:00Z");
+
+    // bob leaves and comes back: alice sees both; bob's new session learns alice's presence by a probe across the farms
+    await bob.stop();
+    clients.splice(clients.indexOf(bob), 1);
+    await alice.next((e) => e.name === "presence" && e.attrs.type === "unavailable" && e.attrs.from === `bob@${B}/phone`, 15_000);
+    const bob2 = await login(farmB, B, "bob", "tablet");
+    await bob2.send(xml("presence"));
+    await alice.next((e) => e.name === "presence" && e.attrs.type === undefined && e.attrs.from === `bob@${B}/tablet`, 15_000);
+    const probed = await bob2.next((e) => e.name === "presence" && e.attrs.from === `alice@${A}/laptop`, 15_000);
+    assert.equal(probed.getChildText("show"), "away", "alice's current presence, answered to bob's probe");
 
     // a message for a remote user who is offline is stored there and delivered at login
     await alice.send(xml("message", { to: `carol@${B}`, type: "chat", id: "off1" }, xml("body", {}, "read this later")));
