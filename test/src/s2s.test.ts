@@ -170,6 +170,14 @@ describe("two farms federate (a.example and b.example, two s2s each, dialback)",
     assert.ok(sample(m, "jabberfarm_s2s_failures_total", { ...labels, condition: "remote-server-not-found" }) >= 1);
     assert.equal(sample(m, "jabberfarm_s2s_queued", labels), 0);
     assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+
+    // `jabberfarm status` lists both s2s with their streams.
+    const st = await farmA.admin(["status", "--json"]);
+    assert.equal(st.code, 0, st.stderr);
+    const parsed = JSON.parse(st.stdout) as { processes: Array<{ address: string; status?: { process: string; outgoing?: number } }> };
+    const s2s = parsed.processes.filter((p) => p.status?.process === "s2s");
+    assert.deepEqual(s2s.map((p) => p.address).sort(), ["s2s/s2s-1", "s2s/s2s-2"]);
+    assert.ok(s2s.some((p) => (p.status?.outgoing ?? 0) >= 1), "the carrier has an outgoing stream");
   });
 
   test("kill -9 of the s2s carrying a.example → b.example while messages cross both ways: nothing is lost", { timeout: 180_000 }, async () => {

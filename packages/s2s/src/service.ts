@@ -12,7 +12,7 @@ import { createServer as createTlsServer } from "node:tls";
 import type { Logger } from "pino";
 import type { Component } from "@jabberfarm/component";
 import {
-  ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, readAck, readRelay, relayEnvelope, type Ticket,
+  ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, answerAdmin, processFacts, readAck, readRelay, relayEnvelope, type ProcessStatus, type Ticket,
 } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { Element, NS, StreamError, canBounce, stanzaErrorReply, type StanzaErrorCondition } from "@jabberfarm/xml";
@@ -44,6 +44,7 @@ export class S2sService {
   readonly incoming = new Set<IncomingStream>();
   private readonly servers: Server[] = [];
   private stopping = false;
+  private listening: { host: string; port: number } | undefined;
   /** Stanzas from remote servers read while no router link was up: passed on when one is. */
   private readonly waitingForRouter: Array<{ el: Element; handled: () => void }> = [];
   /** Routes into the farm whose acknowledgement a remote server waits for (XEP-0198), by number. */
@@ -90,6 +91,7 @@ export class S2sService {
     };
     const plain = createTcpServer(accept(false));
     const starttls = await listenOn(plain, this.config.listen.host, this.config.listen.port);
+    this.listening = { host: starttls.address, port: starttls.port };
     this.servers.push(plain);
     let directTls: AddressInfo | undefined;
     if (this.config.directTls) {
@@ -106,6 +108,15 @@ export class S2sService {
     let n = 0;
     for (const s of this.outgoing.values()) n += s.queued;
     return n;
+  }
+
+  /** This process for `jabberfarm status` (docs/envelope.md, operator queries). */
+  status(): ProcessStatus {
+    return {
+      process: "s2s", address: this.address, instance: this.config.instance, ...processFacts(),
+      listen: this.listening ?? { host: this.config.listen.host, port: this.config.listen.port },
+      incoming: this.incoming.size, outgoing: this.outgoing.size, queued: this.queued,
+    };
   }
 
   /** The outgoing streams now: remote domain, method, XEP-0198 on or not. */
@@ -133,7 +144,8 @@ export class S2sService {
   /** One element from a router link. */
   fromRouter(el: Element, raw: string): void {
     if (el.ns === ENVELOPE_NS) {
-      if (el.local === "ack") this.confirmed.acknowledge(readAck(el, this.confirmed.epoch));
+      if (el.local === "admin") void answerAdmin(el, this.address, { status: () => this.status() }, (t) => void this.component.send(t));
+      else if (el.local === "ack") this.confirmed.acknowledge(readAck(el, this.confirmed.epoch));
       else if (el.local === "route" && el.attrs.type === "error") this.confirmed.settleBounce(el.attrs.seq);
       else if (el.local === "route") this.relayed(el, raw);
       else this.log.debug({ element: el.local }, "ignored an envelope element");
