@@ -50,6 +50,8 @@ export class OutgoingStream {
   /** With XEP-0198: written, not yet acknowledged by the remote (in order), and how many it acknowledged so far. */
   /** Whether the remote acknowledges what it handled (XEP-0198). */
   sm = false;
+  /** The stream began with TLS (an `_xmpps-server` target, XEP-0368) rather than STARTTLS. */
+  directTls = false;
   private readonly unacked: OutItem[] = [];
   private acked = 0;
   private requestScheduled = false;
@@ -146,6 +148,7 @@ export class OutgoingStream {
           dialbackSecret: config.dialbackSecret, maxStanzaBytes: config.limits.maxStanzaBytes, deadline, streamManagement: config.streamManagement,
         });
         this.sm = done.sm;
+        this.directTls = ep.directTls;
         this.goLive(done.conn, done.inbox, done.auth);
         log.info({ local: this.local, remote: this.remote, endpoint: `${ep.host}:${ep.port}`, address: ep.address, auth: done.auth, directTls: ep.directTls, sm: done.sm }, "outgoing stream up");
         return;

@@ -22,7 +22,7 @@ import { dialbackKey } from "./dialback.js";
 import { startS2s, type S2sProcess } from "./process.js";
 import { TestCa, TestZone } from "./testing.js";
 
-const silent = pino({ level: "silent" });
+const silent = pino({ level: process.env.S2S_TEST_LOG ?? "silent" });
 const SM_SECRET = "sm-secret-123456";
 const S2S_SECRET = "s2s-secret-123456";
 
@@ -244,6 +244,22 @@ describe("s2s between two farms in one process", () => {
       await eventually("acknowledged", 5000, () => d.sm.confirmed.size === 0);
     } finally {
       await stopFarm(d);
+    }
+  });
+
+  test("direct TLS (XEP-0368): an _xmpps-server record is preferred, and the stream starts with TLS", async () => {
+    const g = await miniFarm("g.example", zone, {}, { directTls: { host: "127.0.0.1", port: 0 } });
+    try {
+      zone.serve("g.example", [{ port: g.s2s.directTls!.port, target: "xmpp.g.example" }], true);
+      a.sm.send("gina@g.example", "direct-1");
+      await eventually("g got it", 10_000, () => g.sm.received.find((e) => e.attrs.id === "direct-1"));
+      const out = a.s2s.service.outgoingStreams().find((s) => s.remote === "g.example");
+      assert.equal(out?.directTls, true, "the stream went to the direct TLS port");
+      assert.equal(out?.auth, "dialback");
+      g.sm.send("alice@a.example", "direct-back", "gina@g.example/x");
+      await eventually("a got g's answer", 10_000, () => a.sm.received.find((e) => e.attrs.id === "direct-back"));
+    } finally {
+      await stopFarm(g);
     }
   });
 

@@ -95,7 +95,11 @@ export class S2sService {
     this.servers.push(plain);
     let directTls: AddressInfo | undefined;
     if (this.config.directTls) {
-      const tlsServer = createTlsServer({ secureContext: this.tls.serverContext, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ["xmpp-server"] });
+      // The material itself, not `secureContext`: tls.Server builds its own context from these options.
+      const tlsServer = createTlsServer({
+        cert: this.tls.cert, key: this.tls.key, ...(this.tls.ca ? { ca: this.tls.ca } : {}),
+        requestCert: true, rejectUnauthorized: false, ALPNProtocols: ["xmpp-server"],
+      });
       tlsServer.on("secureConnection", accept(true));
       tlsServer.on("tlsClientError", (err) => this.log.debug({ err: err.message }, "direct TLS handshake failed"));
       directTls = await listenOn(tlsServer, this.config.directTls.host, this.config.directTls.port);
@@ -120,8 +124,8 @@ export class S2sService {
   }
 
   /** The outgoing streams now: remote domain, method, XEP-0198 on or not. */
-  outgoingStreams(): Array<{ local: string; remote: string; auth: string | undefined; sm: boolean }> {
-    return [...this.outgoing.values()].map((s) => ({ local: s.local, remote: s.remote, auth: s.auth, sm: s.sm }));
+  outgoingStreams(): Array<{ local: string; remote: string; auth: string | undefined; sm: boolean; directTls: boolean }> {
+    return [...this.outgoing.values()].map((s) => ({ local: s.local, remote: s.remote, auth: s.auth, sm: s.sm, directTls: s.directTls }));
   }
 
   /** Streams now, by direction and method, for the metrics. */
