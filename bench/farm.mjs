@@ -73,6 +73,8 @@ const limitsLifted = process.env.JF_RATE_LIMIT === "default" ? {} : {
 };
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
   "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+  // The processes this benchmark was written for: no federation (its own bench: s2s.mjs).
+  "--s2s", "0",
   ...(TLS ? [] : ["--plaintext"])],
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...limitsLifted, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();

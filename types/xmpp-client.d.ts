@@ -29,6 +29,8 @@ declare module "@xmpp/client" {
     stop(): Promise<void>;
     send(el: XmppElement): Promise<void>;
     iqCaller: { request(el: XmppElement, timeout?: number): Promise<XmppElement> };
+    /** Answers iq requests: the handler's element becomes the result's payload. */
+    iqCallee: { get(ns: string, name: string, handler: (ctx: unknown) => XmppElement | boolean): void };
     reconnect: { stop(): void };
     /** The transport's wrapper while connected; `.socket` is node's socket (tests drop it without a word). */
     socket?: { socket?: { destroy(): void } | null; end(): void } | null;

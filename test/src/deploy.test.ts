@@ -18,11 +18,13 @@ import { routerConfigSchema } from "@jabberfarm/router";
 import { mucConfigSchema } from "@jabberfarm/muc";
 import { smConfigSchema } from "@jabberfarm/sm";
 import { uploadConfigSchema } from "@jabberfarm/upload";
+import { s2sConfigSchema } from "@jabberfarm/s2s";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
 import { ROOT } from "./farm.js";
 
 const SCHEMAS = {
   router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema, muc: mucConfigSchema, upload: uploadConfigSchema,
+  s2s: s2sConfigSchema,
 } as const;
 type Kind = keyof typeof SCHEMAS;
 const IMAGE_CONFIG = "/etc/jabberfarm/farm.yaml";
@@ -118,12 +120,16 @@ describe("deploy files", () => {
       if (argv[0] === "upload") {
         assert.deepEqual(svc.ports, [String((config.http as { port: number }).port)], "upload publishes its HTTPS port");
       }
+      if (argv[0] === "s2s") {
+        const port = String((config.listen as { port: number }).port);
+        assert.ok(svc.ports?.some((p) => p.split(":").pop() === port), "s2s publishes its server-to-server port");
+      }
       if (argv[0] !== "router") {
         assert.equal((config.routers as unknown[]).length, 2, `${name}: linked to both routers`);
       }
     }
-    assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1, muc: 2, upload: 1 },
-      "two routers, one xdb, two SMs, a scalable c2s, two muc processes, an upload service");
+    assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1, muc: 2, upload: 1, s2s: 2 },
+      "two routers, one xdb, two SMs, a scalable c2s, two muc processes, an upload service, two s2s");
     assert.ok(compose.services.postgres && compose.services.redis);
   });
 
@@ -158,8 +164,9 @@ describe("deploy files", () => {
         }
         if (c.args[0] === "router") assert.ok(ports.includes(config.port as number), "router exposes its component port");
         if (c.args[0] === "upload") assert.ok(ports.includes((config.http as { port: number }).port), "upload exposes its HTTPS port");
+        if (c.args[0] === "s2s") assert.ok(ports.includes((config.listen as { port: number }).port), "s2s exposes its server-to-server port");
       }
     }
-    assert.deepEqual(kinds.sort(), ["c2s", "muc", "router", "sm", "upload", "xdb"]);
+    assert.deepEqual(kinds.sort(), ["c2s", "muc", "router", "s2s", "sm", "upload", "xdb"]);
   });
 });

@@ -54,6 +54,8 @@ export interface FarmPorts {
   c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
   /** The upload services' HTTPS ports. */
   upload?: Array<{ id: string; port: number }>;
+  /** Where each s2s listens for other servers. */
+  s2s?: Array<{ id: string; host: string; port: number }>;
   metrics: Record<string, number>;
 }
 
@@ -94,6 +96,12 @@ export interface FarmOptions {
    * other test files keep the four processes they were written for.
    */
   services?: boolean;
+  /**
+   * Run this many s2s (federation) processes, on free ports (`s2sPorts`).
+   * Off unless asked (`--s2s 0`): the other test files need no federation
+   * and start faster without it.
+   */
+  s2s?: number;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `ms` naming `what`. */
@@ -153,6 +161,7 @@ export class Farm {
     if (this.options.registration) a.push("--registration");
     if (this.options.metrics) a.push("--metrics-port", "0");
     a.push(...(this.options.services ? ["--upload-port", "0"] : ["--muc", "0", "--upload", "0"]));
+    a.push(...(this.options.s2s ? ["--s2s", String(this.options.s2s), "--s2s-port", "0"] : ["--s2s", "0"]));
     return [...a, ...(this.options.upArgs ?? [])];
   }
 

@@ -189,13 +189,19 @@ export class XmlConnection {
     return this.socket.writableLength + this.out.length + this.outBytesLength;
   }
 
+  /** Callbacks of this turn's batch (see `send`). */
+  private writtenWaiters: Array<() => void> = [];
+
   /**
    * Queue text for the socket. Everything queued during one turn of the event
    * loop leaves in one write: a burst of stanzas from one socket read becomes
-   * one syscall per destination, not one per stanza.
+   * one syscall per destination, not one per stanza. `onWritten` runs once
+   * the kernel took the batch holding `data` (the socket's write callback):
+   * a process that dies after that has not lost it (s2s confirms routes so).
    */
-  send(data: string | Buffer): void {
+  send(data: string | Buffer, onWritten?: () => void): void {
     if (this.closed || this.closing) return;
+    if (onWritten !== undefined) this.writtenWaiters.push(onWritten);
     if (typeof data === "string" && this.outBytes.length === 0) {
       this.out = this.out.length === 0 ? data : this.out + data;
     } else {
@@ -219,17 +225,25 @@ export class XmlConnection {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.socket.destroyed) return;
+    let cb: ((err?: Error | null) => void) | undefined;
+    if (this.writtenWaiters.length > 0) {
+      const waiters = this.writtenWaiters;
+      this.writtenWaiters = [];
+      cb = (err) => {
+        if (!err) for (const w of waiters) w();
+      };
+    }
     if (this.outBytes.length > 0) {
       // One write for the whole turn's output; the views into other sockets'
       // reads are copied once here and released.
       const bytes = this.outBytes.length === 1 ? this.outBytes[0]! : Buffer.concat(this.outBytes, this.outBytesLength);
       this.outBytes = [];
       this.outBytesLength = 0;
-      this.socket.write(bytes);
+      this.socket.write(bytes, cb);
     } else if (this.out.length > 0) {
       const text = this.out;
       this.out = "";
-      this.socket.write(text);
+      this.socket.write(text, cb);
     }
     this.wakeDrainWaiters();
   };

@@ -60,6 +60,15 @@ export const processStatusSchema = z.discriminatedUnion("process", [
   }),
   z.object({ process: z.literal("sm"), ...processFields, domain: z.string(), sessions: count, users: count }),
   z.object({ process: z.literal("xdb"), ...processFields, backend: z.enum(["pglite", "postgres"]) }),
+  z.object({
+    process: z.literal("s2s"), ...processFields,
+    listen: hostPort,
+    /** Server-to-server streams open now, each way. */
+    incoming: count,
+    outgoing: count,
+    /** Stanzas waiting for an outgoing stream being set up. */
+    queued: count,
+  }),
 ]);
 
 export const sessionInfoSchema = z.object({

@@ -27,6 +27,12 @@ export interface ConfirmedSenderOptions {
   /** Bound on what is held; beyond it the oldest are given up. */
   maxPending?: number;
   onGiveUp?: (text: string, sends: number) => void;
+  /**
+   * Number `n` (what `send` answered) is no longer held: acknowledged,
+   * bounced by a router, or given up. For a sender that must tell its own
+   * peer once the receiver handled it (s2s, XEP-0198 on server streams).
+   */
+  onSettled?: (n: number) => void;
 }
 
 interface Pending {
@@ -75,6 +81,7 @@ export class ConfirmedSender {
       const [oldest, p] = this.pending.entries().next().value as [number, Pending];
       this.pending.delete(oldest);
       this.o.onGiveUp?.(p.text, p.sends);
+      this.o.onSettled?.(oldest);
     }
     return n;
   }
@@ -86,7 +93,7 @@ export class ConfirmedSender {
 
   /** Numbers the receiver acknowledged (from an `<ack/>` for our epoch). */
   acknowledge(numbers: Iterable<number>): void {
-    for (const n of numbers) this.pending.delete(n);
+    for (const n of numbers) if (this.pending.delete(n)) this.o.onSettled?.(n);
   }
 
   /**
@@ -95,7 +102,8 @@ export class ConfirmedSender {
    */
   settleBounce(seqAttr: string | undefined): void {
     if (seqAttr === undefined || !seqAttr.startsWith(this.epoch + ".")) return;
-    this.pending.delete(Number(seqAttr.slice(this.epoch.length + 1)));
+    const n = Number(seqAttr.slice(this.epoch.length + 1));
+    if (this.pending.delete(n)) this.o.onSettled?.(n);
   }
 
   /**
@@ -130,6 +138,7 @@ export class ConfirmedSender {
       if (p.sends >= this.maxSends) {
         this.pending.delete(n);
         this.o.onGiveUp?.(p.text, p.sends);
+        this.o.onSettled?.(n);
         continue;
       }
       if (!this.out(p.text)) return; // no link now; the next tick tries again

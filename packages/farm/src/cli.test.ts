@@ -147,6 +147,8 @@ const SECRETS_ENV = {
   JABBERFARM__ROUTER__COMPONENTS__CONFERENCE_LOCALHOST__SECRET: "0123456789abcdef-muc",
   JABBERFARM__ROUTER__COMPONENTS__UPLOAD_LOCALHOST__SECRET: "0123456789abcdef-upload",
   JABBERFARM__UPLOAD__URL_SECRET: "0123456789abcdef-upload-urls",
+  JABBERFARM__ROUTER__COMPONENTS__S2S__SECRET: "0123456789abcdef-s2s",
+  JABBERFARM__S2S__DIALBACK_SECRET: "0123456789abcdef-dialback",
 };
 
 test("the example files' placeholder secrets are refused, each named with how to make a real one", async () => {
@@ -171,12 +173,12 @@ test("config check passes the example farm file and names every mistake with its
   const example = new URL("../../../farm.example.yaml", import.meta.url).pathname;
   const ok = await run(["config", "check", example], { env: SECRETS_ENV });
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
+  assert.match(ok.stdout, /ok \(router, xdb, sm, c2s, muc, upload, s2s\)/);
   // The file the image carries (deploy/) passes too, once the deployment gives its secrets.
   const docker = new URL("../../../deploy/farm.docker.yaml", import.meta.url).pathname;
   const dockerOk = await run(["config", "check", docker], { env: SECRETS_ENV });
   assert.equal(dockerOk.code, 0, dockerOk.stderr);
-  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s, muc, upload\)/);
+  assert.match(dockerOk.stdout, /ok \(router, xdb, sm, c2s, muc, upload, s2s\)/);
   const p = configFile("check-bad.yaml", `domain: localhost
 router:
   port: 99999

@@ -67,7 +67,7 @@ async function serve<P extends Stoppable>(
  * a router never loads PGlite, an sm never loads the TLS certificate maker
  * (docs/performance.md, memory at start).
  */
-async function runProcess(name: "router" | "xdb" | "sm" | "c2s" | "muc" | "upload", o: Options): Promise<ChildReport> {
+async function runProcess(name: "router" | "xdb" | "sm" | "c2s" | "muc" | "upload" | "s2s", o: Options): Promise<ChildReport> {
   if (!o.config) throw new UsageError(`jabberfarm ${name}: --config FILE is required`);
   const doc = readConfigFile(o.config);
   const log = createLogger(name, o.level, o.pretty);
@@ -113,6 +113,12 @@ async function runProcess(name: "router" | "xdb" | "sm" | "c2s" | "muc" | "uploa
       const config = validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
       const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startUpload(config, { logger: log, metrics }), (u) => u.ready());
       return { upload: proc.address.port, metrics: metricsPort };
+    }
+    case "s2s": {
+      const { s2sConfigSchema, startS2s } = await import("@jabberfarm/s2s");
+      const config = validateSection(sectionFor(doc, "s2s"), "s2s", s2sConfigSchema);
+      const { proc, metricsPort } = await serve(name, config.instance, config.metrics, log, (metrics, log) => startS2s(config, { logger: log, metrics }), (s) => s.ready());
+      return { s2s: proc.address.port, metrics: metricsPort };
     }
   }
 }
@@ -209,9 +215,10 @@ async function runConfigCheck(o: Options): Promise<number> {
     ["c2s", (await import("@jabberfarm/c2s")).c2sConfigSchema],
     ["muc", (await import("@jabberfarm/muc")).mucConfigSchema],
     ["upload", (await import("@jabberfarm/upload")).uploadConfigSchema],
+    ["s2s", (await import("@jabberfarm/s2s")).s2sConfigSchema],
   ] as const;
   const present = checks.filter(([name]) => doc[name] !== undefined);
-  if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s, muc, upload");
+  if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s, muc, upload, s2s");
   for (const [name, schema] of present) {
     try {
       validateSection(sectionFor(doc, name), name, schema);
@@ -243,6 +250,7 @@ async function main(argv: string[]): Promise<number> {
     case "c2s":
     case "muc":
     case "upload":
+    case "s2s":
       {
         const report = await runProcess(command, o);
         // Under `jabberfarm up`, tell the supervisor this process serves now, and on which ports.

@@ -9,17 +9,20 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import { UPLOAD_PORT, serviceComponents, serviceSection } from "./service-config.js";
 
+/** Where other servers connect to the embedded farm's s2s (RFC 6120's port). */
+export const S2S_PORT = 5269;
+
 export type Doc = Record<string, unknown>;
 
 /** Top-level keys a farm file may have: shared values and one section per process. */
-export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "redisUrl", "routers", "router", "xdb", "sm", "c2s", "muc", "upload"]);
+export const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(["domain", "dataDir", "databaseUrl", "redisUrl", "routers", "router", "xdb", "sm", "c2s", "muc", "upload", "s2s"]);
 
 function obj(v: unknown): Doc {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Doc) : {};
 }
 
 /** The names farm processes connect to the router under. */
-export const COMPONENT_NAMES = { c2s: "c2s", xdb: "xdb", cli: "cli" } as const;
+export const COMPONENT_NAMES = { c2s: "c2s", xdb: "xdb", cli: "cli", s2s: "s2s" } as const;
 
 function routerAddresses(doc: Doc): Array<{ host: string; port: number }> {
   const listed = doc.routers;
@@ -41,7 +44,7 @@ function domainOf(doc: Doc): string {
  * The section for one process, with what it shares with the others filled
  * in where the section leaves it out. Explicit keys in the section win.
  */
-export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | "cli" | "muc" | "upload"): Doc {
+export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | "cli" | "muc" | "upload" | "s2s"): Doc {
   const section = obj(doc[process]);
   const domain = domainOf(doc);
   const dataDir = typeof doc.dataDir === "string" ? doc.dataDir : undefined;
@@ -69,6 +72,11 @@ export function sectionFor(doc: Doc, process: "router" | "xdb" | "sm" | "c2s" | 
     }
     case "cli":
       return { domain, routers, secret: secretOf(doc, COMPONENT_NAMES.cli), dataDir, databaseUrl: doc.databaseUrl, redisUrl };
+    case "s2s": {
+      // The farm's domain; the certificate made in the data directory unless the section names one.
+      const tls = dataDir ? { dataDir: join(dataDir, "s2s-tls"), ...obj(section.tls) } : section.tls;
+      return { domains: [domain], routers, secret: secretOf(doc, COMPONENT_NAMES.s2s), ...section, ...(tls ? { tls } : {}) };
+    }
     case "muc":
     case "upload":
       return serviceSection(process, section, { domain, routers, dataDir, redisUrl, secret: (name) => secretOf(doc, name) });
@@ -84,6 +92,9 @@ export interface FarmSecrets {
   upload: string;
   /** Signs the upload service's PUT URLs (HMAC). */
   uploadUrl: string;
+  s2s: string;
+  /** XEP-0220 keys, shared by every s2s of the farm. */
+  dialback: string;
 }
 
 /** Secrets for an embedded farm: made once, kept in the data directory (mode 0600). */
@@ -92,7 +103,7 @@ export function loadOrCreateSecrets(dataDir: string): FarmSecrets {
   const make = (): string => randomBytes(18).toString("base64url");
   const kept = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<FarmSecrets>) : undefined;
   const secrets: FarmSecrets = {
-    sm: make(), c2s: make(), xdb: make(), cli: make(), muc: make(), upload: make(), uploadUrl: make(), ...kept,
+    sm: make(), c2s: make(), xdb: make(), cli: make(), muc: make(), upload: make(), uploadUrl: make(), s2s: make(), dialback: make(), ...kept,
   };
   // A data directory from before a process kind existed gets that kind's secret added.
   if (kept !== undefined && Object.keys(secrets).every((k) => k in kept)) return secrets;
@@ -121,6 +132,10 @@ export interface EmbeddedFarmOptions {
   components?: Array<{ name: string; secret: string }>;
   /** The upload service's HTTPS port (default 5443). */
   uploadPort?: number | undefined;
+  /** Where other servers connect to the (first) s2s (default 5269). */
+  s2sPort?: number | undefined;
+  /** DNS servers the s2s asks, else the system's. */
+  dns?: string[] | undefined;
 }
 
 /** The config document `jabberfarm up` runs when no file is given. */
@@ -138,12 +153,15 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
       host: "127.0.0.1",
       port: o.routerPort,
       domains: [o.domain],
+      // Every other domain goes to the s2s processes (docs/s2s.md).
+      remoteRoute: COMPONENT_NAMES.s2s,
       ...metrics(0),
       components: {
         [o.domain]: { secret: s.sm, trusted: true },
         [COMPONENT_NAMES.c2s]: { secret: s.c2s, trusted: true },
         [COMPONENT_NAMES.xdb]: { secret: s.xdb, trusted: true },
         [COMPONENT_NAMES.cli]: { secret: s.cli, trusted: true },
+        [COMPONENT_NAMES.s2s]: { secret: s.s2s, trusted: true },
         ...Object.fromEntries((o.components ?? []).map((c) => [c.name, { secret: c.secret }])),
         ...serviceComponents(o.domain, s),
       },
@@ -161,5 +179,9 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
     },
     muc: { ...metrics(4) },
     upload: { ...metrics(5), urlSecret: s.uploadUrl, http: { host: o.host, port: o.uploadPort ?? UPLOAD_PORT } },
+    s2s: {
+      ...metrics(6), dialbackSecret: s.dialback, listen: { host: o.host, port: o.s2sPort ?? S2S_PORT },
+      ...(o.dns && o.dns.length > 0 ? { dns: { servers: o.dns } } : {}),
+    },
   };
 }

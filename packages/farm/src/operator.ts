@@ -126,7 +126,7 @@ export interface RouterEntry {
 
 export interface ProcessEntry {
   address: string;
-  kind: "c2s" | "sm" | "xdb";
+  kind: "c2s" | "sm" | "xdb" | "s2s";
   /** Instances of the routers this process is linked to. */
   routers: string[];
   status?: ProcessStatus;
@@ -156,7 +156,8 @@ export async function farmStatus(link: OperatorLink): Promise<FarmStatus> {
     const domains = new Set(r.status.domains);
     for (const c of r.status.connections) {
       if (!c.trusted) continue;
-      const kind = c.name === COMPONENT_NAMES.c2s ? "c2s" : c.name === COMPONENT_NAMES.xdb ? "xdb" : domains.has(c.name) ? "sm" : undefined;
+      const kind = c.name === COMPONENT_NAMES.c2s ? "c2s" : c.name === COMPONENT_NAMES.xdb ? "xdb" : c.name === COMPONENT_NAMES.s2s ? "s2s"
+        : domains.has(c.name) ? "sm" : undefined;
       if (!kind) continue;
       const address = `${c.name}/${c.instance}`;
       const entry = found.get(address) ?? { address, kind, routers: [] };
@@ -164,7 +165,7 @@ export async function farmStatus(link: OperatorLink): Promise<FarmStatus> {
       found.set(address, entry);
     }
   }
-  const order = { c2s: 0, sm: 1, xdb: 2 };
+  const order = { c2s: 0, sm: 1, xdb: 2, s2s: 3 };
   const processes = [...found.values()].sort((a, b) => order[a.kind] - order[b.kind] || a.address.localeCompare(b.address));
   await Promise.all(processes.map(async (p) => {
     const reply = await link.ask("status", p.address, {});
@@ -209,6 +210,7 @@ function load(s: ProcessStatus): string {
   switch (s.process) {
     case "c2s": return `${plural(s.clients, "client")}, ${plural(s.sessions, "session")}`;
     case "sm": return `${plural(s.sessions, "session")}, ${plural(s.users, "user")}`;
+    case "s2s": return `${s.incoming} in, ${s.outgoing} out, ${s.queued} queued`;
     default: return "-";
   }
 }
@@ -218,6 +220,7 @@ function detail(s: ProcessStatus): string {
     case "c2s": return s.listeners.map((l) => `${l.host}:${l.port} ${l.kind}`).join(", ");
     case "sm": return `domain ${s.domain}`;
     case "xdb": return `storage ${s.backend}`;
+    case "s2s": return `${s.listen.host}:${s.listen.port} server-to-server`;
     default: return "";
   }
 }

@@ -11,7 +11,7 @@ import { embeddedFarmDocument, type Doc } from "./farm-config.js";
 export const USAGE = `usage: jabberfarm <command> [options]
 
 the farm on one machine:
-  up                      start router, xdb, sm, c2s, muc and upload as child processes
+  up                      start router, xdb, sm, c2s, muc, upload and s2s as child processes
                           (embedded PGlite storage unless --database-url)
     --domain D            served domain (default localhost)
     --data DIR            data directory (default ./.jabberfarm)
@@ -32,6 +32,11 @@ the farm on one machine:
     --muc N, --upload N   group chat (conference.DOMAIN) and HTTP upload
                           (upload.DOMAIN) processes (default 1 each; 0: none)
     --upload-port N       the upload service's HTTPS port (default 5443)
+    --s2s N               federation processes (s2s, default 1; 0: none, the
+                          farm talks to no other server)
+    --s2s-port N          where other servers connect (default 5269; s2s i
+                          listens on N + i - 1; 0: free ports)
+    --dns ADDR[:PORT]     the DNS server the s2s asks (default the system's)
     --routers N, --sm N, --c2s N
                           how many of each to run (default 1 each); c2s i
                           listens on the --host address + i-1 (127.0.0.2, ...)
@@ -42,7 +47,7 @@ the farm on one machine:
                           0: a free port each, listed in DIR/farm.ports.json)
 
 one process (each reads its section of --config FILE):
-  router | xdb | sm | c2s | muc | upload --config FILE
+  router | xdb | sm | c2s | muc | upload | s2s --config FILE
 
 accounts (through the running farm, or directly on its storage):
   adduser USER@DOMAIN     password from standard input, or asked
@@ -97,7 +102,11 @@ export interface Options {
   waitMs: number;
   pretty: boolean;
   json: boolean;
-  counts: { router: number; sm: number; c2s: number; muc: number; upload: number };
+  counts: { router: number; sm: number; c2s: number; muc: number; upload: number; s2s: number };
+  /** Where the first s2s listens for other servers (0: any free port). */
+  s2sPort: number;
+  /** DNS servers for the s2s (`--dns`), else the system's. */
+  dns: string[];
   /** The upload service's HTTPS port (0: any free one). */
   uploadPort: number;
   positionals: string[];
@@ -130,6 +139,9 @@ export function parse(argv: string[]): Options {
       muc: { type: "string", default: "1" },
       upload: { type: "string", default: "1" },
       "upload-port": { type: "string", default: "5443" },
+      s2s: { type: "string", default: "1" },
+      "s2s-port": { type: "string", default: "5269" },
+      dns: { type: "string", multiple: true, default: [] },
       component: { type: "string", multiple: true, default: [] },
     },
   });
@@ -158,8 +170,9 @@ export function parse(argv: string[]): Options {
     metricsPort, pretty: values.pretty ?? false, json: values.json ?? false, waitMs: seconds("wait", values.wait) * 1000,
     counts: {
       router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s),
-      muc: count("muc", values.muc, 0), upload: count("upload", values.upload, 0),
+      muc: count("muc", values.muc, 0), upload: count("upload", values.upload, 0), s2s: count("s2s", values.s2s, 0),
     },
+    s2sPort: port("s2s-port", values["s2s-port"]), dns: values.dns ?? [],
     uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
@@ -178,7 +191,7 @@ export function farmDocument(o: Options): Doc {
   return applyEnvOverrides(embeddedFarmDocument({
     domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
     host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
-    components: o.components, uploadPort: o.uploadPort,
+    components: o.components, uploadPort: o.uploadPort, s2sPort: o.s2sPort, dns: o.dns,
   }));
 }
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { c2sConfigSchema } from "@jabberfarm/c2s";
 import { mucConfigSchema } from "@jabberfarm/muc";
 import { routerConfigSchema } from "@jabberfarm/router";
+import { s2sConfigSchema } from "@jabberfarm/s2s";
 import { smConfigSchema } from "@jabberfarm/sm";
 import { uploadConfigSchema } from "@jabberfarm/upload";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
@@ -74,6 +75,13 @@ function farmChildren(o: Options): ChildSpec[] {
     if (spec.kind === "upload") spec.env = { ...spec.env, JABBERFARM__UPLOAD__HTTP__PORT: String(o.uploadPort) };
     specs.push({ ...spec, ...afterRouters });
   }
+  // Federation last: it serves only once the farm it speaks for is there. Each s2s on its own port.
+  for (let i = 1; i <= o.counts.s2s; i++) {
+    specs.push({
+      kind: "s2s", id: name("s2s", i, o.counts.s2s), ...afterRouters,
+      env: { JABBERFARM__S2S__INSTANCE: `s2s-${i}`, JABBERFARM__S2S__LISTEN__PORT: String(o.s2sPort === 0 ? 0 : o.s2sPort + i - 1) },
+    });
+  }
   if (o.metricsPort !== undefined) {
     specs.forEach((s, k) => (s.env = { ...s.env, [`JABBERFARM__${s.kind.toUpperCase()}__METRICS__PORT`]: String(o.metricsPort === 0 ? 0 : o.metricsPort! + k) }));
   }
@@ -96,6 +104,8 @@ export interface FarmPorts {
   c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
   /** The upload services' HTTPS ports. */
   upload: Array<{ id: string; port: number }>;
+  /** Where each s2s listens for other servers (the farm's SRV records name these). */
+  s2s: Array<{ id: string; host: string; port: number }>;
   /** Each child's metrics and health endpoints, by id. */
   metrics: Record<string, number>;
 }
@@ -104,8 +114,8 @@ export async function runUp(o: Options): Promise<void> {
   if (o.config && o.metricsPort !== undefined) {
     throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
   }
-  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1;
-  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s/--muc/--upload shape the embedded farm; with --config, run each process yourself");
+  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1 || o.counts.s2s !== 1;
+  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s/--muc/--upload/--s2s shape the embedded farm; with --config, run each process yourself");
   const doc = farmDocument(o);
   const children = o.config ? undefined : farmChildren(o);
   if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {
@@ -123,6 +133,7 @@ export async function runUp(o: Options): Promise<void> {
   const c2s = validateSection(sectionFor(doc, "c2s"), "c2s", c2sConfigSchema);
   if (!o.config || doc.muc !== undefined) validateSection(sectionFor(doc, "muc"), "muc", mucConfigSchema);
   if (!o.config || doc.upload !== undefined) validateSection(sectionFor(doc, "upload"), "upload", uploadConfigSchema);
+  if (!o.config || doc.s2s !== undefined) validateSection(sectionFor(doc, "s2s"), "s2s", s2sConfigSchema);
   let configPath = o.config ? resolve(o.config) : "";
   const portsPath = resolve(o.data, "farm.ports.json");
   if (!o.config) {
@@ -140,7 +151,7 @@ export async function runUp(o: Options): Promise<void> {
   const supervisor = new Supervisor({
     cliPath: CLI_PATH, configPath, logLevel: o.level, pretty: o.pretty, log,
     // With a config file: one of each kind, group chat and upload only when the file has their sections.
-    children: children ?? START_ORDER.filter((k) => (k !== "muc" && k !== "upload") || doc[k] !== undefined).map((kind) => ({ kind, id: kind })),
+    children: children ?? START_ORDER.filter((k) => (k !== "muc" && k !== "upload" && k !== "s2s") || doc[k] !== undefined).map((kind) => ({ kind, id: kind })),
     onChildReady: (id, report) => {
       if (!children || o.routerPort !== 0 || !routerIds.includes(id)) return;
       routerPorts.set(id, report.router!);
@@ -150,12 +161,13 @@ export async function runUp(o: Options): Promise<void> {
       writeAtomically(configPath, JSON.stringify(doc, null, 2) + "\n");
     },
     onReady: (reports) => {
-      const ports: FarmPorts = { routers: [], c2s: [], upload: [], metrics: {} };
+      const ports: FarmPorts = { routers: [], c2s: [], upload: [], s2s: [], metrics: {} };
       for (const c of children ?? []) {
         const r = reports.get(c.id) ?? {};
         if (r.router !== undefined) ports.routers.push({ id: c.id, host: "127.0.0.1", port: r.router });
         if (c.kind === "c2s") ports.c2s.push({ id: c.id, host: hosts[ports.c2s.length]!, starttls: r.starttls, directTls: r.directTls });
         if (r.upload !== undefined) ports.upload.push({ id: c.id, port: r.upload });
+        if (r.s2s !== undefined) ports.s2s.push({ id: c.id, host: o.host, port: r.s2s });
         if (r.metrics !== undefined) ports.metrics[c.id] = r.metrics;
       }
       if (!o.config) writeAtomically(portsPath, JSON.stringify(ports, null, 2) + "\n");

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 
-export type FarmProcess = "router" | "xdb" | "sm" | "c2s" | "muc" | "upload";
-export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s", "muc", "upload"];
+export type FarmProcess = "router" | "xdb" | "sm" | "c2s" | "muc" | "upload" | "s2s";
+export const START_ORDER: readonly FarmProcess[] = ["router", "xdb", "sm", "c2s", "muc", "upload", "s2s"];
 
 /**
  * The ports a child bound, in its "ready" message over the IPC channel: a
@@ -25,6 +25,8 @@ export interface ChildReport {
   metrics?: number;
   /** The upload service's HTTPS port. */
   upload?: number;
+  /** Where the s2s listens for other servers. */
+  s2s?: number;
 }
 
 /** One child to run: its process kind, its name in logs, and what its environment overrides (docs/operations.md). */
@@ -56,6 +58,7 @@ export function pinnedPorts(kind: FarmProcess, r: ChildReport): Record<string, s
   if (r.directTls !== undefined) env.JABBERFARM__C2S__LISTENERS__DIRECT_TLS__PORT = String(r.directTls);
   if (r.metrics !== undefined) env[`JABBERFARM__${K}__METRICS__PORT`] = String(r.metrics);
   if (r.upload !== undefined) env.JABBERFARM__UPLOAD__HTTP__PORT = String(r.upload);
+  if (r.s2s !== undefined) env.JABBERFARM__S2S__LISTEN__PORT = String(r.s2s);
   return env;
 }
 
@@ -125,7 +128,7 @@ export class Supervisor {
       const msg = m as ({ type?: string } & ChildReport) | null;
       if (msg?.type !== "ready") return;
       if (!this.reports.has(c.id)) {
-        const report: ChildReport = { router: msg.router, starttls: msg.starttls, directTls: msg.directTls, metrics: msg.metrics };
+        const report: ChildReport = { router: msg.router, starttls: msg.starttls, directTls: msg.directTls, metrics: msg.metrics, s2s: msg.s2s };
         this.reports.set(c.id, report);
         c.pinned = pinnedPorts(c.kind, report);
         this.o.onChildReady?.(c.id, report);

@@ -24,6 +24,14 @@ export const routerConfigSchema = z.object({
    * foreign and gets remote-server-not-found.
    */
   domains: z.array(z.string().min(1)).default([]),
+  /**
+   * The component name that carries stanzas for every domain this farm does
+   * not serve (federation: the s2s processes, docs/s2s.md). Among several
+   * connected under it, the rendezvous rule on the remote *domain* picks one,
+   * so that one remote domain's traffic leaves through one s2s. Absent, or
+   * nobody connected under it: such stanzas bounce remote-server-not-found.
+   */
+  remoteRoute: z.string().min(1).optional(),
   /** Component name (the stream header's `to`) → its secret and rights. */
   components: z.record(z.string().min(1), componentEntry),
   handshakeTimeoutMs: z.number().int().positive().default(10_000),

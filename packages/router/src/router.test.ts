@@ -826,3 +826,42 @@ describe("router: what an external component may send (docs/security.md)", () =>
     }
   });
 });
+
+describe("router: the default route for remote domains (remoteRoute)", () => {
+  test("every domain the farm does not serve goes to the remote route, one instance per remote domain; local names are not", async () => {
+    const r = await startRouter({ remoteRoute: "sm" });
+    const s2s = ["s2s-1", "s2s-2"].map((id) => component("sm", [r.port], id));
+    const a = component("a.test", [r.port]);
+    try {
+      await Promise.all([...s2s.map((s) => s.start()), a.start()]);
+      const got = s2s.map((s) => collect(s));
+      const fromA = collect(a);
+      const domains = Array.from({ length: 12 }, (_, i) => `remote${i}.example`);
+      for (const d of domains) for (const u of ["u1", "u2", "u3"]) a.send(`<message from='x@a.test' to='${u}@${d}/r' id='${u}-${d}'/>`);
+      await eventually(() => got.reduce((n, g) => n + g.els.length, 0) === 36, "every remote stanza reached an s2s");
+      const carrier = new Map<string, number>();
+      got.forEach((g, idx) => {
+        for (const el of g.els) {
+          const domain = el.attrs.to!.split("@")[1]!.split("/")[0]!;
+          const prev = carrier.get(domain);
+          assert.ok(prev === undefined || prev === idx, `${domain} reached two s2s`);
+          carrier.set(domain, idx);
+        }
+      });
+      assert.ok(got.every((g) => g.els.length > 0), `both s2s carry some domains: ${got.map((g) => g.els.length).join(",")}`);
+      // A name of the farm nobody serves right now is still local: not sent away.
+      a.send("<iq type='get' from='alice@a.test' to='pubsub.local.test' id='local'/>");
+      await fromA.next();
+      assert.equal(stanzaErrorCondition(parseElement(fromA.raws[0]!)), "service-unavailable");
+      // With no s2s, a remote domain bounces as before.
+      await Promise.all(s2s.map((s) => s.stop()));
+      await eventually(() => r.router.table.candidates("sm").length === 0, "the s2s are gone");
+      a.send("<message from='x@a.test' to='u@remote0.example' id='nobody'/>");
+      await fromA.next();
+      assert.equal(stanzaErrorCondition(parseElement(fromA.raws[1]!)), "remote-server-not-found");
+    } finally {
+      await Promise.all([...s2s.map((s) => s.stop()), a.stop()]);
+      await r.router.stop();
+    }
+  });
+});

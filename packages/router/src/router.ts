@@ -308,8 +308,16 @@ export class Router {
       this.table.select(toJid.domain, toJid.bareString());
     if (dst === undefined) {
       if (this.isLocal(toJid.domain)) return this.bounce(src, el, raw, "service-unavailable", `nothing serves '${toJid.domain}' right now`);
-      return this.bounce(src, el, raw, "remote-server-not-found", `'${toJid.domain}' is not served by this farm`);
+      // Every other domain is remote: the default route (the s2s processes), one of them per remote domain.
+      const remote = this.config.remoteRoute === undefined ? undefined : this.table.select(this.config.remoteRoute, toJid.domain);
+      if (remote === undefined) return this.bounce(src, el, raw, "remote-server-not-found", `'${toJid.domain}' is not served by this farm`);
+      return this.forward(src, remote, raw);
     }
+    return this.forward(src, dst, raw);
+  }
+
+  /** Writes a stanza's text to the connection that serves it, pausing the sender when that one reads slowly. */
+  private forward(src: AcceptedComponent, dst: Route, raw: string | Buffer): boolean {
     const out = dst.component;
     out.send(raw);
     if (!out.conn.congested) return true;

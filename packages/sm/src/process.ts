@@ -10,6 +10,7 @@ import { NS, parseTrusted } from "@jabberfarm/xml";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
 import { SessionManager } from "./session-manager.js";
+import { S2S_COMPONENT } from "./remote-domains.js";
 import type { SmModule } from "./module-api.js";
 import { SessionStore } from "./session-store.js";
 
@@ -102,6 +103,7 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   };
   component.on("membership", (name, instances) => {
     sm.services.update(name, instances);
+    sm.remoteDomains.update(name, instances);
     if (name === config.domain) sm.setMembers([...instances].sort());
     if (name === "c2s") {
       c2sKnown = new Set(instances);
@@ -115,6 +117,8 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   // Another SM (relays) or a c2s (routes to its sessions) left: resend what it had not handled.
   resendWhenOneLeaves(component, config.domain, () => sm.confirmed.linkLost());
   resendWhenOneLeaves(component, "c2s", () => sm.confirmed.linkLost());
+  // An s2s (stanzas to other servers) left: the others take its remote domains over.
+  resendWhenOneLeaves(component, S2S_COMPONENT, () => sm.confirmed.linkLost());
   // Join the routers once the sessions of users moving here can be read: a
   // stanza for one of them would otherwise find no session and be stored
   // offline although its recipient is online. Redis being away delays the

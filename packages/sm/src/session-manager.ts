@@ -22,6 +22,7 @@ import { EventBus, type Handler, type SmEvents } from "./events.js";
 import type { Identity, ModuleApi, SmModule } from "./module-api.js";
 import { ModuleStores, type ArchiveQuota, type ArchiveStore, type KeyedQuota, type KeyedStore } from "./module-store.js";
 import { LinkedServices } from "./linked-services.js";
+import { RemoteDomains } from "./remote-domains.js";
 import { Ownership } from "./ownership.js";
 import { RosterManager } from "./roster-manager.js";
 import { RouterIntake } from "./router-intake.js";
@@ -59,6 +60,8 @@ export class SessionManager implements ModuleApi {
   readonly receiver: ConfirmedReceiver;
   /** Services linked under our domain, from the routers' membership notices (process.ts feeds it). */
   readonly services: LinkedServices;
+  /** Which domains go to the farm's s2s (process.ts feeds it the routers' membership notices). */
+  readonly remoteDomains: RemoteDomains;
   /** Replies for storage requests, when storage goes through xdb. */
   onXdb: ((el: Element) => void) | undefined;
 
@@ -75,6 +78,7 @@ export class SessionManager implements ModuleApi {
     this.roster = new RosterManager(storage, this.sessions, (s, el) => this.deliver(s, el), config.roster);
     this.stores = new ModuleStores(storage);
     this.services = new LinkedServices(config.domain);
+    this.remoteDomains = new RemoteDomains(config.domain);
     const out = (text: string): boolean => outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
@@ -262,6 +266,10 @@ export class SessionManager implements ModuleApi {
 
   writeRoute(session: Session, text: string): void {
     this.confirmed.send((c) => routeEnvelope(this.address, session.c2s, session.sid, text, c));
+  }
+
+  isRemote(domain: string): boolean {
+    return this.remoteDomains.isRemote(domain);
   }
 
   relay(to: string, text: string): void {

@@ -35,6 +35,8 @@ export interface PathCore {
   relay(to: string, text: string): void;
   /** Puts text on a router link. */
   toRouter(text: string): void;
+  /** Whether a domain is served by another server, reached through the farm's s2s (remote-domains.ts). */
+  isRemote(domain: string): boolean;
   error(stanza: Element, condition: StanzaErrorCondition, text?: string): void;
   accountExists(user: string): Promise<boolean>;
   /** A failure while handling `stanza`: logged, and answered where it must be. */
@@ -149,7 +151,9 @@ export class StanzaPath {
 
   private route(stanza: Element, raw: string, to: Jid, from: Jid | null, fresh: boolean, holds: ConfirmHolds | undefined): void | Promise<void> {
     if (to.domain !== this.core.domain) {
-      this.core.toRouter(raw);
+      // To another server: confirmed to the s2s, like a relay to another SM (docs/s2s.md).
+      if (from !== null && this.core.isRemote(to.domain)) this.core.relay(to.toString(), raw);
+      else this.core.toRouter(raw);
       return;
     }
     if (to.local === "") {
