@@ -6,8 +6,7 @@
  * service's slots).
  *
  * The sm's modules get the same classes through `api.openStore` and
- * `api.openArchive` (packages/sm/src/module-store.ts holds a copy from
- * before this file existed; it can become a re-export of this one).
+ * `api.openArchive` (packages/sm/src/module-store.ts re-exports them).
  *
  * The quota a store is opened with travels with every write and is
  * enforced by the storage atomically; a refused write answers
@@ -15,10 +14,10 @@
  */
 import { storeNameSchema } from "@jabberfarm/envelope";
 import type {
-  ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit, Storage, StoreReadResult, StoreWrite, StoreWriteResult,
+  AppendedItem, ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit, Storage, StoreReadResult, StoreWrite, StoreWriteResult,
 } from "./storage.js";
 
-export type { ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit };
+export type { AppendedItem, ArchiveItem, ArchiveQuota, KeyedQuota, QuotaLimit };
 
 /** A write the quota refused: nothing was stored. `limit` names the quota field. */
 export interface QuotaRefusal {
@@ -128,6 +127,19 @@ export class ArchiveStore {
     const r = await this.storage.storeWrite(write);
     if (!r.ok) return refusal(r)!;
     return { ok: true, id: r.id!, when: r.when!, duplicate: r.duplicate ?? false, dropped: r.dropped ?? 0 };
+  }
+
+  /**
+   * Many appends in one write, for many users (`archive.appendMany`): one
+   * entry per item, in order, each what its own `append` would have been
+   * (an unknown account there answers `unknownAccount` instead of throwing).
+   */
+  async appendMany(items: Array<{ user: string; value: string; id?: string; with?: string; when?: string }>, quota: ArchiveQuota | undefined = this.quota): Promise<AppendedItem[]> {
+    const write: StoreWrite = { kind: "archive.appendMany", store: this.name, items };
+    if (quota) write.quota = quota;
+    const r = await this.storage.storeWrite(write);
+    if (!r.ok || r.appended === undefined || r.appended.length !== items.length) throw new Error("storage answered archive.appendMany with something else");
+    return r.appended;
   }
 
   /** One page of items, oldest first (newest first with `reverse`). */
