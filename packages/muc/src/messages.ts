@@ -88,12 +88,9 @@ async function groupchat(ctx: MucContext, room: Room, stanza: Element, real: str
   // message's: the room takes its next message meanwhile, and whatever is
   // not a groupchat message waits for the chain (service.ts), so occupants
   // see one order.
-  const appended = ctx.store.history.append(room.jid, JSON.stringify({ nick: o.nick, xml: out.toString() }), { id, with: bareOf(real) }).then(
-    (r) => {
-      if (!r.ok) ctx.log.info({ room: room.jid, limit: r.limit }, "message not archived (over the archive's limit); delivered");
-    },
-    (err: unknown) => ctx.log.warn({ room: room.jid, err: (err as Error).message }, "message not archived (storage failed); delivered"),
-  );
+  // Batched with every other room's messages of the moment (RoomStore.historyWriter);
+  // it settles once its batch was written, or failed (logged there, delivered either way).
+  const appended = ctx.store.historyWriter.append({ user: room.jid, value: JSON.stringify({ nick: o.nick, xml: out.toString() }), id, with: bareOf(real) });
   room.committing++;
   room.commits = room.commits.then(() => appended).then(() => {
     room.committing--;

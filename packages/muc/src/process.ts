@@ -44,7 +44,7 @@ export async function startMuc(input: MucConfigInput | MucConfig, opts: MucProce
   const send = countedSend(component, opts.metrics);
   const xdb = opts.storage ? undefined : new XdbClient(send, address, { timeoutMs: config.xdb.timeoutMs, metrics: opts.metrics });
   const storage = opts.storage ?? xdb!;
-  const store = new RoomStore(storage, config);
+  const store = new RoomStore(storage, config, log);
   let service: MucService | undefined;
   const occupants = config.redisUrl === undefined
     ? undefined

@@ -17,8 +17,9 @@
  *   forbids ':'), localpart → `{name}`.
  */
 import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
 import type { ArchiveStore, KeyedStore, ScramCredential, Storage } from "@jabberfarm/xdb";
-import { Stores } from "@jabberfarm/xdb";
+import { ArchiveWriter, Stores } from "@jabberfarm/xdb";
 import type { MucConfig } from "./config.js";
 import { Room, type AffiliationEntry, type RoomConfig, type Subject } from "./room.js";
 
@@ -38,16 +39,30 @@ export class RoomStore {
   private readonly room: KeyedStore;
   private readonly affiliationStore: KeyedStore;
   readonly history: ArchiveStore;
+  /**
+   * The room messages' appends, batched: every room's messages written
+   * while one batch is on its way go together in the next (one round trip
+   * and one transaction), so a busy service does not pay one storage round
+   * trip per message.
+   */
+  readonly historyWriter: ArchiveWriter;
   private readonly directory: KeyedStore;
   readonly directoryUser: string;
   private readonly expireAfterMs: number;
 
-  constructor(private readonly storage: Storage, config: MucConfig) {
+  constructor(private readonly storage: Storage, config: MucConfig, log: Logger) {
     const stores = new Stores(storage);
     this.room = stores.openStore("muc.room", { maxKeys: 10, maxValueBytes: 64 * 1024 });
     this.affiliationStore = stores.openStore("muc.affiliations", { maxKeys: config.maxAffiliations, maxValueBytes: 4096 });
     // Only the size of one item is checked at each append: a count limit would count the archive every time.
     this.history = stores.openArchive("muc.history", { maxItemBytes: config.archive.maxItemBytes });
+    this.historyWriter = new ArchiveWriter(this.history, {
+      // Well within the farm's link limit (1 MiB), as for the users' archive.
+      batchMaxItems: 500, batchMaxBytes: 256 * 1024,
+      // No count limit: rooms' archives are limited by age (prune), never counted at an append.
+      maxItems: Number.MAX_SAFE_INTEGER, trimEvery: Number.POSITIVE_INFINITY,
+      maxItemBytes: config.archive.maxItemBytes,
+    }, log);
     this.expireAfterMs = config.archive.expireAfterDays * 24 * 3600 * 1000;
     this.directory = stores.openStore("muc.directory", { maxValueBytes: 1024 });
     this.directoryUser = `:rooms@${config.service}`;

@@ -34,6 +34,7 @@ export { XdbClient, XdbRequestError, type XdbClientOptions } from "./client.js";
 export { XdbService } from "./service.js";
 export { startXdb, type XdbProcess, type XdbProcessOptions } from "./process.js";
 export { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";
+export { ArchiveWriter, type ArchiveAppend, type ArchiveWriterOptions } from "./archive-writer.js";
 export {
   Stores, KeyedStore, ArchiveStore,
   type QuotaRefusal, type StoreOutcome, type AppendOutcome, type Page, type PageSize, type ArchiveQuery, type ArchiveDeletion,

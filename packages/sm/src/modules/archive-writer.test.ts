@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { pino } from "pino";
 import { startSmFarm, type SmTestFarm } from "../testing.js";
 import { ArchiveStore } from "../module-store.js";
-import { ArchiveWriter, type ArchiveWriterOptions } from "./archive-writer.js";
+import { ArchiveWriter, type ArchiveWriterOptions } from "@jabberfarm/xdb";
 import { archiveStore } from "./module-testing.js";
 
 const OPTS: ArchiveWriterOptions = { batchMaxItems: 500, batchMaxBytes: 256 * 1024, maxItems: 10_000, maxItemBytes: 64 * 1024, trimEvery: 100 };

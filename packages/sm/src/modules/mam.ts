@@ -26,7 +26,7 @@ import { Jid } from "@jabberfarm/jid";
 import { escapeAttr, xml, type Element } from "@jabberfarm/xml";
 import type { InboundEvent, OutboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
-import { ArchiveWriter } from "./archive-writer.js";
+import { ArchiveWriter } from "@jabberfarm/xdb";
 import { BadQuery, NS_MAM, NS_MAM_EXTENDED, finElement, queryForm, readQuery, resultText } from "./mam-query.js";
 import { isUnknownAccount, messageType, withChild } from "./shared.js";
 

@@ -1,5 +1,6 @@
 /**
- * The message archive's writes, batched (not a module: mam.ts uses it).
+ * An archive's writes, batched (the sm's message archive, mam.ts, and the
+ * muc's room history use it).
  * Every archived message is an append; doing each as its own storage round
  * trip, awaited before the next, made the messages scenario fall from about
  * 24k to 480 messages a second. Here appends queue, and one batch at a time
@@ -16,7 +17,7 @@
  * overshoot by that many); the item size limit rides on every append.
  */
 import type { Logger } from "pino";
-import type { ArchiveQuota, ArchiveStore } from "../module-store.js";
+import type { ArchiveQuota, ArchiveStore } from "./stores.js";
 
 export interface ArchiveAppend {
   user: string;
