@@ -18,8 +18,13 @@ import type { SaslOptions } from "./auth.js";
 import { AuthBans } from "./bans.js";
 import { ClientStream } from "./client-stream.js";
 import type { ClientContext, Outlet } from "./client-context.js";
+import type { ClientTransport } from "./client-transport.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
+import type { C2sLoad } from "./load-board.js";
 import { SlidingWindow, TokenBucket } from "./limits.js";
+import { TcpTransport } from "./tcp-transport.js";
+import { WebSocketListener } from "./websocket-listener.js";
+import { WebSocketTransport } from "./websocket-transport.js";
 
 export interface C2sServerDeps {
   log: Logger;
@@ -32,6 +37,8 @@ export interface C2sServerDeps {
 export interface C2sPorts {
   starttls?: number;
   directTls?: number;
+  /** The WebSocket and host-meta listener (RFC 7395, XEP-0156). */
+  websocket?: number;
 }
 
 // A direct TLS handshake must finish within this; slowloris on the handshake costs memory.
@@ -61,6 +68,7 @@ export class C2sServer implements ClientContext {
   private readonly clients = new Set<ClientStream>();
   private readonly sessions = new Map<string, ClientStream>();
   private readonly servers: Server[] = [];
+  private websocketListener: WebSocketListener | undefined;
   private readonly boot = randomBytes(3).toString("hex");
   private sidCounter = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -113,10 +121,16 @@ export class C2sServer implements ClientContext {
   }
 
   /** Set by the process when redirection is configured. */
-  loadBoard: { redirectTarget(): string | undefined; readonly peers: ReadonlyArray<{ address: string }> } | undefined;
+  loadBoard: { redirectPeer(usable?: (peer: C2sLoad) => boolean): C2sLoad | undefined; readonly peers: readonly C2sLoad[] } | undefined;
 
-  redirectTarget(): string | undefined {
-    return this.loadBoard?.redirectTarget();
+  redirectTarget(via: ClientTransport): string | undefined {
+    const peer = this.loadBoard?.redirectPeer((p) => via.redirectAddress(p) !== undefined);
+    return peer && via.redirectAddress(peer);
+  }
+
+  /** The URL of this c2s's WebSocket listener, for other c2s to send clients to; undefined without one. */
+  get websocketUrl(): string | undefined {
+    return this.websocketListener?.url || undefined;
   }
 
   get connectionCount(): number {
@@ -197,6 +211,15 @@ export class C2sServer implements ClientContext {
       });
       ports.directTls = await this.bind(server, directTls, "directTls");
     }
+    if (this.config.listeners.websocket) {
+      const listener = new WebSocketListener({
+        config: this.config, tls: this.tlsContextOptions, log: this.log, admission: this.admission, domain: this.domain,
+        accepting: () => this.accepting,
+        accept: (ws, req) => this.acceptWebSocket(ws, req.socket.remoteAddress ?? "unknown", req.socket.remotePort),
+      });
+      ports.websocket = await listener.listen(this.config.listeners.websocket);
+      this.websocketListener = listener;
+    }
     const { limits } = this.config;
     const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.unreadyHoldMs || Infinity);
     const period = Math.max(50, Math.min(5000, Math.floor(shortest / 4)));
@@ -225,11 +248,32 @@ export class C2sServer implements ClientContext {
       socket.destroy();
       return;
     }
+    const { limits } = this.config;
     this.admission.admit(socket, () => {
-      const client = new ClientStream(socket, { directTls, log: this.log }, this);
+      const client = new ClientStream((handlers) => new TcpTransport(socket, handlers, {
+        directTls, maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
+        // Whatever the client wrote (prefixes, CDATA...), what goes on into the
+        // farm is the canonical element re-serialised (docs/security.md).
+        canonical: true,
+      }), { directTls, secure: directTls, log: this.log }, this);
       this.clients.add(client);
       client.log.debug({ directTls }, "client connected");
     });
+  }
+
+  /** A WebSocket past its upgrade and the admission: a client stream like the others (RFC 7395). */
+  private acceptWebSocket(ws: import("ws").WebSocket, ip: string, port: number | undefined): void {
+    if (!this.accepting) {
+      ws.terminate();
+      return;
+    }
+    const { limits, websocket } = this.config;
+    const client = new ClientStream((handlers) => new WebSocketTransport(ws, handlers, {
+      remoteAddress: ip, remotePort: port, maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
+      pingIntervalMs: websocket.pingIntervalMs,
+    }), { directTls: false, secure: websocket.tls || websocket.trustProxyTls, log: this.log }, this);
+    this.clients.add(client);
+    client.log.debug("WebSocket client connected");
   }
 
   private sweep(): void {
@@ -425,21 +469,26 @@ export class C2sServer implements ClientContext {
     this.accepting = false;
     clearInterval(this.sweeper);
     this.admission.stop();
-    const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const listenersClosed = Promise.all([
+      ...this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...(this.websocketListener ? [this.websocketListener.close()] : []),
+    ]);
     const n = this.clients.size;
     // Drain: with other c2s known, each client is told where to reconnect
     // (RFC 6120 §4.9.3.19), spread over them; otherwise system-shutdown.
-    const others = this.loadBoard?.peers.map((p) => p.address) ?? [];
+    const others = this.loadBoard?.peers ?? [];
     let k = 0;
     for (const c of [...this.clients]) {
-      if (others.length > 0) {
+      // Each transport names a peer its own way (host:port, or a WebSocket URL).
+      const targets = others.map((p) => c.conn.redirectAddress(p)).filter((t) => t !== undefined);
+      if (targets.length > 0) {
         this.metrics?.redirects.inc();
-        c.fail(new StreamError("see-other-host", "this server is stopping", others[k++ % others.length]));
+        c.fail(new StreamError("see-other-host", "this server is stopping", targets[k++ % targets.length]));
       } else {
         c.fail(new StreamError("system-shutdown", "the server is stopping"));
       }
     }
-    if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others : undefined }, "closed every client stream");
+    if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others.map((p) => p.address) : undefined }, "closed every client stream");
     await Promise.race([listenersClosed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
   }
 
