@@ -49,6 +49,8 @@ export class WebSocketTransport implements ClientTransport {
   /** Until the client's `<open/>`: at the start and after SASL success. */
   private awaitingOpen = true;
   private elementsInMessage = 0;
+  /** The message's element, handled once the message proved to be exactly it. */
+  private pending: [Element, string] | undefined;
   private closing = false;
   private closed = false;
   private readonly reason: CloseReason = {};
@@ -60,7 +62,9 @@ export class WebSocketTransport implements ClientTransport {
     this.remotePort = o.remotePort;
     this.parser = new StreamParser({
       onStreamStart: () => {},
-      onElement: (el, raw) => this.onElement(el, raw),
+      onElement: (el, raw) => {
+        if (++this.elementsInMessage === 1) this.pending = [el, raw];
+      },
       onStreamEnd: () => this.close(new StreamError("not-well-formed", "the stream's end is a <close/> message (RFC 7395 §3.6)")),
       onError: (err) => this.close(err),
     }, { maxStanzaBytes: o.maxStanzaBytes, canonical: true });
@@ -90,15 +94,19 @@ export class WebSocketTransport implements ClientTransport {
       return;
     }
     this.elementsInMessage = 0;
+    this.pending = undefined;
     this.parser.write(data);
     if (this.closing || this.closed) return;
-    if (this.elementsInMessage !== 1 || !this.parser.betweenElements) {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (this.elementsInMessage !== 1 || !this.parser.betweenElements || pending === undefined) {
       this.close(new StreamError("not-well-formed", "each WebSocket message must be one complete XML element (RFC 7395 §3.3.3)"));
+      return;
     }
+    this.onElement(pending[0], pending[1]);
   }
 
   private onElement(el: Element, raw: string): void {
-    if (++this.elementsInMessage > 1 || this.closing) return;
     if (el.ns === NS_FRAMING) {
       if (el.local === "open") return this.onOpen(el);
       if (el.local === "close") {
