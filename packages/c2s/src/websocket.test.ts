@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { WebSocket } from "ws";
 import { NS, parseElement, type Element } from "@jabberfarm/xml";
 import type { C2sProcess } from "./process.js";
-import { DOMAIN, delay, startFarm, type C2sTestFarm } from "./testing.js";
+import { DOMAIN, RawClient, delay, startFarm, type C2sTestFarm } from "./testing.js";
 import { NS_FRAMING } from "./websocket-transport.js";
 
 // Frames are parsed as documents of their own: a namespace they do not declare stays unknown.
@@ -92,6 +92,7 @@ async function streamError(c: WsClient): Promise<string> {
 before(async () => {
   farm = await startFarm();
   await farm.addUser("ada");
+  await farm.addUser("bea");
   c2s = await farm.startC2s({
     listeners: { starttls: { host: "127.0.0.1", port: 0 }, directTls: false, websocket: { host: "127.0.0.1", port: 0 } },
     websocket: { allowedOrigins: [ORIGIN], pingIntervalMs: 200 },
@@ -152,6 +153,32 @@ describe("XMPP over WebSocket", () => {
     await c.next((el) => el.local === "close" && el.ns === NS_FRAMING);
     assert.equal((await c.closed).code, 1000);
     await waitFor(() => c2s.server.sessionCount === 0, "the session ended");
+  });
+
+  it("carries messages and presence between two WebSocket sessions", async () => {
+    const a = await WsClient.open();
+    const b = await WsClient.open();
+    const ja = await a.login("ada");
+    const jb = await b.login("bea");
+    a.send(`<presence to="${jb}" xmlns="jabber:client"/>`);
+    await b.next((el) => el.local === "presence" && el.attrs.from === ja);
+    a.send(`<message to="${jb}" type="chat" xmlns="jabber:client"><body>hi bea</body></message>`);
+    assert.equal((await b.next((el) => el.local === "message")).getChildText("body"), "hi bea");
+    a.close();
+    b.close();
+  });
+
+  it("carries stanzas between a WebSocket session and a TCP one", async () => {
+    const a = await WsClient.open();
+    const ja = await a.login("ada");
+    const t = await RawClient.connect(c2s.ports.starttls!);
+    const jt = await t.login("bea", "pw", "tcp");
+    a.send(`<presence to="${jt}" xmlns="jabber:client"/>`);
+    assert.equal((await t.next((el) => el.local === "presence")).attrs.from, ja);
+    t.write(`<message to='${ja}'><body>from TCP</body></message>`);
+    assert.equal((await a.next((el) => el.local === "message")).getChildText("body"), "from TCP");
+    a.close();
+    t.close();
   });
 
   it("refuses bad input with the right close code or stream error; other sessions go on", async () => {
