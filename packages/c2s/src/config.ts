@@ -68,8 +68,10 @@ export const c2sConfigSchema = z.object({
     /** Where WebSocket clients connect; requests to other paths get 404. */
     path: z.string().regex(/^\/[^\s?#]*$/, "a path such as /xmpp-websocket").default("/xmpp-websocket"),
     /**
-     * The URL host-meta and redirects announce (wss://xmpp.example.com/xmpp-websocket);
-     * default: the listener's scheme and address, with the path.
+     * The URL host-meta announces (wss://xmpp.example.com/xmpp-websocket),
+     * e.g. a load balancer's; default: the host the request named, with this
+     * listener's scheme and path. (Redirects name each c2s itself:
+     * redirect.advertise's host on this listener's port.)
      */
     publicUrl: z.string().regex(/^wss?:\/\/[^\s]+$/, "a ws:// or wss:// URL").optional(),
     /**

@@ -128,9 +128,17 @@ export class C2sServer implements ClientContext {
     return peer && via.redirectAddress(peer);
   }
 
-  /** The URL of this c2s's WebSocket listener, for other c2s to send clients to; undefined without one. */
-  get websocketUrl(): string | undefined {
-    return this.websocketListener?.url || undefined;
+  /**
+   * Where other c2s send WebSocket clients to reach this one (RFC 7395
+   * see-other-host): the advertised host (redirect.advertise) on the
+   * WebSocket port, else the listener's own URL; undefined without one.
+   */
+  websocketUrl(advertise: string | undefined, port: number | undefined): string | undefined {
+    const l = this.websocketListener;
+    if (l === undefined || port === undefined) return undefined;
+    if (advertise === undefined) return l.url;
+    const host = advertise.slice(0, advertise.lastIndexOf(":"));
+    return `${this.config.websocket.tls ? "wss" : "ws"}://${host}:${port}${this.config.websocket.path}`;
   }
 
   get connectionCount(): number {

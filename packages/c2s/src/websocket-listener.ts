@@ -45,7 +45,7 @@ export class WebSocketListener {
   readonly server: Server;
   private readonly wss: WebSocketServer;
   private readonly cfg: C2sConfig["websocket"];
-  /** The URL other c2s send redirected clients to, once listening. */
+  /** This listener's own URL (scheme, bound address and port, path), once listening. */
   url = "";
 
   constructor(private readonly d: WebSocketListenerDeps) {
@@ -80,7 +80,7 @@ export class WebSocketListener {
     this.server.on("error", (err) => this.d.log.error({ err, kind: "websocket" }, "listener error"));
     const port = (this.server.address() as AddressInfo).port;
     const host = l.host.includes(":") ? `[${l.host}]` : l.host;
-    this.url = this.cfg.publicUrl ?? `${this.cfg.tls ? "wss" : "ws"}://${host}:${port}${this.cfg.path}`;
+    this.url = `${this.cfg.tls ? "wss" : "ws"}://${host}:${port}${this.cfg.path}`;
     this.d.log.info({ kind: "websocket", host: l.host, port, url: this.url }, "listening for clients");
     return port;
   }
