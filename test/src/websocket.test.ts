@@ -19,6 +19,7 @@ import { after, before, describe, test } from "node:test";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { LibraryClient, xml } from "./clients.js";
 import { Farm, ROOT, waitUntil } from "./farm.js";
+import { sample, scrape } from "./prometheus.js";
 import { startPageServer } from "./web-page.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -37,6 +38,7 @@ describe("a browser on the farm over WebSocket", () => {
     farm = await Farm.start({
       upArgs: ["--c2s", "2", "--ws-origin", pages.origin, ...(process.env.WS_TEST_DEBUG ? ["--log-level", "debug"] : [])],
       // Redirection needs the c2s loads in Redis; the drain test needs it.
+      metrics: true,
       env: { JABBERFARM__C2S__REDIRECT__REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/6" },
     });
     await farm.addUser("alice@localhost", "alice-pw");
@@ -67,6 +69,10 @@ describe("a browser on the farm over WebSocket", () => {
     const online = await page.evaluate((o) => (globalThis as any).connect(o), { hostMetaOrigin, username: "alice", password: "alice-pw", resource: "browser" });
     assert.equal(online.jid, "alice@localhost/browser");
     assert.equal(online.url, `wss://127.0.0.1:${ws1}/xmpp-websocket`, "the URL host-meta gave");
+    // The WebSocket session counts like any other in c2s-1's metrics.
+    const scraped = await scrape(farm.metricsPort("c2s-1"));
+    assert.equal(sample(scraped, "jabberfarm_sessions", { process: "c2s", instance: "c2s-1" }), 1);
+    assert.equal(sample(scraped, "jabberfarm_connections", { process: "c2s", instance: "c2s-1", kind: "client" }), 1);
 
     // Bob on the second c2s, over TCP with STARTTLS.
     const second = farm.farmPorts!.c2s[1]!;
