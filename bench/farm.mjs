@@ -63,7 +63,7 @@ const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await f
 }
 
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
-  "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+  "--port", String(port), "--tls-port", String(tlsPort), "--ws-port", "0", "--router-port", String(routerPort), "--log-level", "warn",
   ...(TLS ? [] : ["--plaintext"])],
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();

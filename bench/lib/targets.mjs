@@ -66,13 +66,27 @@ export function jabberfarmVersion() {
   }
 }
 
-/** True when the built CLI knows `up --plaintext` (no TLS required, PLAIN in the clear). */
+/**
+ * True when the built CLI knows `up --plaintext` (no TLS required, PLAIN in
+ * the clear). The option is defined in options.js, not cli.js (which only
+ * dispatches commands): reading cli.js alone always said no.
+ */
 export function farmSupportsPlaintext() {
-  try {
-    return readFileSync(CLI, "utf8").includes("plaintext");
-  } catch {
-    return false;
+  return builtFarmFileMentions("--plaintext");
+}
+
+/** True when the built CLI knows `up --ws-port` (the c2s WebSocket listener, RFC 7395). */
+export function farmSupportsWebSocket() {
+  return builtFarmFileMentions("--ws-port");
+}
+
+function builtFarmFileMentions(text) {
+  for (const f of ["options.js", "cli.js"]) {
+    try {
+      if (readFileSync(join(ROOT, "packages/farm/dist", f), "utf8").includes(text)) return true;
+    } catch { /* not built, or an older layout */ }
   }
+  return false;
 }
 
 // ------------------------------------------------------------------ storage
@@ -266,13 +280,16 @@ export async function startJabberfarm({
     const hosts = c2sHosts(topology.c2s);
     const port = await freePortOn(hosts);
     const tlsPort = await freePortOn(hosts);
+    // Not the default 5280: another farm (or another bench) may hold it.
+    const wsPort = farmSupportsWebSocket() ? await freePortOn(hosts) : undefined;
     const routerPort = await freePortOn(["127.0.0.1"], topology.routers);
     const plaintext = !tls && plaintextSupported;
     const counts = [["routers", topology.routers], ["sm", topology.sm], ["c2s", topology.c2s]].filter(([, n]) => n > 1).flatMap(([k, n]) => [`--${k}`, String(n)]);
     // Group chat only where a run asks for it (the rooms scenario); no upload service in benchmarks.
     counts.push("--muc", String(topology.muc ?? 0), "--upload", "0");
     const args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",
-      "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+      "--port", String(port), "--tls-port", String(tlsPort), ...(wsPort === undefined ? [] : ["--ws-port", String(wsPort)]),
+      "--router-port", String(routerPort), "--log-level", "warn",
       ...counts, ...(databaseUrl ? ["--database-url", databaseUrl] : []), ...(plaintext ? ["--plaintext"] : [])];
     const env = { ...process.env };
     for (const k of ["DATABASE_URL", "JABBERFARM_DATA", "JABBERFARM_PROFILE_DIR", "NODE_OPTIONS"]) delete env[k];
@@ -337,7 +354,7 @@ export async function startJabberfarm({
     const procs = pids.map((pid) => ({ name: farmChildName(pid, topology, routerPort), pid }));
     const envText = Object.entries(overrides).map(([k, v]) => `${k}=${v} `).join("");
     return {
-      port, hosts, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems, topology,
+      port, wsPort, hosts, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems, topology,
       start_s: (Date.now() - tStart) / 1000,
       mode: plaintext ? "plaintext (--plaintext)" : tls ? "STARTTLS" : "STARTTLS (this build has no --plaintext)",
       command: `${envText}node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`,
