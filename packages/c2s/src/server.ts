@@ -4,8 +4,7 @@
  * the c2s side).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import {
   ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, EnvelopeError, readAck, readRoute, readSession, routedStanzaBytes, sessionEnvelope,
@@ -16,15 +15,13 @@ import { NS, StreamError, canBounce, parseTrusted, readError, stanzaCondition, s
 import { Admission } from "./admission.js";
 import type { SaslOptions } from "./auth.js";
 import { AuthBans } from "./bans.js";
-import { ClientStream } from "./client-stream.js";
+import { ClientListeners, type C2sPorts } from "./client-listeners.js";
+import type { ClientStream } from "./client-stream.js";
 import type { ClientContext, Outlet } from "./client-context.js";
 import type { ClientTransport } from "./client-transport.js";
-import type { C2sConfig, ListenerConfig } from "./config.js";
+import type { C2sConfig } from "./config.js";
 import type { C2sLoad } from "./load-board.js";
 import { SlidingWindow, TokenBucket } from "./limits.js";
-import { TcpTransport } from "./tcp-transport.js";
-import { WebSocketListener } from "./websocket-listener.js";
-import { WebSocketTransport } from "./websocket-transport.js";
 
 export interface C2sServerDeps {
   log: Logger;
@@ -34,15 +31,7 @@ export interface C2sServerDeps {
   metrics?: Metrics | undefined;
 }
 
-export interface C2sPorts {
-  starttls?: number;
-  directTls?: number;
-  /** The WebSocket and host-meta listener (RFC 7395, XEP-0156). */
-  websocket?: number;
-}
-
-// A direct TLS handshake must finish within this; slowloris on the handshake costs memory.
-const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export type { C2sPorts };
 // How long stop() waits for clients to answer our </stream:stream>.
 const STOP_GRACE_MS = 2500;
 
@@ -67,13 +56,11 @@ export class C2sServer implements ClientContext {
 
   private readonly clients = new Set<ClientStream>();
   private readonly sessions = new Map<string, ClientStream>();
-  private readonly servers: Server[] = [];
-  private websocketListener: WebSocketListener | undefined;
+  private readonly listeners: ClientListeners;
   private readonly boot = randomBytes(3).toString("hex");
   private sidCounter = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private accepting = false;
-  private tlsContextOptions: { cert: string; key: string };
 
   constructor(config: C2sConfig, deps: C2sServerDeps) {
     this.config = config;
@@ -83,7 +70,6 @@ export class C2sServer implements ClientContext {
     this.outlet = deps.outlet;
     this.storage = deps.storage;
     this.metrics = deps.metrics;
-    this.tlsContextOptions = deps.tls;
     this.secureContext = createSecureContext({ ...deps.tls, minVersion: "TLSv1.2" });
     // Every c2s of a farm shares the component secret, so they derive the same
     // fake salts for unknown users and cannot be told apart by them.
@@ -110,6 +96,11 @@ export class C2sServer implements ClientContext {
       onGiveUp: (text, sends) => this.log.warn({ sends, stanza: text.slice(0, 200) }, "gave up routing a stanza: no SM confirmed it"),
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
+    this.listeners = new ClientListeners({
+      config, domain: this.domain, log: this.log, admission: this.admission, tlsMaterial: deps.tls, context: this,
+      isAccepting: () => this.accepting,
+      adopt: (client) => this.clients.add(client),
+    });
   }
 
   routeToSm(build: (confirmAttrs: string) => string): number {
@@ -134,9 +125,9 @@ export class C2sServer implements ClientContext {
    * WebSocket port, else the listener's own URL; undefined without one.
    */
   websocketUrl(advertise: string | undefined, port: number | undefined): string | undefined {
-    const l = this.websocketListener;
-    if (l === undefined || port === undefined) return undefined;
-    if (advertise === undefined) return l.url;
+    const own = this.listeners.websocketUrl;
+    if (own === undefined || port === undefined) return undefined;
+    if (advertise === undefined) return own;
     const host = advertise.slice(0, advertise.lastIndexOf(":"));
     return `${this.config.websocket.tls ? "wss" : "ws"}://${host}:${port}${this.config.websocket.path}`;
   }
@@ -190,98 +181,13 @@ export class C2sServer implements ClientContext {
 
   async listen(): Promise<C2sPorts> {
     this.accepting = true;
-    const ports: C2sPorts = {};
-    const { starttls, directTls } = this.config.listeners;
-    // Beyond the soft limit (answered with a stream error) the kernel-level
-    // cap drops floods before they cost a TLS handshake.
-    const hardCap = this.config.maxConnections + 64;
-    if (starttls) {
-      const server = createServer((socket) => {
-        if (this.admission.connected(socket, false)) this.accept(socket, false);
-      });
-      server.maxConnections = hardCap;
-      ports.starttls = await this.bind(server, starttls, "starttls");
-    }
-    if (directTls) {
-      const server = createTlsServer({
-        ...this.tlsContextOptions,
-        minVersion: "TLSv1.2",
-        // XEP-0368 §3.2: direct TLS clients announce xmpp-client.
-        ALPNProtocols: ["xmpp-client"],
-        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-      }, (socket) => this.accept(socket, true));
-      server.maxConnections = hardCap;
-      // Before the TLS listener sees it: a refused address costs no handshake.
-      server.prependListener("connection", (socket: Socket) => void this.admission.connected(socket, true));
-      server.on("tlsClientError", (err, socket: TLSSocket) => {
-        // No address: a connection the admission closed before its handshake.
-        this.log[socket.remoteAddress === undefined ? "debug" : "info"]({ ip: socket.remoteAddress, err: err.message }, "direct TLS handshake failed");
-      });
-      ports.directTls = await this.bind(server, directTls, "directTls");
-    }
-    if (this.config.listeners.websocket) {
-      const listener = new WebSocketListener({
-        config: this.config, tls: this.tlsContextOptions, log: this.log, admission: this.admission, domain: this.domain,
-        accepting: () => this.accepting,
-        accept: (ws, req) => this.acceptWebSocket(ws, req.socket.remoteAddress ?? "unknown", req.socket.remotePort),
-      });
-      ports.websocket = await listener.listen(this.config.listeners.websocket);
-      this.websocketListener = listener;
-    }
+    const ports = await this.listeners.listen();
     const { limits } = this.config;
     const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.unreadyHoldMs || Infinity);
     const period = Math.max(50, Math.min(5000, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), period);
     this.sweeper.unref();
     return ports;
-  }
-
-  private bind(server: Server, l: ListenerConfig, kind: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: l.host, port: l.port }, () => {
-        server.off("error", reject);
-        server.on("error", (err) => this.log.error({ err, kind }, "listener error"));
-        this.servers.push(server);
-        const port = (server.address() as AddressInfo).port;
-        this.log.info({ kind, host: l.host, port }, "listening for clients");
-        resolve(port);
-      });
-    });
-  }
-
-  private accept(socket: Socket, directTls: boolean): void {
-    socket.on("error", () => {});
-    if (!this.accepting) {
-      socket.destroy();
-      return;
-    }
-    const { limits } = this.config;
-    this.admission.admit(socket, () => {
-      const client = new ClientStream((handlers) => new TcpTransport(socket, handlers, {
-        directTls, maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
-        // Whatever the client wrote (prefixes, CDATA...), what goes on into the
-        // farm is the canonical element re-serialised (docs/security.md).
-        canonical: true,
-      }), { directTls, secure: directTls, log: this.log }, this);
-      this.clients.add(client);
-      client.log.debug({ directTls }, "client connected");
-    });
-  }
-
-  /** A WebSocket past its upgrade and the admission: a client stream like the others (RFC 7395). */
-  private acceptWebSocket(ws: import("ws").WebSocket, ip: string, port: number | undefined): void {
-    if (!this.accepting) {
-      ws.terminate();
-      return;
-    }
-    const { limits, websocket } = this.config;
-    const client = new ClientStream((handlers) => new WebSocketTransport(ws, handlers, {
-      remoteAddress: ip, remotePort: port, maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
-      pingIntervalMs: websocket.pingIntervalMs,
-    }), { directTls: false, secure: websocket.tls || websocket.trustProxyTls, log: this.log }, this);
-    this.clients.add(client);
-    client.log.debug("WebSocket client connected");
   }
 
   private sweep(): void {
@@ -477,10 +383,7 @@ export class C2sServer implements ClientContext {
     this.accepting = false;
     clearInterval(this.sweeper);
     this.admission.stop();
-    const listenersClosed = Promise.all([
-      ...this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))),
-      ...(this.websocketListener ? [this.websocketListener.close()] : []),
-    ]);
+    const listenersClosed = this.listeners.close();
     const n = this.clients.size;
     // Drain: with other c2s known, each client is told where to reconnect
     // (RFC 6120 §4.9.3.19), spread over them; otherwise system-shutdown.
