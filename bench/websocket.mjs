@@ -1,21 +1,27 @@
 #!/usr/bin/env node
-// jabberfarm over WebSocket (wss, RFC 7395) against the same farm over TCP
-// (STARTTLS), in one run on one `jabberfarm up`: logins per second and
-// messages per second for each transport, with SASL PLAIN over TLS on both
-// so that they do the same work. Figures go to stdout (Markdown) and
+// XMPP over WebSocket (RFC 7395) against the same server over TCP, in one
+// run: logins per second and messages per second for each transport, for
+// jabberfarm (one `jabberfarm up`) and, in plaintext mode, prosody with
+// mod_websocket (Debian's package). Figures go to stdout (Markdown) and
 // bench/results/websocket-<date>.json.
 //
-//   pnpm build && node bench/websocket.mjs
-//   USERS=400 LOGINS=2000 CONC=25 PAIRS=50 DURATION=10 WINDOW=10 node bench/websocket.mjs
+//   pnpm build && node bench/websocket.mjs            # plaintext: ws:// and TCP, jabberfarm and prosody
+//   TLS=1 node bench/websocket.mjs                    # wss vs STARTTLS, jabberfarm only
+//   USERS=400 LOGINS=1000 CONC=20 PAIRS=50 DURATION=10 WINDOW=10 node bench/websocket.mjs
 //
-// The peers (ejabberd, prosody) are not in this run: ../shared/bench's
-// launchers configure no HTTP listener for them (docs/performance.md).
+// SASL PLAIN everywhere, so that the servers do the same work. ejabberd is
+// not in the run: ../shared/bench's launcher configures no HTTP listener
+// and regenerates its config and Mnesia at every start (docs/performance.md).
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { XmppClient } from "./load/client.mjs";
 import { WsXmppClient } from "./load/ws-client.mjs";
-import { ROOT, farmSupportsPlaintext, farmSupportsWebSocket, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm } from "./lib/targets.mjs";
+import { startProsodyWebSocket } from "./lib/prosody-websocket.mjs";
+import {
+  ROOT, dpkgVersion, farmSupportsPlaintext, farmSupportsWebSocket, freePort, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm,
+} from "./lib/targets.mjs";
 
 const num = (k, d) => (process.env[k] === undefined ? d : Number(process.env[k]));
 const USERS = num("USERS", 400);
@@ -24,58 +30,83 @@ const CONC = num("CONC", 20);
 const PAIRS = num("PAIRS", 50);
 const DURATION = num("DURATION", 10);
 const WINDOW = num("WINDOW", 10);
+const TLS = process.env.TLS === "1";
 const DOMAIN = "bench.test";
 const log = (m) => process.stderr.write(`${m}\n`);
 
-if (!farmSupportsWebSocket()) {
-  log("this build of jabberfarm has no WebSocket listener (up --ws-port); run pnpm build");
+if (!farmSupportsWebSocket() || (!TLS && !farmSupportsPlaintext())) {
+  log("this build of jabberfarm lacks up --ws-port (or --plaintext); run pnpm build");
   process.exit(2);
 }
 // Ends the run whatever happens: nothing here may hang a shell.
 const deadline = setTimeout(() => {
   log("deadline reached; stopping");
   process.exit(3);
-}, 15 * 60_000);
+}, 20 * 60_000);
 deadline.unref();
 
+const prosodyInstalled = (() => {
+  try {
+    execFileSync("prosody", ["--help"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return dpkgVersion("prosody") !== "unknown";
+  }
+})();
 const workDir = mkdtempSync(join(tmpdir(), "jf-bench-ws-"));
-let farm;
-let template;
+const results = {};
+const versions = { jabberfarm: jabberfarmVersion() };
+const running = [];
 try {
-  template = await makeJabberfarmTemplate({ kind: "embedded", users: USERS, domain: DOMAIN, workDir, log });
-  farm = await startJabberfarm({ template, scenario: "websocket", domain: DOMAIN, tls: true, plaintextSupported: farmSupportsPlaintext(), workDir, log });
-  const url = `wss://127.0.0.1:${farm.wsPort}/xmpp-websocket`;
-  const clientFor = {
-    tcp: (i) => new XmppClient({ host: "127.0.0.1", port: farm.port, domain: DOMAIN, user: `user${i}`, password: "pw", tls: true, mech: "PLAIN" }),
-    websocket: (i) => new WsXmppClient({ url, domain: DOMAIN, user: `user${i}`, password: "pw" }),
-  };
-  const results = {};
-  for (const transport of ["tcp", "websocket"]) {
-    // Warm up both paths once (JIT, the first TLS handshakes) before measuring.
-    await logins(clientFor[transport], Math.min(100, LOGINS), CONC);
-    results[transport] = { login: await logins(clientFor[transport], LOGINS, CONC) };
-    results[transport].messages = await messages(clientFor[transport], PAIRS, DURATION, WINDOW);
-    log(`${transport}: ${JSON.stringify(results[transport])}`);
+  const template = await makeJabberfarmTemplate({ kind: "embedded", users: USERS, domain: DOMAIN, workDir, log });
+  running.push({ stop: () => template.drop() });
+  const farm = await startJabberfarm({ template, scenario: "websocket", domain: DOMAIN, tls: TLS, plaintextSupported: farmSupportsPlaintext(), workDir, log });
+  running.push(farm);
+  results.jabberfarm = await measure({ host: "127.0.0.1", port: farm.port, wsUrl: `${TLS ? "wss" : "ws"}://127.0.0.1:${farm.wsPort}/xmpp-websocket` });
+  await farm.stop();
+  if (!TLS && prosodyInstalled) {
+    versions.prosody = dpkgVersion("prosody");
+    const prosody = await startProsodyWebSocket({ domain: DOMAIN, users: USERS, benchWork: join(workDir, "peers"), wsPort: await freePort(), log });
+    running.push(prosody);
+    results.prosody = await measure({ host: "127.0.0.1", port: prosody.port, wsUrl: prosody.wsUrl });
+    await prosody.stop();
   }
   const report = {
-    date: new Date().toISOString(), jabberfarm: jabberfarmVersion(), node: process.version,
-    sizes: { USERS, LOGINS, CONC, PAIRS, DURATION, WINDOW }, farm: farm.command, results,
+    date: new Date().toISOString(), versions, node: process.version, mode: TLS ? "TLS: wss and STARTTLS" : "plaintext: ws:// and TCP without TLS",
+    load_average_at_end: (await import("node:os")).loadavg(), sizes: { USERS, LOGINS, CONC, PAIRS, DURATION, WINDOW }, farm: farm.command, results,
   };
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
-  const out = join(ROOT, "bench/results", `websocket-${report.date.replace(/[:.]/g, "-").slice(0, 19)}.json`);
+  const out = join(ROOT, "bench/results", `websocket-${TLS ? "tls-" : ""}${report.date.replace(/[:.]/g, "-").slice(0, 19)}.json`);
   writeFileSync(out, JSON.stringify(report, null, 2) + "\n");
-  const row = (t) => `| ${t === "tcp" ? "TCP, STARTTLS" : "WebSocket, wss"} | ${results[t].login.perSecond} | ${results[t].login.p50Ms} / ${results[t].login.p99Ms} | ${results[t].login.failures} | ${results[t].messages.perSecond} | ${results[t].messages.p50Ms} / ${results[t].messages.p99Ms} |`;
+  const rows = Object.entries(results).flatMap(([server, r]) => ["tcp", "websocket"].map((t) =>
+    `| ${server} | ${t === "tcp" ? (TLS ? "TCP, STARTTLS" : "TCP") : TLS ? "WebSocket, wss" : "WebSocket, ws"} | ${r[t].login.perSecond} | ${r[t].login.p50Ms} / ${r[t].login.p99Ms} | ${r[t].login.failures} | ${r[t].messages.perSecond} | ${r[t].messages.p50Ms} / ${r[t].messages.p99Ms} |`));
   process.stdout.write([
-    `jabberfarm ${report.jabberfarm}, Node ${process.version}; ${LOGINS} logins (${CONC} at once), ${PAIRS} pairs x ${DURATION} s (window ${WINDOW})`,
+    `${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}, Node ${process.version}; ${report.mode}; ${LOGINS} logins (${CONC} at once), ${PAIRS} pairs x ${DURATION} s (window ${WINDOW}); load average at the end ${report.load_average_at_end.map((x) => x.toFixed(1)).join(" ")}`,
     "",
-    "| transport | logins/s | login p50 / p99 ms | login failures | msgs/s | msg p50 / p99 ms |",
-    "|---|---|---|---|---|---|",
-    row("tcp"), row("websocket"), "", `(${out.replace(ROOT + "/", "")})`, "",
+    "| server | transport | logins/s | login p50 / p99 ms | login failures | msgs/s | msg p50 / p99 ms |",
+    "|---|---|---|---|---|---|---|",
+    ...rows, "", `(${out.replace(ROOT + "/", "")})`, "",
   ].join("\n"));
 } finally {
-  await farm?.stop();
-  await template?.drop();
+  for (const r of running.reverse()) await r.stop().catch((e) => log(`stop: ${e.message}`));
   rmSync(workDir, { recursive: true, force: true });
+}
+
+/** Both transports of one server: logins, then messages, TCP first. */
+async function measure({ host, port, wsUrl }) {
+  const clientFor = {
+    tcp: (i) => new XmppClient({ host, port, domain: DOMAIN, user: `user${i}`, password: "pw", tls: TLS, mech: "PLAIN" }),
+    websocket: (i) => new WsXmppClient({ url: wsUrl, domain: DOMAIN, user: `user${i}`, password: "pw" }),
+  };
+  const r = {};
+  for (const transport of ["tcp", "websocket"]) {
+    // Warm up once (JIT, the first handshakes) before measuring.
+    await logins(clientFor[transport], Math.min(100, LOGINS), CONC);
+    r[transport] = { login: await logins(clientFor[transport], LOGINS, CONC) };
+    r[transport].messages = await messages(clientFor[transport], PAIRS, DURATION, WINDOW);
+    log(`${transport}: ${JSON.stringify(r[transport])}`);
+  }
+  return r;
 }
 
 /** `n` logins, `conc` at a time, accounts round robin; each client leaves once bound. */
@@ -108,7 +139,8 @@ async function messages(make, pairs, seconds, window) {
   for (let i = 0; i < pairs * 2; i++) {
     const c = make(i + 1);
     await c.login();
-    c.send("<presence/>");
+    // Qualified: over WebSocket every element is a document of its own (RFC 7395 §3.3.3).
+    c.send("<presence xmlns='jabber:client'/>");
     clients.push(c);
   }
   const latencies = [];
