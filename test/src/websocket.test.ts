@@ -100,6 +100,29 @@ describe("a browser on the farm over WebSocket", () => {
     await page.screenshot({ path: join(ARTIFACTS, "websocket-exchange.png") });
   });
 
+  test("a page from an origin not on the allow-list cannot open a WebSocket; host-meta stays readable to it", async () => {
+    // The same page server, reached as localhost: another origin than the allowed http://127.0.0.1:PORT.
+    const other = await browser.newPage();
+    try {
+      await other.goto(pages.origin.replace("127.0.0.1", "localhost") + "/");
+      const hostMetaOrigin = `https://127.0.0.1:${farm.websocketPort(0)}`;
+      const from = farm.logs.length;
+      const outcome = await other.evaluate(async (o) => {
+        try {
+          await (globalThis as any).connect(o);
+          return "connected";
+        } catch (err) {
+          return `refused: ${(err as Error).message}`;
+        }
+      }, { hostMetaOrigin, username: "alice", password: "alice-pw", resource: "elsewhere" });
+      assert.match(outcome, /^refused/);
+      const line = await farm.waitLog("the upgrade refused for its origin", (l) => l.msg === "WebSocket upgrade refused" && String(l.origin).startsWith("http://localhost:"), 10_000, from);
+      assert.equal(line.status, "403 Forbidden");
+    } finally {
+      await other.close();
+    }
+  });
+
   test("the c2s the browser is on drains with SIGTERM: the page is sent to the other c2s and goes on there", async () => {
     const ws = farm.websocketPort(0);
     const pid = farm.childPidById("c2s-1");

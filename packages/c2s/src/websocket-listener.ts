@@ -14,7 +14,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { StreamError } from "@jabberfarm/xml";
+import { escapeAttr, type StreamError } from "@jabberfarm/xml";
 import type { Admission, AdmittedConnection } from "./admission.js";
 import type { C2sConfig, ListenerConfig } from "./config.js";
 import { hostMetaJson, hostMetaXrd } from "./host-meta.js";
@@ -167,7 +167,7 @@ function admitted(ws: WebSocket, req: IncomingMessage, domain: string): Admitted
         return;
       }
       ws.resume();
-      ws.send(`<open xmlns='${NS_FRAMING}' from='${domain}' version='1.0'/>`);
+      ws.send(`<open xmlns='${NS_FRAMING}' from='${escapeAttr(domain)}' version='1.0'/>`);
       ws.send(standalone(error.toXml()));
       ws.send(`<close xmlns='${NS_FRAMING}'/>`);
       ws.close(WS_CLOSE.normal);
