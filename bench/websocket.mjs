@@ -7,6 +7,7 @@
 //
 //   pnpm build && node bench/websocket.mjs            # plaintext: ws:// and TCP, jabberfarm and prosody
 //   TLS=1 node bench/websocket.mjs                    # wss vs STARTTLS, jabberfarm only
+//   PEERS=0 node bench/websocket.mjs                  # jabberfarm only
 //   USERS=400 LOGINS=1000 CONC=20 PAIRS=50 DURATION=10 WINDOW=10 node bench/websocket.mjs
 //
 // SASL PLAIN everywhere, so that the servers do the same work. ejabberd is
@@ -64,7 +65,7 @@ try {
   running.push(farm);
   results.jabberfarm = await measure({ host: "127.0.0.1", port: farm.port, wsUrl: `${TLS ? "wss" : "ws"}://127.0.0.1:${farm.wsPort}/xmpp-websocket` });
   await farm.stop();
-  if (!TLS && prosodyInstalled) {
+  if (!TLS && prosodyInstalled && process.env.PEERS !== "0") {
     versions.prosody = dpkgVersion("prosody");
     const prosody = await startProsodyWebSocket({ domain: DOMAIN, users: USERS, benchWork: join(workDir, "peers"), wsPort: await freePort(), log });
     running.push(prosody);
