@@ -10,6 +10,7 @@
  * `<close see-other-host/>`, and the page reconnects there.
  *
  * Chromium missing is a failure, not a skip: .ci/run installs it.
+ * WS_TEST_DEBUG=1 prints the c2s and sm logs and every WebSocket frame the page sends or gets.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
