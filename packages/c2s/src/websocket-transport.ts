@@ -23,7 +23,8 @@ export const WS_CLOSE = { normal: 1000, going: 1001, unsupportedData: 1003, poli
 
 // How long a closing stream waits for the client's <close/> before the WebSocket is closed anyway.
 const CLOSE_GRACE_MS = 2000;
-const PARSER_ROOT = `<stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAMS}'>`;
+// No default namespace: a message must declare its own (RFC 7395 §3.3.3), as a TCP stream's header does once for all.
+const PARSER_ROOT = `<stream:stream xmlns:stream='${NS.STREAMS}'>`;
 
 let nextId = 1;
 
@@ -120,6 +121,11 @@ export class WebSocketTransport implements ClientTransport {
       this.reason.error ??= new StreamError(streamCondition(condition), text);
       this.reason.remote = true;
       this.close();
+      return;
+    }
+    if (el.ns === "") {
+      // Each message is a document of its own: there is no stream header to lend it jabber:client.
+      this.close(new StreamError("invalid-namespace", "each message declares its namespace, e.g. xmlns='jabber:client' (RFC 7395 §3.3.3)"));
       return;
     }
     if (this.awaitingOpen) {

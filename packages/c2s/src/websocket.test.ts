@@ -215,6 +215,12 @@ describe("XMPP over WebSocket", () => {
     half.send("<message xmlns='jabber:client'><body>");
     assert.equal(await streamError(half), "not-well-formed", "half an element");
 
+    const bare = await WsClient.open();
+    bare.openStream();
+    await bare.next((el) => el.local === "features");
+    bare.send("<presence/>");
+    assert.equal(await streamError(bare), "invalid-namespace", "a stanza that declares no namespace");
+
     const early = await WsClient.open();
     early.send("<presence xmlns='jabber:client'/>");
     assert.equal(await streamError(early), "not-authorized", "a stanza before <open/>");
@@ -225,7 +231,7 @@ describe("XMPP over WebSocket", () => {
 
     good.send(`<message xmlns='jabber:client' to='${jid}' id='still'><body>still here</body></message>`);
     assert.equal((await good.next((el) => el.attrs.id === "still")).getChildText("body"), "still here");
-    for (const c of [good, binary, huge, large, text, two, half, early]) c.close();
+    for (const c of [good, binary, huge, large, text, two, half, bare, early]) c.close();
   });
 
   it("pings, and ends a connection whose pong never comes", async () => {
