@@ -12,6 +12,7 @@
 //   node bench/farm.mjs                         # 2000 logins, 100 pairs for 10 s
 //   USERS=1000 LOGINS=1000 PAIRS=50 DURATION=5 node bench/farm.mjs
 //   LOADGEN=/path/to/xmppload.js node bench/farm.mjs
+//   SM=10 node bench/farm.mjs                   # XEP-0198 on every client, <r/> every 10 stanzas
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -31,6 +32,7 @@ const HOLD = env("HOLD", 5);
 const LOADGEN = process.env.LOADGEN ?? join(root, "bench/load/xmppload.mjs");
 const TLS = process.env.TLS !== "0"; // TLS=0: plaintext c2s with PLAIN in the clear (farm started with --plaintext)
 const OUT = process.env.OUT ?? join(root, `bench/results/farm-embedded${TLS ? "" : "-plaintext"}.json`);
+const SM = env("SM", 0); // N > 0: XEP-0198 on every client, an ack asked every N stanzas sent
 const PROFILE = process.env.PROFILE; // a directory: the farm's children write --cpu-prof files there
 
 if (!existsSync(LOADGEN)) {
@@ -62,10 +64,17 @@ const [port, tlsPort, routerPort] = [await freePort(), await freePort(), await f
   console.error(`created ${USERS} accounts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// As in side-by-side (bench/lib/targets.mjs): the peers run without shapers,
+// so the c2s byte rate and the PBKDF2 budget of PLAIN are lifted unless
+// JF_RATE_LIMIT=default; a login storm then measures the hashing, not the cap.
+const limitsLifted = process.env.JF_RATE_LIMIT === "default" ? {} : {
+  JABBERFARM__C2S__LIMITS__BYTES_PER_SECOND: "1000000000", JABBERFARM__C2S__LIMITS__BURST_BYTES: "1000000000",
+  JABBERFARM__C2S__LIMITS__PLAIN_CHECKS_PER_SECOND: "1000000",
+};
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
   "--port", String(port), "--tls-port", String(tlsPort), "--ws-port", "0", "--router-port", String(routerPort), "--log-level", "warn",
   ...(TLS ? [] : ["--plaintext"])],
-  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...limitsLifted, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();
 farm.stdout.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\n")) {
@@ -92,6 +101,7 @@ const args = [LOADGEN, "--host", "127.0.0.1", "--port", String(port), "--domain"
   "--users", String(USERS), "--password", "pw", "--pids", pidList,
   "--scenario", process.env.SCENARIO ?? "login,messages", "--logins", String(LOGINS), "--concurrency", String(CONC),
   "--idle", String(IDLE), "--hold", String(HOLD), "--pairs", String(PAIRS), "--duration", String(DURATION), "--window", String(WINDOW),
+  ...(SM > 0 ? ["--sm", String(SM)] : []),
   "--label", "jabberfarm-embedded", "--out", OUT,
   "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: TLS ? "STARTTLS" : "none", sasl: "PLAIN" })];
 const r = spawnSync(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"] });

@@ -26,6 +26,8 @@ import { abortOnSignalsAndDeadline, answerHelpOrReport, exitWhenDone, stopGenera
 
 const ALL_TARGETS = ["jabberfarm-embedded", "jabberfarm-postgres", "ejabberd", "prosody", "jabberd2"];
 const ALL_SCENARIOS = ["login", "idle", "messages", "presence"];
+// Run only when asked for (SCENARIOS=...,rooms): peers get a MUC service for it.
+const OPTIONAL_SCENARIOS = ["rooms"];
 
 const HELP = `usage: node bench/side-by-side.mjs [TARGET...]      (default: ${ALL_TARGETS.join(" ")})
        node bench/side-by-side.mjs --report RESULT.json   (rewrite the Markdown from a result file)
@@ -37,7 +39,11 @@ environment (defaults in brackets):
   PAIRS [100] WINDOW [10] DURATION [10] DRAIN [5]   messages scenario
   PRESENCE_CHURNERS [100] PRESENCE_OBSERVERS [= churners] PRESENCE_ROSTER [20]
   PRESENCE_DURATION [= DURATION]                presence scenario
+  ROOMS [10] OCCUPANTS [10]                     rooms scenario (group chat fan-out; only when SCENARIOS names it;
+                                                uses WINDOW, DURATION, DRAIN; ejabberd gets mod_muc, prosody a muc component)
   TLS [0]      1: STARTTLS (required) on every target; 0: plaintext c2s
+  SM [0]       N > 0: XEP-0198 on every client (enabled after binding, an ack asked every N
+               stanzas sent); ejabberd gets mod_stream_mgmt, prosody mod_smacks; jabberd2 has none
   MECH [PLAIN] or SCRAM-SHA-256 / SCRAM-SHA-1 (what a peer does not offer fails its logins)
   DOMAIN [bench.test]
   PEER_PRESENCE [xmpp]   xmpp: peers' rosters made over XMPP before the presence run; skip: no presence for peers
@@ -62,8 +68,11 @@ function config() {
     observers: envNumber("PRESENCE_OBSERVERS", 0),
     roster: envNumber("PRESENCE_ROSTER", 20),
     presenceDuration: envNumber("PRESENCE_DURATION", envNumber("DURATION", 10)),
+    rooms: envNumber("ROOMS", 10),
+    occupants: envNumber("OCCUPANTS", 10),
     tls: envText("TLS", "0") === "1",
     mech: envText("MECH", "PLAIN"),
+    sm: envNumber("SM", 0),
     domain: envText("DOMAIN", "bench.test"),
     peerPresence: envText("PEER_PRESENCE", "xmpp"),
     jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
@@ -74,7 +83,7 @@ function config() {
     deadline: envNumber("DEADLINE", 0),
   };
   c.observers ||= c.churners;
-  for (const s of c.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`SCENARIOS: unknown "${s}"`);
+  for (const s of c.scenarios) if (!ALL_SCENARIOS.includes(s) && !OPTIONAL_SCENARIOS.includes(s)) throw new Error(`SCENARIOS: unknown "${s}"`);
   if (!["xmpp", "skip"].includes(c.peerPresence)) throw new Error("PEER_PRESENCE must be xmpp or skip");
   if (!["storage", "xmpp"].includes(c.jfPresenceSeed)) throw new Error("JF_PRESENCE_SEED must be storage or xmpp");
   if (!["off", "default"].includes(c.jfRateLimit)) throw new Error("JF_RATE_LIMIT must be off or default");
@@ -94,6 +103,7 @@ function generatorDeadline(c, scenario) {
     case "login": return 30 + ramp;
     case "idle": return 45 + ramp + c.hold;
     case "messages": return 45 + ramp + c.duration + c.drain;
+    case "rooms": return 90 + ramp + c.duration + c.drain;
     case "presence": return 60 + 2 * ramp + c.presenceDuration + 5 + c.drain + 100;
     default: return 300;
   }
@@ -106,9 +116,11 @@ function generatorArgs(c, target, inst, scenario, out, seed) {
     "--scenario-time-limit", "120", "--login-timeout", "30", "--deadline", String(generatorDeadline(c, scenario)),
     "--label", target, "--out", out];
   if (inst.tls) a.push("--tls");
+  if (c.sm > 0) a.push("--sm", String(c.sm));
   if (scenario === "login") a.push("--logins", String(c.logins));
   if (scenario === "idle") a.push("--idle", String(c.idle), "--hold", String(c.hold));
   if (scenario === "messages") a.push("--pairs", String(c.pairs), "--window", String(c.window), "--duration", String(c.duration), "--drain", String(c.drain));
+  if (scenario === "rooms") a.push("--rooms", String(c.rooms), "--occupants", String(c.occupants), "--window", String(c.window), "--duration", String(c.duration), "--drain", String(c.drain));
   if (scenario === "presence") {
     a.push("--churners", String(c.churners), "--observers", String(c.observers), "--roster", String(c.roster),
       "--duration", String(c.presenceDuration), "--drain", String(c.drain), "--seed", seed);
@@ -152,8 +164,9 @@ async function main() {
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*$/, "");
   mkdirSync(c.outDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), "jf-side-by-side-"));
-  const jsonPath = join(c.outDir, `side-by-side-${stamp}${c.tls ? "-tls" : ""}.json`);
-  const mdPath = join(c.outDir, c.tls ? "SIDE-BY-SIDE-tls.md" : "SIDE-BY-SIDE.md");
+  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}`;
+  const jsonPath = join(c.outDir, `side-by-side-${stamp}${variant}.json`);
+  const mdPath = join(c.outDir, `SIDE-BY-SIDE${variant}.md`);
   const plaintextSupported = farmSupportsPlaintext();
 
   const perScenario = c.scenarios.reduce((s, sc) => s + generatorDeadline(c, sc) + 150, 0);
@@ -182,7 +195,7 @@ async function main() {
       log(`wrote ${jsonPath} and ${mdPath}`);
     },
   });
-  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
+  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
 
   for (const target of targets) {
     const isFarm = target.startsWith("jabberfarm-");
@@ -229,9 +242,10 @@ async function main() {
         running.starting = isFarm
           ? startJabberfarm({
             template, scenario, domain: c.domain, tls: c.tls, plaintextSupported, workDir, log, rateLimit: c.jfRateLimit,
+            topology: { routers: 1, sm: 1, c2s: 1, muc: scenario === "rooms" ? 1 : 0 },
             presence: scenario === "presence" && c.jfPresenceSeed === "storage" ? { churners: c.churners, observers: c.observers, roster: c.roster } : undefined,
           })
-          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log });
+          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms") });
         inst = await running.starting;
         running.starting = undefined;
         running.instance = inst;

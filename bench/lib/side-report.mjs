@@ -16,6 +16,7 @@ function sizes(c) {
   if (c.scenarios.includes("login")) parts.push(`login ${c.logins} × concurrency ${c.concurrency}`);
   if (c.scenarios.includes("idle")) parts.push(`idle ${c.idle} sessions held ${c.hold} s`);
   if (c.scenarios.includes("messages")) parts.push(`messages ${c.pairs} pairs × window ${c.window} × ${c.duration} s to the full JID (drain ${c.drain} s)`);
+  if (c.scenarios.includes("rooms")) parts.push(`rooms ${c.rooms} × ${c.occupants} occupants × window ${c.window} × ${c.duration} s (drain ${c.drain} s)`);
   if (c.scenarios.includes("presence")) parts.push(`presence ${c.churners} churners, ${c.observers} observers, ${c.roster}-contact rosters, ${c.presenceDuration} s`);
   return parts.join("; ");
 }
@@ -31,7 +32,7 @@ export function sideBySideMarkdown(r) {
   o.push(`Run ${r.started_at} → ${r.finished_at ?? "(unfinished)"} with \`node bench/side-by-side.mjs\`; raw figures in \`${r.json_file ?? `side-by-side-*.json`}\`.`);
   o.push(`Host: ${r.host.cores} cores (${r.host.cpu}), Node ${r.host.node}, Linux ${r.host.kernel}. The generator and the servers share the box, so CPU figures are % of ONE core (${r.host.cores * 100} = the whole box), and "other CPU" is what the rest of the machine used meanwhile.`);
   o.push("");
-  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}. Every scenario runs on a freshly started server.`);
+  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. Every scenario runs on a freshly started server.`);
   if (r.error) o.push("", `**Run incomplete: ${r.error}.**`);
   o.push("");
   o.push("## Targets");

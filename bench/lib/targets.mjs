@@ -4,9 +4,9 @@
 // listens on 127.0.0.1 only; everything started here is stopped here.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { processName } from "../load/procstat.mjs";
 import { presencePlan } from "../load/roster-plan.mjs";
 
@@ -68,8 +68,8 @@ export function jabberfarmVersion() {
 
 /**
  * True when the built CLI knows `up --plaintext` (no TLS required, PLAIN in
- * the clear). The option is defined in options.js, not cli.js (which only
- * dispatches commands): reading cli.js alone always said no.
+ * the clear). The option has lived in cli.js and later in options.js beside
+ * it; a miss would make the farm run STARTTLS against plaintext peers.
  */
 export function farmSupportsPlaintext() {
   return builtFarmFileMentions("--plaintext");
@@ -81,12 +81,13 @@ export function farmSupportsWebSocket() {
 }
 
 function builtFarmFileMentions(text) {
-  for (const f of ["options.js", "cli.js"]) {
+  return ["cli.js", "options.js"].some((file) => {
     try {
-      if (readFileSync(join(ROOT, "packages/farm/dist", f), "utf8").includes(text)) return true;
-    } catch { /* not built, or an older layout */ }
-  }
-  return false;
+      return readFileSync(join(dirname(CLI), file), "utf8").includes(text);
+    } catch {
+      return false;
+    }
+  });
 }
 
 // ------------------------------------------------------------------ storage
@@ -375,9 +376,40 @@ function childPids(pid) {
 
 // ------------------------------------------------------------------ peers
 
-function runLauncher(name, args, env, timeoutMs) {
+/**
+ * The shared launchers with features turned on that they leave off, copied
+ * under `benchWork` so the shared harness stays as it is:
+ * - `streamManagement`: XEP-0198 (ejabberd's mod_stream_mgmt, prosody 0.12's
+ *   mod_smacks); jabberd2 has none, so its logins fail under `--sm`, which
+ *   the report shows;
+ * - `muc`: group chat at conference.DOMAIN (ejabberd's mod_muc, prosody's
+ *   muc component); jabberd2 ships no MUC.
+ */
+function patchedLaunchers(benchWork, { streamManagement, muc }) {
+  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}`);
+  if (existsSync(dir)) return dir;
+  mkdirSync(benchWork, { recursive: true });
+  cpSync(join(SHARED, "servers"), dir, { recursive: true });
+  const patch = (file, from, to) => {
+    const path = join(dir, file);
+    const text = readFileSync(path, "utf8");
+    if (!text.includes(from)) throw new Error(`${file}: cannot patch the launcher (no "${from}" in it)`);
+    writeFileSync(path, text.replace(from, to));
+  };
+  if (streamManagement) {
+    patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_stream_mgmt: {}\n");
+    patch("prosody.sh", `"iq" }`, `"iq"; "smacks" }`);
+  }
+  if (muc) {
+    patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_muc: {}\n");
+    patch("prosody.sh", `VirtualHost "$domain"\n`, `VirtualHost "$domain"\nComponent "conference.$domain" "muc"\n`);
+  }
+  return dir;
+}
+
+function runLauncher(name, args, env, timeoutMs, launchers = join(SHARED, "servers")) {
   return new Promise((resolve, reject) => {
-    const script = join(SHARED, "servers", `${name}.sh`);
+    const script = join(launchers, `${name}.sh`);
     if (!existsSync(script)) return reject(new Error(`no launcher ${script}`));
     // The servers hold one socket per session: give them the hard open-file limit.
     const p = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec bash "$@"', "launcher", script, ...args], {
@@ -396,15 +428,16 @@ function runLauncher(name, args, env, timeoutMs) {
   });
 }
 
-export async function startPeer({ name, domain, users, tls, benchWork, log }) {
+export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false }) {
   const peer = PEERS[name];
   const env = { ...process.env, BENCH_WORK: benchWork };
   delete env.TLS;
   delete env.NODELAY;
-  const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000);
+  const launchers = streamManagement || muc ? patchedLaunchers(benchWork, { streamManagement, muc }) : join(SHARED, "servers");
+  const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000, launchers);
   const m = /^PIDS: (.+)$/m.exec(out);
   if (!m) {
-    await runLauncher(name, ["stop"], env, 60_000).catch(() => {});
+    await runLauncher(name, ["stop"], env, 60_000, launchers).catch(() => {});
     throw new Error(`${name}.sh start printed no PIDS line: ${out} ${err}`);
   }
   const pids = m[1].trim().split(/\s+/).map(Number);
@@ -414,7 +447,7 @@ export async function startPeer({ name, domain, users, tls, benchWork, log }) {
     mode: tls ? "STARTTLS" : "plaintext",
     stop() {
       this.stopping ??= (async () => {
-        await runLauncher(name, ["stop"], env, 60_000).catch((e) => log(`${name} stop: ${e.message}`));
+        await runLauncher(name, ["stop"], env, 60_000, launchers).catch((e) => log(`${name} stop: ${e.message}`));
         if (!(await waitExit(pids, 5_000))) for (const p of pids) if (alive(p)) process.kill(p, "SIGKILL");
       })();
       return this.stopping;

@@ -17,6 +17,10 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
+const NS_SM = "urn:xmpp:sm:3";
+// Stanzas this client writes, counted for XEP-0198's ack requests. The
+// generator writes only unnested stanzas, so their start tags are the count.
+const STANZA_START = /<(?:message|presence|iq)[\s>/]/g;
 
 export const now = () => performance.now();
 
@@ -60,6 +64,7 @@ export class XmppClient {
    * @param {string} [o.resource]
    * @param {number} [o.timeoutMs] login timeout
    * @param {boolean} [o.scramCache] cache SaltedPassword (default true)
+   * @param {number} [o.sm] XEP-0198: enable stream management after binding (required when set) and ask for an ack every `sm` stanzas sent; 0 = off
    */
   constructor(o) {
     this.o = o;
@@ -83,6 +88,8 @@ export class XmppClient {
     this.pendingIq = new Map();
     this.iqCounter = 0;
     this.sessionRequired = false;
+    // XEP-0198 counters: stanzas handled from the server (our h), stanzas sent, the server's last h.
+    this.sm = { offered: false, enabled: false, hIn: 0, sent: 0, acked: 0 };
     this.splitter = new StreamSplitter({
       header: () => {},
       element: (el) => this.element(el),
@@ -134,6 +141,7 @@ export class XmppClient {
   /** Queue text; all writes of one tick go out in one socket write. */
   send(text) {
     if (this.closed) return false;
+    if (this.sm.enabled) text = this.countForAcks(text);
     this.writeBuf += text;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -148,6 +156,14 @@ export class XmppClient {
     const t = this.writeBuf;
     this.writeBuf = "";
     this.socket.write(t);
+  }
+
+  /** Counts the stanzas in `text`; appends an ack request each time another `o.sm` went out. */
+  countForAcks(text) {
+    const before = this.sm.sent;
+    this.sm.sent += text.match(STANZA_START)?.length ?? 0;
+    const every = this.o.sm;
+    return Math.floor(this.sm.sent / every) > Math.floor(before / every) ? `${text}<r xmlns='${NS_SM}'/>` : text;
   }
 
   /** Immediate write (negotiation). */
@@ -188,6 +204,9 @@ export class XmppClient {
         return this.fail(new LoginError(`stream error: ${firstChildName(el.raw) ?? "unknown"}`, childText(el.raw, "text")));
       case "iq":
         return this.negotiationIq(el);
+      case "enabled":
+      case "failed":
+        return this.phase === "sm enable" ? this.smAnswer(el) : undefined;
       default:
         // Stanzas before binding (some servers push presence early): ignore.
         return undefined;
@@ -222,6 +241,7 @@ export class XmppClient {
       return undefined;
     }
     if (!raw.includes("<bind")) return this.fail(new LoginError("bind not offered"));
+    this.sm.offered = raw.includes(NS_SM);
     // RFC 3921 session establishment only when advertised without <optional/> (RFC 6121 dropped it).
     const s = raw.indexOf("<session");
     this.sessionRequired = false;
@@ -291,6 +311,13 @@ export class XmppClient {
     return undefined;
   }
 
+  /** The answer to <enable/>: the login is complete once stream management is on. */
+  smAnswer(el) {
+    if (el.name !== "enabled") return this.fail(new LoginError(`stream management refused: ${firstChildName(el.raw) ?? "unknown"}`));
+    this.sm.enabled = true;
+    return this.boundOk();
+  }
+
   negotiationIq(el) {
     const id = attr(el.head, "id");
     const type = attr(el.head, "type");
@@ -312,6 +339,12 @@ export class XmppClient {
   }
 
   boundOk() {
+    if (this.o.sm && !this.sm.enabled) {
+      if (!this.sm.offered) return this.fail(new LoginError("stream management not offered"));
+      this.phase = "sm enable";
+      this.write(`<enable xmlns='${NS_SM}' resume='true'/>`);
+      return undefined;
+    }
     this.bound = true;
     this.phase = "bound";
     this.times.bound = now();
@@ -329,6 +362,17 @@ export class XmppClient {
 
   // ------------------------------------------------------------------ bound
   stanza(el) {
+    if (this.sm.enabled) {
+      if (el.name === "r") {
+        this.send(`<a xmlns='${NS_SM}' h='${this.sm.hIn}'/>`);
+        return;
+      }
+      if (el.name === "a") {
+        this.sm.acked = Number(attr(el.head, "h") ?? this.sm.acked);
+        return;
+      }
+      if (el.name === "message" || el.name === "presence" || el.name === "iq") this.sm.hIn = (this.sm.hIn + 1) % 2 ** 32;
+    }
     if (el.name === "iq") {
       const type = attr(el.head, "type");
       if (type === "result" || type === "error") {

@@ -35,6 +35,9 @@ target (loopback only):
   --tls                  STARTTLS (required; certificate not checked)
   --mech M               PLAIN | SCRAM-SHA-256 | SCRAM-SHA-1 (default PLAIN)
   --no-scram-cache       run PBKDF2 for every SCRAM login (default: cached per salt, as clients may)
+  --sm N                 XEP-0198 on every client: enable after binding (login fails if the
+                         server refuses), answer the server's <r/>, ask for an ack every N
+                         stanzas sent (default 0: off)
   --users N              accounts user1..userN exist with --password (default 1000)
   --user-prefix P        "user"
   --password PW          "pw"
@@ -72,6 +75,7 @@ function parse(argv) {
       tls: { type: "boolean", default: false },
       mech: { type: "string", default: "PLAIN" },
       "no-scram-cache": { type: "boolean", default: false },
+      sm: { type: "string", default: "0" },
       users: { type: "string", default: "1000" },
       "user-prefix": { type: "string", default: "user" },
       password: { type: "string", default: "pw" },
@@ -132,6 +136,7 @@ function parse(argv) {
     tls: values.tls,
     mech: values.mech,
     scramCache: !values["no-scram-cache"],
+    sm: num("sm"),
     users: num("users", 1),
     userPrefix: values["user-prefix"],
     password: values.password,
@@ -258,7 +263,7 @@ async function main() {
     account: (i) => `${o.userPrefix}${(i % o.users) + 1}`,
     client: (user, extra = {}) => new XmppClient({
       host: o.hosts[clientsMade++ % o.hosts.length], port: o.port, domain: o.domain, user, password: o.password, tls: o.tls, mech: o.mech,
-      timeoutMs: o.loginTimeout * 1000, scramCache: o.scramCache, ...extra,
+      timeoutMs: o.loginTimeout * 1000, scramCache: o.scramCache, sm: o.sm, ...extra,
     }),
     expired: () => now() >= tDeadline,
     log,
