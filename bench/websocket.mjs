@@ -1,27 +1,25 @@
 #!/usr/bin/env node
 // XMPP over WebSocket (RFC 7395) against the same server over TCP, in one
 // run: logins per second and messages per second for each transport, for
-// jabberfarm (one `jabberfarm up`) and, in plaintext mode, prosody with
-// mod_websocket (Debian's package). Figures go to stdout (Markdown) and
-// bench/results/websocket-<date>.json.
+// jabberfarm (one `jabberfarm up`), ejabberd (ejabberd_http_ws) and prosody
+// (mod_websocket), Debian's packages started by ../shared/bench's launchers
+// with a WebSocket listener patched in (bench/lib/targets.mjs). Figures go
+// to stdout (Markdown) and bench/results/websocket-<date>.json.
 //
-//   pnpm build && node bench/websocket.mjs            # plaintext: ws:// and TCP, jabberfarm and prosody
-//   TLS=1 node bench/websocket.mjs                    # wss vs STARTTLS, jabberfarm only
-//   PEERS=0 node bench/websocket.mjs                  # jabberfarm only
+//   pnpm build && node bench/websocket.mjs            # plaintext: ws:// and TCP
+//   TLS=1 node bench/websocket.mjs                    # wss and STARTTLS
+//   PEERS=prosody node bench/websocket.mjs            # which peers (default ejabberd,prosody; 0 for none)
 //   USERS=400 LOGINS=1000 CONC=20 PAIRS=50 DURATION=10 WINDOW=10 node bench/websocket.mjs
 //
-// SASL PLAIN everywhere, so that the servers do the same work. ejabberd is
-// not in the run: ../shared/bench's launcher configures no HTTP listener
-// and regenerates its config and Mnesia at every start (docs/performance.md).
-import { execFileSync } from "node:child_process";
+// SASL PLAIN everywhere, so that the servers do the same work (the peers keep
+// plaintext passwords; jabberfarm checks PLAIN against SCRAM keys, PBKDF2).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { XmppClient } from "./load/client.mjs";
 import { WsXmppClient } from "./load/ws-client.mjs";
-import { startProsodyWebSocket } from "./lib/prosody-websocket.mjs";
 import {
-  ROOT, dpkgVersion, farmSupportsPlaintext, farmSupportsWebSocket, freePort, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm,
+  ROOT, dpkgVersion, farmSupportsPlaintext, farmSupportsWebSocket, freePort, jabberfarmVersion, makeJabberfarmTemplate, startJabberfarm, startPeer,
 } from "./lib/targets.mjs";
 
 const num = (k, d) => (process.env[k] === undefined ? d : Number(process.env[k]));
@@ -46,14 +44,7 @@ const deadline = setTimeout(() => {
 }, 20 * 60_000);
 deadline.unref();
 
-const prosodyInstalled = (() => {
-  try {
-    execFileSync("prosody", ["--help"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return dpkgVersion("prosody") !== "unknown";
-  }
-})();
+const PEER_NAMES = process.env.PEERS === "0" ? [] : (process.env.PEERS ?? "ejabberd,prosody").split(",").filter(Boolean);
 const workDir = mkdtempSync(join(tmpdir(), "jf-bench-ws-"));
 const results = {};
 const versions = { jabberfarm: jabberfarmVersion() };
@@ -65,12 +56,16 @@ try {
   running.push(farm);
   results.jabberfarm = await measure({ host: "127.0.0.1", port: farm.port, wsUrl: `${TLS ? "wss" : "ws"}://127.0.0.1:${farm.wsPort}/xmpp-websocket` });
   await farm.stop();
-  if (!TLS && prosodyInstalled && process.env.PEERS !== "0") {
-    versions.prosody = dpkgVersion("prosody");
-    const prosody = await startProsodyWebSocket({ domain: DOMAIN, users: USERS, benchWork: join(workDir, "peers"), wsPort: await freePort(), log });
-    running.push(prosody);
-    results.prosody = await measure({ host: "127.0.0.1", port: prosody.port, wsUrl: prosody.wsUrl });
-    await prosody.stop();
+  for (const name of PEER_NAMES) {
+    versions[name] = dpkgVersion(name);
+    if (versions[name] === "unknown") {
+      log(`${name}: not installed (bash ../shared/bench/setup.sh); skipped`);
+      continue;
+    }
+    const peer = await startPeer({ name, domain: DOMAIN, users: USERS, tls: TLS, benchWork: join(workDir, "peers"), log, websocketPort: await freePort() });
+    running.push(peer);
+    results[name] = await measure({ host: "127.0.0.1", port: peer.port, wsUrl: peer.wsUrl });
+    await peer.stop();
   }
   const report = {
     date: new Date().toISOString(), versions, node: process.version, mode: TLS ? "TLS: wss and STARTTLS" : "plaintext: ws:// and TCP without TLS",

@@ -384,9 +384,12 @@ function childPids(pid) {
  *   the report shows;
  * - `muc`: group chat at conference.DOMAIN (ejabberd's mod_muc, prosody's
  *   muc component); jabberd2 ships no MUC.
+ * - `websocketPort`: XMPP over WebSocket (RFC 7395) at
+ *   http(s)://127.0.0.1:PORT/xmpp-websocket (ejabberd's ejabberd_http_ws,
+ *   prosody's mod_websocket; TLS as the c2s listener has it); jabberd2 has none.
  */
-function patchedLaunchers(benchWork, { streamManagement, muc }) {
-  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}`);
+function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) {
+  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
   if (existsSync(dir)) return dir;
   mkdirSync(benchWork, { recursive: true });
   cpSync(join(SHARED, "servers"), dir, { recursive: true });
@@ -403,6 +406,28 @@ function patchedLaunchers(benchWork, { streamManagement, muc }) {
   if (muc) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_muc: {}\n");
     patch("prosody.sh", `VirtualHost "$domain"\n`, `VirtualHost "$domain"\nComponent "conference.$domain" "muc"\n`);
+  }
+  if (websocketPort) {
+    // An ejabberd_http listener beside the c2s one, TLS when the c2s has it ($tls_cfg holds the certificate then).
+    patch("ejabberd.sh", "$listen_tls\n", `$listen_tls
+  -
+    port: ${websocketPort}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: $( [ "$tls" = tls ] && echo true || echo false )
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws
+`);
+    // Prosody: mod_http on its own port (https with the launcher's certificate in TLS mode), mod_websocket on it.
+    patch("prosody.sh", "modules_enabled = {", `modules_enabled = { "websocket";`);
+    patch("prosody.sh", `VirtualHost "$domain"\n`, `http_interfaces = { "127.0.0.1" }
+https_interfaces = { "127.0.0.1" }
+$( [ "$tls" = tls ] && echo 'http_ports = { }' || echo 'http_ports = { ${websocketPort} }' )
+$( [ "$tls" = tls ] && echo 'https_ports = { ${websocketPort} }' || echo 'https_ports = { }' )
+$( [ "$tls" = tls ] && echo 'https_ssl = { certificate = "'"$DIR"'/cert.pem"; key = "'"$DIR"'/key.pem"; }' )
+consider_websocket_secure = true  -- as allow_unencrypted_plain_auth above: benchmark only
+cross_domain_websocket = true
+VirtualHost "$domain"\n`);
   }
   return dir;
 }
@@ -428,12 +453,12 @@ function runLauncher(name, args, env, timeoutMs, launchers = join(SHARED, "serve
   });
 }
 
-export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false }) {
+export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0 }) {
   const peer = PEERS[name];
   const env = { ...process.env, BENCH_WORK: benchWork };
   delete env.TLS;
   delete env.NODELAY;
-  const launchers = streamManagement || muc ? patchedLaunchers(benchWork, { streamManagement, muc }) : join(SHARED, "servers");
+  const launchers = streamManagement || muc || websocketPort ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) : join(SHARED, "servers");
   const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000, launchers);
   const m = /^PIDS: (.+)$/m.exec(out);
   if (!m) {
@@ -445,6 +470,7 @@ export async function startPeer({ name, domain, users, tls, benchWork, log, stre
   return {
     port: peer.port, domain, tls, procs: pids.map((pid) => ({ name: processName(pid), pid })), warnings: [],
     mode: tls ? "STARTTLS" : "plaintext",
+    ...(websocketPort ? { wsUrl: `${tls ? "wss" : "ws"}://127.0.0.1:${websocketPort}/xmpp-websocket` } : {}),
     stop() {
       this.stopping ??= (async () => {
         await runLauncher(name, ["stop"], env, 60_000, launchers).catch((e) => log(`${name} stop: ${e.message}`));
