@@ -72,7 +72,7 @@ const limitsLifted = process.env.JF_RATE_LIMIT === "default" ? {} : {
   JABBERFARM__C2S__LIMITS__PLAIN_CHECKS_PER_SECOND: "1000000",
 };
 const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "up", "--data", dataDir,
-  "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+  "--port", String(port), "--tls-port", String(tlsPort), "--ws-port", "0", "--router-port", String(routerPort), "--log-level", "warn",
   // The processes this benchmark was written for: no federation (its own bench: s2s.mjs).
   "--s2s", "0",
   ...(TLS ? [] : ["--plaintext"])],

@@ -72,9 +72,18 @@ export function jabberfarmVersion() {
  * it; a miss would make the farm run STARTTLS against plaintext peers.
  */
 export function farmSupportsPlaintext() {
+  return builtFarmFileMentions("--plaintext");
+}
+
+/** True when the built CLI knows `up --ws-port` (the c2s WebSocket listener, RFC 7395). */
+export function farmSupportsWebSocket() {
+  return builtFarmFileMentions("--ws-port");
+}
+
+function builtFarmFileMentions(text) {
   return ["cli.js", "options.js"].some((file) => {
     try {
-      return readFileSync(join(dirname(CLI), file), "utf8").includes("--plaintext");
+      return readFileSync(join(dirname(CLI), file), "utf8").includes(text);
     } catch {
       return false;
     }
@@ -272,13 +281,16 @@ export async function startJabberfarm({
     const hosts = c2sHosts(topology.c2s);
     const port = await freePortOn(hosts);
     const tlsPort = await freePortOn(hosts);
+    // Not the default 5280: another farm (or another bench) may hold it.
+    const wsPort = farmSupportsWebSocket() ? await freePortOn(hosts) : undefined;
     const routerPort = await freePortOn(["127.0.0.1"], topology.routers);
     const plaintext = !tls && plaintextSupported;
     const counts = [["routers", topology.routers], ["sm", topology.sm], ["c2s", topology.c2s]].filter(([, n]) => n > 1).flatMap(([k, n]) => [`--${k}`, String(n)]);
     // Group chat only where a run asks for it (the rooms scenario); no upload service or federation in benchmarks.
     counts.push("--muc", String(topology.muc ?? 0), "--upload", "0", "--s2s", "0");
     const args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",
-      "--port", String(port), "--tls-port", String(tlsPort), "--router-port", String(routerPort), "--log-level", "warn",
+      "--port", String(port), "--tls-port", String(tlsPort), ...(wsPort === undefined ? [] : ["--ws-port", String(wsPort)]),
+      "--router-port", String(routerPort), "--log-level", "warn",
       ...counts, ...(databaseUrl ? ["--database-url", databaseUrl] : []), ...(plaintext ? ["--plaintext"] : [])];
     const env = { ...process.env };
     for (const k of ["DATABASE_URL", "JABBERFARM_DATA", "JABBERFARM_PROFILE_DIR", "NODE_OPTIONS"]) delete env[k];
@@ -343,7 +355,7 @@ export async function startJabberfarm({
     const procs = pids.map((pid) => ({ name: farmChildName(pid, topology, routerPort), pid }));
     const envText = Object.entries(overrides).map(([k, v]) => `${k}=${v} `).join("");
     return {
-      port, hosts, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems, topology,
+      port, wsPort, hosts, domain, tls: !plaintext, procs, warnings, stop, logFile, rosterItems, topology,
       start_s: (Date.now() - tStart) / 1000,
       mode: plaintext ? "plaintext (--plaintext)" : tls ? "STARTTLS" : "STARTTLS (this build has no --plaintext)",
       command: `${envText}node ${args.map((a) => a.replace(ROOT + "/", "")).join(" ")}`,
@@ -372,9 +384,12 @@ function childPids(pid) {
  *   the report shows;
  * - `muc`: group chat at conference.DOMAIN (ejabberd's mod_muc, prosody's
  *   muc component); jabberd2 ships no MUC.
+ * - `websocketPort`: XMPP over WebSocket (RFC 7395) at
+ *   http(s)://127.0.0.1:PORT/xmpp-websocket (ejabberd's ejabberd_http_ws,
+ *   prosody's mod_websocket; TLS as the c2s listener has it); jabberd2 has none.
  */
-function patchedLaunchers(benchWork, { streamManagement, muc }) {
-  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}`);
+function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) {
+  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
   if (existsSync(dir)) return dir;
   mkdirSync(benchWork, { recursive: true });
   cpSync(join(SHARED, "servers"), dir, { recursive: true });
@@ -391,6 +406,28 @@ function patchedLaunchers(benchWork, { streamManagement, muc }) {
   if (muc) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_muc: {}\n");
     patch("prosody.sh", `VirtualHost "$domain"\n`, `VirtualHost "$domain"\nComponent "conference.$domain" "muc"\n`);
+  }
+  if (websocketPort) {
+    // An ejabberd_http listener beside the c2s one, TLS when the c2s has it ($tls_cfg holds the certificate then).
+    patch("ejabberd.sh", "$listen_tls\n", `$listen_tls
+  -
+    port: ${websocketPort}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: $( [ "$tls" = tls ] && echo true || echo false )
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws
+`);
+    // Prosody: mod_http on its own port (https with the launcher's certificate in TLS mode), mod_websocket on it.
+    patch("prosody.sh", "modules_enabled = {", `modules_enabled = { "websocket";`);
+    patch("prosody.sh", `VirtualHost "$domain"\n`, `http_interfaces = { "127.0.0.1" }
+https_interfaces = { "127.0.0.1" }
+$( [ "$tls" = tls ] && echo 'http_ports = { }' || echo 'http_ports = { ${websocketPort} }' )
+$( [ "$tls" = tls ] && echo 'https_ports = { ${websocketPort} }' || echo 'https_ports = { }' )
+$( [ "$tls" = tls ] && echo 'https_ssl = { certificate = "'"$DIR"'/cert.pem"; key = "'"$DIR"'/key.pem"; }' )
+consider_websocket_secure = true  -- as allow_unencrypted_plain_auth above: benchmark only
+cross_domain_websocket = true
+VirtualHost "$domain"\n`);
   }
   return dir;
 }
@@ -416,12 +453,12 @@ function runLauncher(name, args, env, timeoutMs, launchers = join(SHARED, "serve
   });
 }
 
-export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false }) {
+export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0 }) {
   const peer = PEERS[name];
   const env = { ...process.env, BENCH_WORK: benchWork };
   delete env.TLS;
   delete env.NODELAY;
-  const launchers = streamManagement || muc ? patchedLaunchers(benchWork, { streamManagement, muc }) : join(SHARED, "servers");
+  const launchers = streamManagement || muc || websocketPort ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) : join(SHARED, "servers");
   const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000, launchers);
   const m = /^PIDS: (.+)$/m.exec(out);
   if (!m) {
@@ -433,6 +470,7 @@ export async function startPeer({ name, domain, users, tls, benchWork, log, stre
   return {
     port: peer.port, domain, tls, procs: pids.map((pid) => ({ name: processName(pid), pid })), warnings: [],
     mode: tls ? "STARTTLS" : "plaintext",
+    ...(websocketPort ? { wsUrl: `${tls ? "wss" : "ws"}://127.0.0.1:${websocketPort}/xmpp-websocket` } : {}),
     stop() {
       this.stopping ??= (async () => {
         await runLauncher(name, ["stop"], env, 60_000, launchers).catch((e) => log(`${name} stop: ${e.message}`));

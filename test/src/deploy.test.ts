@@ -114,8 +114,9 @@ describe("deploy files", () => {
       assert.ok(metrics, `${name}: serves /readyz for its health check`);
       assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`127\\.0\\.0\\.1:${metrics.port}/readyz`), `${name}: the health check asks the metrics port`);
       if (argv[0] === "c2s") {
-        const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number } };
-        assert.deepEqual(svc.ports, [String(listeners.starttls.port), String(listeners.directTls.port)], "c2s publishes its listener ports");
+        const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number }; websocket: { port: number } };
+        assert.ok(listeners.websocket, "the WebSocket listener is on");
+        assert.deepEqual(svc.ports, [String(listeners.starttls.port), String(listeners.directTls.port), String(listeners.websocket.port)], "c2s publishes its listener ports");
       }
       if (argv[0] === "upload") {
         assert.deepEqual(svc.ports, [String((config.http as { port: number }).port)], "upload publishes its HTTPS port");
@@ -159,8 +160,8 @@ describe("deploy files", () => {
         assert.ok(ports.includes((config.metrics as { port: number }).port), `${d.metadata.name}: exposes its metrics port`);
         assert.equal(c.readinessProbe.httpGet.port, (config.metrics as { port: number }).port);
         if (c.args[0] === "c2s") {
-          const l = config.listeners as { starttls: { port: number }; directTls: { port: number } };
-          assert.ok(ports.includes(l.starttls.port) && ports.includes(l.directTls.port), "c2s exposes its listeners");
+          const l = config.listeners as { starttls: { port: number }; directTls: { port: number }; websocket: { port: number } };
+          assert.ok(ports.includes(l.starttls.port) && ports.includes(l.directTls.port) && ports.includes(l.websocket.port), "c2s exposes its listeners");
         }
         if (c.args[0] === "router") assert.ok(ports.includes(config.port as number), "router exposes its component port");
         if (c.args[0] === "upload") assert.ok(ports.includes((config.http as { port: number }).port), "upload exposes its HTTPS port");

@@ -51,7 +51,7 @@ export async function startOnFreePort<T>(start: (port: number) => Promise<T>, at
 /** What `jabberfarm up` wrote to DATA/farm.ports.json once every process served (packages/farm up-command.ts). */
 export interface FarmPorts {
   routers: Array<{ id: string; host: string; port: number }>;
-  c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
+  c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number; websocket?: number }>;
   /** The upload services' HTTPS ports. */
   upload?: Array<{ id: string; port: number }>;
   /** Where each s2s listens for other servers. */
@@ -118,9 +118,16 @@ export async function waitUntil<T>(what: string, ms: number, check: () => T | un
 export class Farm {
   readonly dataDir: string;
   /** The ports of this run, from farm.ports.json (the first router's, the first c2s's). */
-  ports: { c2s: number; tls: number; router: number } = { c2s: 0, tls: 0, router: 0 };
+  ports: { c2s: number; tls: number; router: number; websocket: number } = { c2s: 0, tls: 0, router: 0, websocket: 0 };
   /** Every port of this run, as `up` reported them. */
   farmPorts: FarmPorts | undefined;
+
+  /** The WebSocket (and host-meta) port of c2s `i` (0-based), given by the OS. */
+  websocketPort(i = 0): number {
+    const p = this.farmPorts?.c2s[i]?.websocket;
+    if (p === undefined) throw new Error(`no WebSocket port for c2s ${i + 1}`);
+    return p;
+  }
 
   /** The (first) upload service's HTTPS port, with `services`. */
   get uploadPort(): number {
@@ -157,7 +164,7 @@ export class Farm {
   }
 
   private upArgs(): string[] {
-    const a = [...this.args(), "--port", "0", "--tls-port", "0", "--router-port", "0"];
+    const a = [...this.args(), "--port", "0", "--tls-port", "0", "--ws-port", "0", "--router-port", "0"];
     if (this.options.registration) a.push("--registration");
     if (this.options.metrics) a.push("--metrics-port", "0");
     a.push(...(this.options.services ? ["--upload-port", "0"] : ["--muc", "0", "--upload", "0"]));
@@ -175,7 +182,7 @@ export class Farm {
   private readPorts(): void {
     const p = JSON.parse(readFileSync(join(this.dataDir, "farm.ports.json"), "utf8")) as FarmPorts;
     this.farmPorts = p;
-    this.ports = { c2s: p.c2s[0]?.starttls ?? 0, tls: p.c2s[0]?.directTls ?? 0, router: p.routers[0]?.port ?? 0 };
+    this.ports = { c2s: p.c2s[0]?.starttls ?? 0, tls: p.c2s[0]?.directTls ?? 0, router: p.routers[0]?.port ?? 0, websocket: p.c2s[0]?.websocket ?? 0 };
   }
 
   private spawnUp(): ChildProcess {

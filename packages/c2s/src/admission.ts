@@ -36,9 +36,24 @@ export interface AdmissionOptions {
 export type RefusalReason = "banned" | "per-address" | "max-connections" | "not-ready";
 
 interface Held {
-  socket: Socket;
+  socket: AdmittedConnection;
   start: () => void;
   since: number;
+}
+
+/**
+ * A connection waiting to be served: a TCP socket, or a WebSocket seen
+ * through an adapter (websocket-listener.ts) that answers a refusal in
+ * RFC 7395 frames.
+ */
+export interface AdmittedConnection {
+  readonly remoteAddress?: string | undefined;
+  readonly destroyed: boolean;
+  pause(): unknown;
+  resume(): unknown;
+  once(event: "close", fn: () => void): unknown;
+  /** Says `error` in this connection's framing (our header, the error, the end), or drops it without one. */
+  refuseWith?(error: StreamError | undefined): void;
 }
 
 export class Admission {
@@ -80,7 +95,7 @@ export class Admission {
   }
 
   /** A connection that may now speak XMPP (after TLS on the direct port): `start` serves it, now or once the c2s can. */
-  admit(socket: Socket, start: () => void): void {
+  admit(socket: AdmittedConnection, start: () => void): void {
     const max = this.o.config.maxConnections;
     if (this.o.clientCount() + this.held.size >= max) {
       this.refuse(socket, new StreamError("resource-constraint", "too many connections; try again later"), "max-connections", "warn", { ip: socket.remoteAddress, max });
@@ -140,18 +155,23 @@ export class Admission {
   }
 
   /** Our header and `error`, then the end; or, without an error to send (before TLS on the direct port), the socket closed. */
-  private refuse(socket: Socket, error: StreamError | undefined, reason?: RefusalReason, level: "debug" | "info" | "warn" = "info", fields: object = {}): void {
+  private refuse(socket: Socket | AdmittedConnection, error: StreamError | undefined, reason?: RefusalReason, level: "debug" | "info" | "warn" = "info", fields: object = {}): void {
     if (reason !== undefined) {
       this.o.metrics?.refusedConnections.inc({ reason });
       this.o.log[level]({ ...fields, reason, condition: error?.condition }, "connection refused");
     }
-    if (error === undefined) {
-      socket.destroy();
+    if ("refuseWith" in socket && socket.refuseWith) {
+      socket.refuseWith(error);
       return;
     }
-    socket.end(streamHeader({ contentNs: NS.CLIENT, from: this.o.domain, id: randomBytes(12).toString("base64url"), version: "1.0" }) +
+    const s = socket as Socket;
+    if (error === undefined) {
+      s.destroy();
+      return;
+    }
+    s.end(streamHeader({ contentNs: NS.CLIENT, from: this.o.domain, id: randomBytes(12).toString("base64url"), version: "1.0" }) +
       error.toXml() + streamFooter());
-    setTimeout(() => socket.destroy(), 2000).unref();
+    setTimeout(() => s.destroy(), 2000).unref();
   }
 }
 

@@ -9,6 +9,7 @@ import type { ScramCredential } from "@jabberfarm/sasl";
 import type { SaslOptions } from "./auth.js";
 import type { AuthBans } from "./bans.js";
 import type { ClientStream } from "./client-stream.js";
+import type { ClientTransport } from "./client-transport.js";
 import type { C2sConfig } from "./config.js";
 import type { SlidingWindow } from "./limits.js";
 
@@ -56,8 +57,8 @@ export interface ClientContext {
    * versioning, pre-approval...
    */
   readonly smStreamFeatures: string;
-  /** Another c2s to send a new client to (see-other-host), when this one is loaded above its share. */
-  redirectTarget(): string | undefined;
+  /** Where to send a new client on `via` (see-other-host, in that transport's terms), when this c2s is loaded above its share. */
+  redirectTarget(via: ClientTransport): string | undefined;
   newSid(): string;
   /** Makes envelopes for `sid` reach this connection. */
   track(sid: string, client: ClientStream): void;

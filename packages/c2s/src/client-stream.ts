@@ -5,22 +5,23 @@
  * (starttls.ts), SASL (sasl-negotiation.ts), XEP-0077 registration before
  * authentication (registration.ts), resource binding through the owner SM
  * (binding.ts), then the session's stanzas to and from the SM in `<route/>`
- * envelopes (session-stanzas.ts, docs/envelope.md).
+ * envelopes (session-stanzas.ts, docs/envelope.md). The connection under it
+ * is a transport (client-transport.ts): TCP or WebSocket, one session path.
  */
 import { randomBytes } from "node:crypto";
-import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import { XmlConnection, rawText, type CloseReason } from "@jabberfarm/component";
+import type { CloseReason } from "@jabberfarm/component";
 import { reflectEnvelope, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { OTHER, kindOfBytes, kindOfName, kindOfText } from "@jabberfarm/metrics";
 import {
-  NS, StreamError, canBounce, stanzaErrorReply, streamCondition, streamHeader, xml,
+  NS, StreamError, canBounce, stanzaErrorReply, streamCondition, xml,
   type Element, type StanzaErrorCondition, type StanzaErrorType, type StreamHeader,
 } from "@jabberfarm/xml";
 import { MECHANISMS, type Mechanism } from "./auth.js";
 import { ResourceBinding } from "./binding.js";
 import { NS_REGISTER, NS_REGISTER_FEATURE, NS_SESSION, type BoundSession, type ClientContext } from "./client-context.js";
+import type { ClientTransport, ClientTransportHandlers } from "./client-transport.js";
 import { TokenBucket } from "./limits.js";
 import { InBandRegistration } from "./registration.js";
 import { SaslNegotiation } from "./sasl-negotiation.js";
@@ -34,27 +35,12 @@ const CONFIRM_ATTRS_ROOM = " seq='00000000.0000000000000000' low='00000000000000
 /** Elements queued while an answer is pending (SASL, registration, binding); more is abuse. */
 const MAX_QUEUED_ELEMENTS = 100;
 
-/**
- * A stream error must follow a stream header of ours (RFC 6120 §4.9.1.1),
- * also when the parser fails before the client's header was answered; the
- * connection writes the pending header first in that case.
- */
-export class ClientXmlConnection extends XmlConnection {
-  headerDue: string | undefined;
-
-  override close(error?: StreamError): void {
-    if (error && this.headerDue !== undefined && this.isOpen) this.send(this.headerDue);
-    this.headerDue = undefined;
-    super.close(error);
-  }
-}
-
 export function isStanza(el: Element): boolean {
   return el.ns === NS.CLIENT && (el.local === "message" || el.local === "presence" || el.local === "iq");
 }
 
 export class ClientStream {
-  readonly conn: ClientXmlConnection;
+  readonly conn: ClientTransport;
   /** Lines carry the connection id, and the session id once bound. */
   log: Logger;
   readonly ip: string;
@@ -90,31 +76,30 @@ export class ClientStream {
   /** XEP-0198 and XEP-0352, the c2s's half (stream-management.ts). */
   readonly sm: StreamManagement;
 
-  constructor(socket: Socket, opts: { directTls: boolean; log: Logger }, ctx: ClientContext) {
+  /**
+   * `connect` makes the transport, handing it our handlers. `secure`: the
+   * connection is encrypted from the start (direct TLS, wss).
+   */
+  constructor(connect: (handlers: ClientTransportHandlers) => ClientTransport, opts: { directTls: boolean; secure: boolean; log: Logger }, ctx: ClientContext) {
     this.ctx = ctx;
     this.directTls = opts.directTls;
-    this.secure = opts.directTls;
-    this.ip = socket.remoteAddress ?? "unknown";
+    this.secure = opts.secure;
     const { limits } = ctx.config;
     this.bucket = new TokenBucket(limits.bytesPerSecond, limits.burstBytes);
-    this.conn = new ClientXmlConnection(socket, {
+    this.conn = connect({
       onStreamStart: (h) => this.onStreamStart(h),
-      onElement: (el, raw) => this.onElement(el, rawText(raw)),
+      onElement: (el, raw) => this.onElement(el, raw),
       onClose: (r) => this.onClose(r),
-    }, {
-      maxStanzaBytes: limits.maxStanzaBytes, highWaterMark: limits.maxQueuedBytes,
-      // Whatever the client wrote (prefixes, CDATA...), what goes on into the
-      // farm is the canonical element re-serialised (docs/security.md).
-      canonical: true,
+      onInput: (bytes) => this.received(bytes),
     });
-    this.log = opts.log.child({ conn: this.conn.id, ip: this.ip, port: socket.remotePort });
+    this.ip = this.conn.remoteAddress;
+    this.log = opts.log.child({ conn: this.conn.id, ip: this.ip, port: this.conn.remotePort, transport: this.conn.kind });
     this.conn.headerDue = this.header();
     this.sasl = new SaslNegotiation(this);
     this.registration = new InBandRegistration(this);
     this.binding = new ResourceBinding(this);
     this.stanzas = new SessionStanzas(this);
     this.sm = new StreamManagement(this);
-    this.watch(socket);
   }
 
   /** The bound session, once resource binding succeeded. */
@@ -133,16 +118,14 @@ export class ClientStream {
 
   // ---- input ---------------------------------------------------------------
 
-  /** Counts what the client sends before the parser sees it, so a flood is cut before it is parsed. */
-  watch(socket: Socket): void {
-    socket.prependListener("data", (chunk: Buffer) => {
-      if (!this.conn.isOpen) return;
-      this.lastRead = Date.now();
-      if (!this.bucket.take(chunk.length, this.lastRead)) {
-        this.log.warn({ rate: this.ctx.config.limits.bytesPerSecond }, "client exceeded its byte rate");
-        this.fail(new StreamError("policy-violation", "sending too fast"));
-      }
-    });
+  /** What the client sent, counted before the parser sees it, so that a flood is cut before it is parsed. */
+  private received(bytes: number): void {
+    if (!this.conn.isOpen) return;
+    this.lastRead = Date.now();
+    if (!this.bucket.take(bytes, this.lastRead)) {
+      this.log.warn({ rate: this.ctx.config.limits.bytesPerSecond }, "client exceeded its byte rate");
+      this.fail(new StreamError("policy-violation", "sending too fast"));
+    }
   }
 
   private onStreamStart(h: StreamHeader): void {
@@ -163,7 +146,7 @@ export class ClientStream {
     // A new client (first stream, before TLS and auth) may be sent to a less
     // loaded c2s (RFC 6120 §4.9.3.19); one that already negotiated stays.
     if (!this.secure && this.user === undefined) {
-      const target = this.ctx.redirectTarget();
+      const target = this.ctx.redirectTarget(this.conn);
       if (target !== undefined) {
         this.ctx.metrics?.redirects.inc();
         this.log.info({ target }, "redirected to a less loaded c2s");
@@ -226,7 +209,7 @@ export class ClientStream {
     }
     if (!this.secure && this.ctx.config.requireTls) {
       if (el.ns === NS.SASL && el.local === "auth") this.sasl.failure("encryption-required");
-      else this.fail(new StreamError(isStanza(el) ? "not-authorized" : "unsupported-stanza-type", "TLS is required first: use STARTTLS"));
+      else this.fail(new StreamError(isStanza(el) ? "not-authorized" : "unsupported-stanza-type", this.conn.canStartTls ? "TLS is required first: use STARTTLS" : "TLS is required: connect over TLS"));
       return;
     }
     if (this.user === undefined) {
@@ -264,19 +247,19 @@ export class ClientStream {
 
   pause(reason: string): void {
     this.pauses.add(reason);
-    this.conn.socket.pause();
+    this.conn.pause();
   }
 
   resume(reason: string): void {
     if (!this.pauses.delete(reason) || this.pauses.size > 0) return;
-    this.conn.socket.resume();
+    this.conn.resume();
   }
 
   /** Stream restart after SASL success (RFC 6120 §6.4.6). */
   restart(): void {
     this.streamOpen = false;
     this.queue.length = 0;
-    this.conn.parser.reset();
+    this.conn.restart();
     this.conn.headerDue = this.header();
   }
 
@@ -294,14 +277,14 @@ export class ClientStream {
   }
 
   header(lang = "en"): string {
-    return streamHeader({ contentNs: NS.CLIENT, from: this.ctx.domain, id: randomBytes(12).toString("base64url"), version: "1.0", lang });
+    return this.conn.streamHeader({ from: this.ctx.domain, id: randomBytes(12).toString("base64url"), lang });
   }
 
   private features(): string {
     const { config } = this.ctx;
     let f = "";
     if (this.user === undefined) {
-      if (!this.secure) f += `<starttls xmlns='${NS.TLS}'>${config.requireTls ? "<required/>" : ""}</starttls>`;
+      if (!this.secure && this.conn.canStartTls) f += `<starttls xmlns='${NS.TLS}'>${config.requireTls ? "<required/>" : ""}</starttls>`;
       if (this.secure || !config.requireTls) {
         f += `<mechanisms xmlns='${NS.SASL}'>${this.mechanisms().map((m) => `<mechanism>${m}</mechanism>`).join("")}</mechanisms>`;
         if (config.registration.allow) f += `<register xmlns='${NS_REGISTER_FEATURE}'/>`;
@@ -311,7 +294,7 @@ export class ClientStream {
       // versioning, pre-approval...), as they told us.
       f += `<bind xmlns='${NS.BIND}'/><session xmlns='${NS_SESSION}'><optional/></session>${this.ctx.smStreamFeatures}`;
     }
-    return `<stream:features>${f}</stream:features>`;
+    return this.conn.streamFeatures(f);
   }
 
   mechanisms(): Mechanism[] {
@@ -331,7 +314,7 @@ export class ClientStream {
     this.sm.written();
     this.ctx.metrics?.stanzasOut.add(typeof raw === "string" ? kindOfText(raw) : kindOfBytes(raw));
     if (this.conn.congested) {
-      this.log.warn({ queued: this.conn.socket.writableLength }, "client reads too slowly");
+      this.log.warn({ queued: this.conn.queuedBytes }, "client reads too slowly");
       this.fail(new StreamError("resource-constraint", "too much data waiting for the client"));
     }
   }
@@ -358,7 +341,7 @@ export class ClientStream {
     this.stanzas.undeliverable(el, condition, text, type);
   }
 
-  /** Timers: idle and authentication timeouts, whitespace keepalive. */
+  /** Timers: idle and authentication timeouts, keepalive (whitespace, or WebSocket pings). */
   tick(now: number): void {
     if (!this.conn.isOpen) return;
     const { limits } = this.ctx.config;
@@ -372,8 +355,10 @@ export class ClientStream {
     } else if (this.bound === undefined && now - this.createdAt > limits.authTimeoutMs) {
       this.log.info("not authenticated in time");
       this.fail(new StreamError("connection-timeout", "authentication took too long"));
-    } else if (this.streamOpen && now - this.lastWrite > limits.keepaliveIntervalMs) {
-      this.send(" ");
+    } else {
+      const due = this.streamOpen && now - this.lastWrite > limits.keepaliveIntervalMs;
+      this.conn.keepalive(now, due);
+      if (due) this.lastWrite = now;
     }
     this.sm.tick(now);
   }

@@ -16,6 +16,20 @@ function listenerSchema(defaultPort: number) {
     .prefault({});
 }
 
+/** Like listenerSchema, but off unless configured (`jabberfarm up` turns it on). */
+function optionalListenerSchema(defaultPort: number) {
+  const on = z.object({
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(defaultPort),
+  }).strict();
+  return z.union([z.literal(false), z.null(), on])
+    .transform((v) => (v === false ? null : v))
+    .default(null);
+}
+
+/** An origin as browsers send it: scheme://host[:port], no path; or "*". */
+const originSchema = z.string().refine((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o), "an origin such as https://chat.example.com (scheme, host, optional port), or *");
+
 function banRule(d: { failures: number; windowMs: number; banMs: number }) {
   return z.object({
     failures: z.number().int().min(0).default(d.failures),
@@ -35,6 +49,40 @@ export const c2sConfigSchema = z.object({
     starttls: listenerSchema(5222),
     /** XEP-0368 direct TLS. */
     directTls: listenerSchema(5223),
+    /**
+     * RFC 7395 XMPP over WebSocket, and XEP-0156 host-meta, on one HTTP(S)
+     * listener (websocket-listener.ts; settings in `websocket`). Off unless
+     * configured; `jabberfarm up` serves it on 5280.
+     */
+    websocket: optionalListenerSchema(5280),
+  }).strict().prefault({}),
+  /** The WebSocket listener's settings (docs/websocket.md). */
+  websocket: z.object({
+    /** wss with the c2s certificate (`tls`); false: plain ws, for a TLS-terminating proxy in front. */
+    tls: z.boolean().default(true),
+    /**
+     * Plain ws counts as encrypted (SASL PLAIN, requireTls satisfied): only
+     * when the listener is reachable solely through a proxy that did TLS.
+     */
+    trustProxyTls: z.boolean().default(false),
+    /** Where WebSocket clients connect; requests to other paths get 404. */
+    path: z.string().regex(/^\/[^\s?#]*$/, "a path such as /xmpp-websocket").default("/xmpp-websocket"),
+    /**
+     * The URL host-meta announces (wss://xmpp.example.com/xmpp-websocket),
+     * e.g. a load balancer's; default: the host the request named, with this
+     * listener's scheme and path. (Redirects name each c2s itself:
+     * redirect.advertise's host on this listener's port.)
+     */
+    publicUrl: z.string().regex(/^wss?:\/\/[^\s]+$/, "a ws:// or wss:// URL").optional(),
+    /**
+     * Web pages (their Origin) allowed to open a WebSocket; "*" for any.
+     * Clients that send no Origin (not browsers) are not concerned.
+     */
+    allowedOrigins: z.array(originSchema).default([]),
+    /** Largest WebSocket message; a larger one closes the connection with 1009. Default: maxStanzaBytes plus room for framing. */
+    maxMessageBytes: z.number().int().min(10_000).optional(),
+    /** A ping on this period; a connection whose pong did not come by the next one is ended. */
+    pingIntervalMs: z.number().int().min(100).default(30_000),
   }).strict().prefault({}),
   tls: z.object({
     /** PEM files; without them a self-signed certificate for the domain is made once and kept in `dataDir`. */
@@ -145,6 +193,7 @@ export const c2sConfigSchema = z.object({
 }).strict().transform((c) => ({
   ...c,
   limits: { ...c.limits, burstBytes: c.limits.burstBytes ?? Math.max(4 * c.limits.bytesPerSecond, 2 * c.limits.maxStanzaBytes) },
+  websocket: { ...c.websocket, maxMessageBytes: c.websocket.maxMessageBytes ?? c.limits.maxStanzaBytes + 1024 },
 }));
 
 export type C2sConfigInput = z.input<typeof c2sConfigSchema>;

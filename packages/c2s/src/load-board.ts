@@ -13,6 +13,8 @@ import { Redis } from "ioredis";
 export interface C2sLoad {
   instance: string;
   address: string;
+  /** Its WebSocket URL (RFC 7395), for WebSocket clients sent there. */
+  websocket?: string | undefined;
   connections: number;
 }
 
@@ -21,6 +23,8 @@ export interface LoadBoardOptions {
   instance: string;
   /** host:port clients should use to reach this c2s. */
   address: string;
+  /** The WebSocket URL clients should use to reach this c2s, when it has that listener. */
+  websocket?: string | undefined;
   connections: () => number;
   /** How far above the fair share (0.2 = 20 %) before redirecting. */
   margin: number;
@@ -71,7 +75,7 @@ export class LoadBoard {
 
   /** Publishes our load and reads everyone's. */
   async refresh(): Promise<void> {
-    const me: C2sLoad = { instance: this.o.instance, address: this.o.address, connections: this.o.connections() };
+    const me: C2sLoad = { instance: this.o.instance, address: this.o.address, websocket: this.o.websocket, connections: this.o.connections() };
     const ttl = Math.max(3, Math.ceil(((this.o.intervalMs ?? 500) * 6) / 1000));
     await this.redis.multi().set(loadKey(me.instance), JSON.stringify(me), "EX", ttl).sadd(MEMBERS, me.instance).exec();
     const members = await this.redis.smembers(MEMBERS);
@@ -87,16 +91,22 @@ export class LoadBoard {
     this.others = live.filter((l) => l.instance !== this.o.instance);
   }
 
-  /** Where to send a new client, or undefined to keep it. */
+  /** Where to send a new TCP client (host:port), or undefined to keep it. */
   redirectTarget(): string | undefined {
-    if (this.others.length === 0) return undefined;
+    return this.redirectPeer()?.address;
+  }
+
+  /** The c2s to send a new client to, among those `usable` for it (a WebSocket client needs one with a WebSocket URL). */
+  redirectPeer(usable: (peer: C2sLoad) => boolean = () => true): C2sLoad | undefined {
+    const others = this.others.filter(usable);
+    if (others.length === 0) return undefined;
     const mine = this.o.connections();
     if (mine < this.o.minConnections) return undefined;
-    const total = mine + this.others.reduce((n, l) => n + l.connections, 0);
-    const fair = total / (this.others.length + 1);
+    const total = mine + others.reduce((n, l) => n + l.connections, 0);
+    const fair = total / (others.length + 1);
     if (mine <= fair * (1 + this.o.margin) + REDIRECT_SLACK) return undefined;
-    let best = this.others[0]!;
-    for (const l of this.others) if (l.connections < best.connections) best = l;
+    let best = others[0]!;
+    for (const l of others) if (l.connections < best.connections) best = l;
     // Only to one clearly below the share: after the move it is still not above it.
     if (best.connections + 1 > fair * (1 - this.o.margin / 2)) return undefined;
     // Count the client there until the next refresh brings its real figure.
@@ -104,7 +114,7 @@ export class LoadBoard {
     // "least loaded" c2s, which, reading our equally old figure, sends them
     // straight back: a burst of clients bounced between the two.
     best.connections++;
-    return best.address;
+    return best;
   }
 
   get peers(): readonly C2sLoad[] {

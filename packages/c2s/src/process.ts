@@ -174,7 +174,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
       const starttls = config.listeners.starttls;
       const address = redirect.advertise ?? (starttls ? `${starttls.host}:${ports.starttls ?? starttls.port}` : undefined);
       if (address === undefined) throw new Error("c2s.redirect needs 'advertise' when the STARTTLS listener is off");
-      board = new LoadBoard({ redisUrl: redirect.redisUrl, instance: config.instance, address, margin: redirect.margin, minConnections: redirect.minConnections, connections: () => server.connectionCount });
+      board = new LoadBoard({ redisUrl: redirect.redisUrl, instance: config.instance, address, websocket: server.websocketUrl(redirect.advertise, ports.websocket), margin: redirect.margin, minConnections: redirect.minConnections, connections: () => server.connectionCount });
       server.loadBoard = board;
     }
   } catch (err) {
@@ -182,7 +182,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
     await component.stop();
     throw err;
   }
-  const listeners = (["starttls", "directTls"] as const).flatMap((kind) => {
+  const listeners = (["starttls", "directTls", "websocket"] as const).flatMap((kind) => {
     const l = config.listeners[kind];
     const port = ports[kind];
     return l && port !== undefined ? [{ kind, host: l.host, port }] : [];

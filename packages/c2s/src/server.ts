@@ -4,8 +4,7 @@
  * the c2s side).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import {
   ConfirmedReceiver, ConfirmedSender, ENVELOPE_NS, EnvelopeError, readAck, readRoute, readSession, routedStanzaBytes, sessionEnvelope,
@@ -16,9 +15,12 @@ import { NS, StreamError, canBounce, parseTrusted, readError, stanzaCondition, s
 import { Admission } from "./admission.js";
 import type { SaslOptions } from "./auth.js";
 import { AuthBans } from "./bans.js";
-import { ClientStream } from "./client-stream.js";
+import { ClientListeners, type C2sPorts } from "./client-listeners.js";
+import type { ClientStream } from "./client-stream.js";
 import type { ClientContext, Outlet } from "./client-context.js";
-import type { C2sConfig, ListenerConfig } from "./config.js";
+import type { ClientTransport } from "./client-transport.js";
+import type { C2sConfig } from "./config.js";
+import type { C2sLoad } from "./load-board.js";
 import { SlidingWindow, TokenBucket } from "./limits.js";
 
 export interface C2sServerDeps {
@@ -29,13 +31,7 @@ export interface C2sServerDeps {
   metrics?: Metrics | undefined;
 }
 
-export interface C2sPorts {
-  starttls?: number;
-  directTls?: number;
-}
-
-// A direct TLS handshake must finish within this; slowloris on the handshake costs memory.
-const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export type { C2sPorts };
 // How long stop() waits for clients to answer our </stream:stream>.
 const STOP_GRACE_MS = 2500;
 
@@ -60,12 +56,11 @@ export class C2sServer implements ClientContext {
 
   private readonly clients = new Set<ClientStream>();
   private readonly sessions = new Map<string, ClientStream>();
-  private readonly servers: Server[] = [];
+  private readonly listeners: ClientListeners;
   private readonly boot = randomBytes(3).toString("hex");
   private sidCounter = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private accepting = false;
-  private tlsContextOptions: { cert: string; key: string };
 
   constructor(config: C2sConfig, deps: C2sServerDeps) {
     this.config = config;
@@ -75,7 +70,6 @@ export class C2sServer implements ClientContext {
     this.outlet = deps.outlet;
     this.storage = deps.storage;
     this.metrics = deps.metrics;
-    this.tlsContextOptions = deps.tls;
     this.secureContext = createSecureContext({ ...deps.tls, minVersion: "TLSv1.2" });
     // Every c2s of a farm shares the component secret, so they derive the same
     // fake salts for unknown users and cannot be told apart by them.
@@ -102,6 +96,11 @@ export class C2sServer implements ClientContext {
       onGiveUp: (text, sends) => this.log.warn({ sends, stanza: text.slice(0, 200) }, "gave up routing a stanza: no SM confirmed it"),
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
+    this.listeners = new ClientListeners({
+      config, domain: this.domain, log: this.log, admission: this.admission, tlsMaterial: deps.tls, context: this,
+      isAccepting: () => this.accepting,
+      adopt: (client) => this.clients.add(client),
+    });
   }
 
   routeToSm(build: (confirmAttrs: string) => string): number {
@@ -113,10 +112,24 @@ export class C2sServer implements ClientContext {
   }
 
   /** Set by the process when redirection is configured. */
-  loadBoard: { redirectTarget(): string | undefined; readonly peers: ReadonlyArray<{ address: string }> } | undefined;
+  loadBoard: { redirectPeer(usable?: (peer: C2sLoad) => boolean): C2sLoad | undefined; readonly peers: readonly C2sLoad[] } | undefined;
 
-  redirectTarget(): string | undefined {
-    return this.loadBoard?.redirectTarget();
+  redirectTarget(via: ClientTransport): string | undefined {
+    const peer = this.loadBoard?.redirectPeer((p) => via.redirectAddress(p) !== undefined);
+    return peer && via.redirectAddress(peer);
+  }
+
+  /**
+   * Where other c2s send WebSocket clients to reach this one (RFC 7395
+   * see-other-host): the advertised host (redirect.advertise) on the
+   * WebSocket port, else the listener's own URL; undefined without one.
+   */
+  websocketUrl(advertise: string | undefined, port: number | undefined): string | undefined {
+    const own = this.listeners.websocketUrl;
+    if (own === undefined || port === undefined) return undefined;
+    if (advertise === undefined) return own;
+    const host = advertise.slice(0, advertise.lastIndexOf(":"));
+    return `${this.config.websocket.tls ? "wss" : "ws"}://${host}:${port}${this.config.websocket.path}`;
   }
 
   get connectionCount(): number {
@@ -168,68 +181,13 @@ export class C2sServer implements ClientContext {
 
   async listen(): Promise<C2sPorts> {
     this.accepting = true;
-    const ports: C2sPorts = {};
-    const { starttls, directTls } = this.config.listeners;
-    // Beyond the soft limit (answered with a stream error) the kernel-level
-    // cap drops floods before they cost a TLS handshake.
-    const hardCap = this.config.maxConnections + 64;
-    if (starttls) {
-      const server = createServer((socket) => {
-        if (this.admission.connected(socket, false)) this.accept(socket, false);
-      });
-      server.maxConnections = hardCap;
-      ports.starttls = await this.bind(server, starttls, "starttls");
-    }
-    if (directTls) {
-      const server = createTlsServer({
-        ...this.tlsContextOptions,
-        minVersion: "TLSv1.2",
-        // XEP-0368 §3.2: direct TLS clients announce xmpp-client.
-        ALPNProtocols: ["xmpp-client"],
-        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-      }, (socket) => this.accept(socket, true));
-      server.maxConnections = hardCap;
-      // Before the TLS listener sees it: a refused address costs no handshake.
-      server.prependListener("connection", (socket: Socket) => void this.admission.connected(socket, true));
-      server.on("tlsClientError", (err, socket: TLSSocket) => {
-        // No address: a connection the admission closed before its handshake.
-        this.log[socket.remoteAddress === undefined ? "debug" : "info"]({ ip: socket.remoteAddress, err: err.message }, "direct TLS handshake failed");
-      });
-      ports.directTls = await this.bind(server, directTls, "directTls");
-    }
+    const ports = await this.listeners.listen();
     const { limits } = this.config;
     const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.unreadyHoldMs || Infinity);
     const period = Math.max(50, Math.min(5000, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), period);
     this.sweeper.unref();
     return ports;
-  }
-
-  private bind(server: Server, l: ListenerConfig, kind: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: l.host, port: l.port }, () => {
-        server.off("error", reject);
-        server.on("error", (err) => this.log.error({ err, kind }, "listener error"));
-        this.servers.push(server);
-        const port = (server.address() as AddressInfo).port;
-        this.log.info({ kind, host: l.host, port }, "listening for clients");
-        resolve(port);
-      });
-    });
-  }
-
-  private accept(socket: Socket, directTls: boolean): void {
-    socket.on("error", () => {});
-    if (!this.accepting) {
-      socket.destroy();
-      return;
-    }
-    this.admission.admit(socket, () => {
-      const client = new ClientStream(socket, { directTls, log: this.log }, this);
-      this.clients.add(client);
-      client.log.debug({ directTls }, "client connected");
-    });
   }
 
   private sweep(): void {
@@ -425,21 +383,23 @@ export class C2sServer implements ClientContext {
     this.accepting = false;
     clearInterval(this.sweeper);
     this.admission.stop();
-    const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const listenersClosed = this.listeners.close();
     const n = this.clients.size;
     // Drain: with other c2s known, each client is told where to reconnect
     // (RFC 6120 §4.9.3.19), spread over them; otherwise system-shutdown.
-    const others = this.loadBoard?.peers.map((p) => p.address) ?? [];
+    const others = this.loadBoard?.peers ?? [];
     let k = 0;
     for (const c of [...this.clients]) {
-      if (others.length > 0) {
+      // Each transport names a peer its own way (host:port, or a WebSocket URL).
+      const targets = others.map((p) => c.conn.redirectAddress(p)).filter((t) => t !== undefined);
+      if (targets.length > 0) {
         this.metrics?.redirects.inc();
-        c.fail(new StreamError("see-other-host", "this server is stopping", others[k++ % others.length]));
+        c.fail(new StreamError("see-other-host", "this server is stopping", targets[k++ % targets.length]));
       } else {
         c.fail(new StreamError("system-shutdown", "the server is stopping"));
       }
     }
-    if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others : undefined }, "closed every client stream");
+    if (n > 0) this.log.info({ clients: n, redirectedTo: others.length > 0 ? others.map((p) => p.address) : undefined }, "closed every client stream");
     await Promise.race([listenersClosed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
   }
 

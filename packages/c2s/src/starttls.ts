@@ -1,14 +1,19 @@
 /**
  * STARTTLS (RFC 6120 §5): `<proceed/>`, then the same stream continues over
  * a TLS socket layered on the plain one, and the client opens a new stream
- * header on it.
+ * header on it. TCP only: a WebSocket's TLS is wss.
  */
 import { TLSSocket } from "node:tls";
-import { NS } from "@jabberfarm/xml";
+import { NS, StreamError } from "@jabberfarm/xml";
 import type { ClientStream } from "./client-stream.js";
+import { TcpTransport } from "./tcp-transport.js";
 
 export function startTls(stream: ClientStream): void {
-  const { conn } = stream;
+  const conn = stream.conn;
+  if (!(conn instanceof TcpTransport)) {
+    stream.fail(new StreamError("unsupported-stanza-type", "no STARTTLS here: TLS is the WebSocket's (wss)"));
+    return;
+  }
   if (stream.secure || stream.user !== undefined) {
     // RFC 6120 §5.4.2.2: <failure/>, then the stream ends.
     stream.send(`<failure xmlns='${NS.TLS}'/>`);
@@ -37,8 +42,8 @@ export function startTls(stream: ClientStream): void {
       stream.log.debug({ protocol: tlsSocket.getProtocol(), cipher: tlsSocket.getCipher().name }, "STARTTLS complete");
     });
     conn.upgrade(tlsSocket);
+    conn.tls = true;
     conn.headerDue = stream.header();
-    stream.watch(tlsSocket);
     if (stream.pauses.size > 0) tlsSocket.pause();
   });
 }

@@ -53,7 +53,7 @@ export const processStatusSchema = z.discriminatedUnion("process", [
   }),
   z.object({
     process: z.literal("c2s"), ...processFields,
-    listeners: z.array(hostPort.extend({ kind: z.enum(["starttls", "directTls"]) })),
+    listeners: z.array(hostPort.extend({ kind: z.enum(["starttls", "directTls", "websocket"]) })),
     /** Client connections, bound or not. */
     clients: count,
     sessions: count,

@@ -119,6 +119,10 @@ export interface EmbeddedFarmOptions {
   routerPort: number;
   c2sPort: number;
   c2sTlsPort: number;
+  /** The WebSocket and host-meta port (absent: 5280). */
+  c2sWsPort?: number | undefined;
+  /** Web page origins allowed to open WebSockets. */
+  wsOrigins?: string[] | undefined;
   host: string;
   databaseUrl?: string | undefined;
   /** Redis for the session registry and the c2s loads (several SMs, redirection). */
@@ -173,7 +177,10 @@ export function embeddedFarmDocument(o: EmbeddedFarmOptions): Doc {
       listeners: {
         starttls: { host: o.host, port: o.c2sPort },
         directTls: { host: o.host, port: o.c2sTlsPort },
+        websocket: { host: o.host, port: o.c2sWsPort ?? 5280 },
       },
+      // wss with the c2s certificate; with --plaintext, plain ws like the other listeners.
+      websocket: { tls: !o.plaintext, allowedOrigins: o.wsOrigins ?? [] },
       ...(o.registration ? { registration: { allow: true } } : {}),
       ...(o.plaintext ? { requireTls: false, allowPlainWithoutTls: true } : {}),
     },

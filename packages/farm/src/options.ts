@@ -17,6 +17,10 @@ the farm on one machine:
     --data DIR            data directory (default ./.jabberfarm)
     --port N              client STARTTLS port (default 5222)
     --tls-port N          client direct TLS port (default 5223)
+    --ws-port N           XMPP over WebSocket (wss, RFC 7395) and host-meta
+                          (XEP-0156) port (default 5280; plain ws with --plaintext)
+    --ws-origin ORIGIN    a web page origin allowed to open WebSockets
+                          (https://chat.example.com, or *); repeat for more
     --router-port N       router port for components (default 5347)
                           (0 for any of these: free ports picked at start,
                           printed and written to DIR/farm.ports.json)
@@ -89,6 +93,10 @@ export interface Options {
   data: string;
   port: number;
   tlsPort: number;
+  /** The WebSocket (and host-meta) port. */
+  wsPort: number;
+  /** Web page origins allowed to open WebSockets. */
+  wsOrigins: string[];
   routerPort: number;
   host: string;
   databaseUrl?: string | undefined;
@@ -123,6 +131,8 @@ export function parse(argv: string[]): Options {
       data: { type: "string", default: process.env.JABBERFARM_DATA ?? "./.jabberfarm" },
       port: { type: "string", default: "5222" },
       "tls-port": { type: "string", default: "5223" },
+      "ws-port": { type: "string", default: "5280" },
+      "ws-origin": { type: "string", multiple: true, default: [] },
       "router-port": { type: "string", default: "5347" },
       host: { type: "string", default: "127.0.0.1" },
       "database-url": { type: "string", default: process.env.DATABASE_URL },
@@ -175,7 +185,7 @@ export function parse(argv: string[]): Options {
     s2sPort: port("s2s-port", values["s2s-port"]), dns: values.dns ?? [],
     uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
-    port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), routerPort: port("router-port", values["router-port"]),
+    port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), wsPort: port("ws-port", values["ws-port"]), wsOrigins: values["ws-origin"] ?? [], routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
     components: (values.component ?? []).map((c) => {
       const eq = c.indexOf("=");
@@ -189,7 +199,7 @@ export function parse(argv: string[]): Options {
 export function farmDocument(o: Options): Doc {
   if (o.config) return readConfigFile(o.config);
   return applyEnvOverrides(embeddedFarmDocument({
-    domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort,
+    domain: o.domain, dataDir: o.data, routerPort: o.routerPort, c2sPort: o.port, c2sTlsPort: o.tlsPort, c2sWsPort: o.wsPort, wsOrigins: o.wsOrigins,
     host: o.host, databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, registration: o.registration, plaintext: o.plaintext, metricsPort: o.metricsPort,
     components: o.components, uploadPort: o.uploadPort, s2sPort: o.s2sPort, dns: o.dns,
   }));

@@ -62,11 +62,11 @@ function farmChildren(o: Options): ChildSpec[] {
     const i = k + 1;
     const spec: ChildSpec = {
       kind: "c2s", id: name("c2s", i, o.counts.c2s), ...afterRouters,
-      env: { JABBERFARM__C2S__INSTANCE: `c2s-${i}`, JABBERFARM__C2S__LISTENERS__STARTTLS__HOST: host, JABBERFARM__C2S__LISTENERS__DIRECT_TLS__HOST: host },
+      env: { JABBERFARM__C2S__INSTANCE: `c2s-${i}`, JABBERFARM__C2S__LISTENERS__STARTTLS__HOST: host, JABBERFARM__C2S__LISTENERS__DIRECT_TLS__HOST: host, JABBERFARM__C2S__LISTENERS__WEBSOCKET__HOST: host },
     };
-    if (i > 1 && (o.port === 0 || o.tlsPort === 0)) {
+    if (i > 1 && (o.port === 0 || o.tlsPort === 0 || o.wsPort === 0)) {
       spec.after = [...(spec.after ?? []), first];
-      spec.envFrom = (reports) => pinnedPorts("c2s", { starttls: reports.get(first)?.starttls, directTls: reports.get(first)?.directTls });
+      spec.envFrom = (reports) => pinnedPorts("c2s", { starttls: reports.get(first)?.starttls, directTls: reports.get(first)?.directTls, websocket: reports.get(first)?.websocket });
     }
     specs.push(spec);
   });
@@ -101,7 +101,7 @@ function writeAtomically(path: string, text: string): void {
 
 export interface FarmPorts {
   routers: Array<{ id: string; host: string; port: number }>;
-  c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number }>;
+  c2s: Array<{ id: string; host: string; starttls?: number; directTls?: number; websocket?: number }>;
   /** The upload services' HTTPS ports. */
   upload: Array<{ id: string; port: number }>;
   /** Where each s2s listens for other servers (the farm's SRV records name these). */
@@ -145,7 +145,9 @@ export async function runUp(o: Options): Promise<void> {
   }
   const log = createLogger("farm", o.level, o.pretty);
   const domain = typeof doc.domain === "string" ? doc.domain : "localhost";
-  const listeners = c2s.listeners as { starttls?: { host: string; port: number } | null; directTls?: { host: string; port: number } | null };
+  const listeners = c2s.listeners as { starttls?: { host: string; port: number } | null; directTls?: { host: string; port: number } | null; websocket?: { host: string; port: number } | null };
+  const ws = c2s.websocket as { tls?: boolean; path?: string } | undefined;
+  const wsScheme = ws?.tls === false ? "ws" : "wss";
   const hosts = c2sHosts(o);
   const routerPorts = new Map<string, number>();
   const supervisor = new Supervisor({
@@ -165,7 +167,7 @@ export async function runUp(o: Options): Promise<void> {
       for (const c of children ?? []) {
         const r = reports.get(c.id) ?? {};
         if (r.router !== undefined) ports.routers.push({ id: c.id, host: "127.0.0.1", port: r.router });
-        if (c.kind === "c2s") ports.c2s.push({ id: c.id, host: hosts[ports.c2s.length]!, starttls: r.starttls, directTls: r.directTls });
+        if (c.kind === "c2s") ports.c2s.push({ id: c.id, host: hosts[ports.c2s.length]!, starttls: r.starttls, directTls: r.directTls, websocket: r.websocket });
         if (r.upload !== undefined) ports.upload.push({ id: c.id, port: r.upload });
         if (r.s2s !== undefined) ports.s2s.push({ id: c.id, host: o.host, port: r.s2s });
         if (r.metrics !== undefined) ports.metrics[c.id] = r.metrics;
@@ -174,9 +176,11 @@ export async function runUp(o: Options): Promise<void> {
       const firstC2s = [...reports.entries()].find(([id]) => id === "c2s" || id === "c2s-1")?.[1] ?? {};
       const starttls = firstC2s.starttls ?? listeners.starttls?.port;
       const directTls = firstC2s.directTls ?? listeners.directTls?.port;
+      const websocket = firstC2s.websocket ?? listeners.websocket?.port;
       const where = [
         listeners.starttls ? `${hosts.join(", ")} port ${starttls} (STARTTLS)` : undefined,
         listeners.directTls ? `port ${directTls} (direct TLS)` : undefined,
+        listeners.websocket ? `${wsScheme}://${hosts[0]}:${websocket}${ws?.path ?? "/xmpp-websocket"} (WebSocket; host-meta on the same port)` : undefined,
       ].filter(Boolean).join(" and ");
       const cfg = o.config ? ` --config ${o.config}` : o.data === "./.jabberfarm" ? "" : ` --data ${o.data}`;
       process.stderr.write(`

@@ -21,6 +21,8 @@ export interface ChildReport {
   router?: number;
   starttls?: number;
   directTls?: number;
+  /** The c2s's WebSocket and host-meta port. */
+  websocket?: number;
   /** Its metrics and health endpoints. */
   metrics?: number;
   /** The upload service's HTTPS port. */
@@ -56,6 +58,7 @@ export function pinnedPorts(kind: FarmProcess, r: ChildReport): Record<string, s
   if (r.router !== undefined) env.JABBERFARM__ROUTER__PORT = String(r.router);
   if (r.starttls !== undefined) env.JABBERFARM__C2S__LISTENERS__STARTTLS__PORT = String(r.starttls);
   if (r.directTls !== undefined) env.JABBERFARM__C2S__LISTENERS__DIRECT_TLS__PORT = String(r.directTls);
+  if (r.websocket !== undefined) env.JABBERFARM__C2S__LISTENERS__WEBSOCKET__PORT = String(r.websocket);
   if (r.metrics !== undefined) env[`JABBERFARM__${K}__METRICS__PORT`] = String(r.metrics);
   if (r.upload !== undefined) env.JABBERFARM__UPLOAD__HTTP__PORT = String(r.upload);
   if (r.s2s !== undefined) env.JABBERFARM__S2S__LISTEN__PORT = String(r.s2s);
@@ -128,7 +131,7 @@ export class Supervisor {
       const msg = m as ({ type?: string } & ChildReport) | null;
       if (msg?.type !== "ready") return;
       if (!this.reports.has(c.id)) {
-        const report: ChildReport = { router: msg.router, starttls: msg.starttls, directTls: msg.directTls, metrics: msg.metrics, s2s: msg.s2s };
+        const report: ChildReport = { router: msg.router, starttls: msg.starttls, directTls: msg.directTls, websocket: msg.websocket, metrics: msg.metrics, upload: msg.upload, s2s: msg.s2s };
         this.reports.set(c.id, report);
         c.pinned = pinnedPorts(c.kind, report);
         this.o.onChildReady?.(c.id, report);

@@ -143,6 +143,11 @@ export class StreamParser {
     return this.header !== null;
   }
 
+  /** Between top-level elements, nothing of the next one read yet (a WebSocket message held exactly whole elements). */
+  get betweenElements(): boolean {
+    return !this.failed && this.idle();
+  }
+
   get streamHeader(): StreamHeader | null {
     return this.header;
   }
