@@ -7,17 +7,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { Element } from "@jabberfarm/xml";
-import { Farm, ROOT, freshDatabase, waitUntil } from "./farm.js";
+import { Farm, freshDatabase, waitUntil } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
 import { nameOn } from "./fleet.js";
 import { PrivateRedis } from "./redis-server.js";
+import { PYTHON, runInterop } from "./interop.js";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = join(ROOT, "test/interop/slixmpp_carbons_mam.py");
 const CARBONS = "urn:xmpp:carbons:2";
 const MAM = "urn:xmpp:mam:2";
 const RSM = "http://jabber.org/protocol/rsm";
@@ -199,13 +196,8 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
     const user = nameOn("sli", "sm-2");
     const contact = nameOn("slc", "sm-1");
     for (const u of [user, contact]) await farm.addUser(`${u}@localhost`, `${u}-pw`);
-    const args = [SCRIPT, String(farm.ports.c2s), `${user}@localhost/${user}-pw/127.0.0.1/127.0.0.2`, `${contact}@localhost/${contact}-pw/127.0.0.2`];
-    const proc = spawn(PYTHON, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    proc.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    proc.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
-    const code = await new Promise<number | null>((resolve) => proc.once("close", resolve));
-    const steps = out.split("\n").filter((l) => l.startsWith("ok: "));
+    const { code, out, steps } = await runInterop("slixmpp_carbons_mam.py",
+      [String(farm.ports.c2s), `${user}@localhost/${user}-pw/127.0.0.1/127.0.0.2`, `${contact}@localhost/${contact}-pw/127.0.0.2`]);
     for (const s of steps) t.diagnostic(s);
     assert.equal(code, 0, `slixmpp scenario failed:\n${out}`);
     assert.equal(steps.length, 6, out);

@@ -10,17 +10,15 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 import type { Element } from "@jabberfarm/xml";
-import { Farm, ROOT, freshDatabase, waitUntil } from "./farm.js";
+import { Farm, freshDatabase, waitUntil } from "./farm.js";
 import { LibraryClient, xml } from "./clients.js";
 import { PrivateRedis } from "./redis-server.js";
+import { PYTHON, runInterop } from "./interop.js";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = join(ROOT, "test/interop/slixmpp_muc_upload.py");
 const MUC_USER = "http://jabber.org/protocol/muc#user";
 const SERVICE = "conference.localhost";
 
@@ -79,14 +77,9 @@ describe("group chat and upload with real clients, across two c2s, two SMs and t
     await waitUntil("the upload certificate", 30_000, () => existsSync(cert));
     const room = `interop${Date.now()}@${SERVICE}`;
     // ann and carol on sm-1, bob on sm-2; ann and carol on the first c2s, bob on the second.
-    const args = [SCRIPT, String(farm.ports.c2s), room,
-      `${ann}@localhost/${ann}-pw/127.0.0.1`, `${bob}@localhost/${bob}-pw/127.0.0.2`, `${carol}@localhost/${carol}-pw/127.0.0.1`];
-    const proc = spawn(PYTHON, args, { env: { ...process.env, SSL_CERT_FILE: cert }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    proc.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    proc.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
-    const code = await new Promise<number | null>((resolve) => proc.once("close", resolve));
-    const steps = out.split("\n").filter((l) => l.startsWith("ok: "));
+    const { code, out, steps } = await runInterop("slixmpp_muc_upload.py", [String(farm.ports.c2s), room,
+      `${ann}@localhost/${ann}-pw/127.0.0.1`, `${bob}@localhost/${bob}-pw/127.0.0.2`, `${carol}@localhost/${carol}-pw/127.0.0.1`],
+    { ...process.env, SSL_CERT_FILE: cert });
     for (const s of steps) t.diagnostic(s);
     const mucLog = farm.logs.filter((l) => l.process === "muc" && Number(l.level) >= 30 && !/linked|serving|connected/.test(String(l.msg)))
       .map((l) => JSON.stringify(l)).slice(-30).join("\n");

@@ -5,26 +5,23 @@ import { isAddressOrRange } from "./bans.js";
 
 const KiB = 1024;
 
-/** A listener, or `false`/`null` to leave it off. Port 0 picks a free port (tests). */
-function listenerSchema(defaultPort: number) {
+/** Where a listener binds, or `false`/`null` for none. Port 0 picks a free port (tests). */
+function listenerOrOff(defaultPort: number) {
   const on = z.object({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65535).default(defaultPort),
   }).strict();
-  return z.union([z.literal(false), z.null(), on])
-    .transform((v) => (v === false ? null : v))
-    .prefault({});
+  return z.union([z.literal(false), z.null(), on]).transform((v) => (v === false ? null : v));
+}
+
+/** A listener, on unless configured off. */
+function listenerSchema(defaultPort: number) {
+  return listenerOrOff(defaultPort).prefault({});
 }
 
 /** Like listenerSchema, but off unless configured (`jabberfarm up` turns it on). */
 function optionalListenerSchema(defaultPort: number) {
-  const on = z.object({
-    host: z.string().min(1).default("127.0.0.1"),
-    port: z.number().int().min(0).max(65535).default(defaultPort),
-  }).strict();
-  return z.union([z.literal(false), z.null(), on])
-    .transform((v) => (v === false ? null : v))
-    .default(null);
+  return listenerOrOff(defaultPort).default(null);
 }
 
 /** An origin as browsers send it: scheme://host[:port], no path; or "*". */

@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { AppendedItem, QuotaLimit, StoreWriteResult } from "@jabberfarm/envelope";
 import type { Db } from "./db.js";
-import type { Write } from "./store-sql.js";
+import { dropOldest, type Write } from "./store-sql.js";
 
 type AppendMany = Extract<Write, { kind: "archive.appendMany" }>;
 
@@ -121,21 +121,11 @@ export async function archiveAppendMany(tx: Db, p: AppendMany): Promise<StoreWri
   // drop-oldest: the newest items that fit stay, per user that went over.
   if (q !== undefined && overfull.size > 0) {
     for (const user of overfull) {
-      const [row] = await tx.query<{ n: number }>(
-        `WITH keep AS (
-           SELECT seq, row_number() OVER w AS rn, sum(octet_length(value)) OVER w AS running
-           FROM archive_store WHERE username = $1 AND store = $2 WINDOW w AS (ORDER BY seq DESC)
-         ), gone AS (
-           DELETE FROM archive_store a USING keep k
-           WHERE a.username = $1 AND a.store = $2 AND a.seq = k.seq AND (k.rn > $3::bigint OR k.running > $4::bigint)
-           RETURNING 1
-         ) SELECT count(*)::int AS n FROM gone`,
-        [user, p.store, q.maxItems ?? Number.MAX_SAFE_INTEGER, q.maxBytes ?? Number.MAX_SAFE_INTEGER],
-      );
+      const n = await dropOldest(tx, user, p.store, q.maxItems ?? Number.MAX_SAFE_INTEGER, q.maxBytes ?? Number.MAX_SAFE_INTEGER);
       // Told on the user's last item of the batch, the one that made room necessary.
       const last = [...rows].reverse().find((r) => r.user === user);
       const a = last === undefined ? undefined : appended[last.index];
-      if (a !== undefined && "id" in a && (row?.n ?? 0) > 0) a.dropped = row!.n;
+      if (a !== undefined && "id" in a && n > 0) a.dropped = n;
     }
   }
   return { ok: true, appended };

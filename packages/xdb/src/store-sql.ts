@@ -247,6 +247,26 @@ async function kvSet(tx: Db, p: Extract<Write, { kind: "kv.set" }>): Promise<Sto
   return { ok: true, deleted };
 }
 
+/**
+ * Keeps the newest items of a user's archive that stay within `keepItems`
+ * and `keepBytes` and deletes the rest (a suffix of the oldest); returns how
+ * many went.
+ */
+export async function dropOldest(tx: Db, user: string, store: string, keepItems: number, keepBytes: number): Promise<number> {
+  const [row] = await tx.query<{ n: number }>(
+    `WITH keep AS (
+       SELECT seq, row_number() OVER w AS rn, sum(octet_length(value)) OVER w AS running
+       FROM archive_store WHERE username = $1 AND store = $2 WINDOW w AS (ORDER BY seq DESC)
+     ), gone AS (
+       DELETE FROM archive_store a USING keep k
+       WHERE a.username = $1 AND a.store = $2 AND a.seq = k.seq AND (k.rn > $3::bigint OR k.running > $4::bigint)
+       RETURNING 1
+     ) SELECT count(*)::int AS n FROM gone`,
+    [user, store, keepItems, keepBytes],
+  );
+  return row?.n ?? 0;
+}
+
 async function archiveAppend(tx: Db, p: Extract<Write, { kind: "archive.append" }>): Promise<StoreWriteResult> {
   // Held until commit, so items commit in seq order (see migration 002).
   await lockAccount(tx, p.user);
@@ -273,18 +293,7 @@ async function archiveAppend(tx: Db, p: Extract<Write, { kind: "archive.append" 
         if (tooBig) return refused("maxBytes");
       } else if (tooMany || tooBig) {
         // Keep the newest items that leave room for this one; drop the rest (a suffix of the oldest).
-        const [row] = await tx.query<{ n: number }>(
-          `WITH keep AS (
-             SELECT seq, row_number() OVER w AS rn, sum(octet_length(value)) OVER w AS running
-             FROM archive_store WHERE username = $1 AND store = $2 WINDOW w AS (ORDER BY seq DESC)
-           ), gone AS (
-             DELETE FROM archive_store a USING keep k
-             WHERE a.username = $1 AND a.store = $2 AND a.seq = k.seq AND (k.rn > $3::bigint OR k.running > $4::bigint)
-             RETURNING 1
-           ) SELECT count(*)::int AS n FROM gone`,
-          [p.user, p.store, q.maxItems === undefined ? n : q.maxItems - 1, q.maxBytes === undefined ? total : q.maxBytes - size],
-        );
-        dropped = row?.n ?? 0;
+        dropped = await dropOldest(tx, p.user, p.store, q.maxItems === undefined ? n : q.maxItems - 1, q.maxBytes === undefined ? total : q.maxBytes - size);
       }
     }
   }
