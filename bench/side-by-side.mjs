@@ -44,6 +44,9 @@ environment (defaults in brackets):
   TLS [0]      1: STARTTLS (required) on every target; 0: plaintext c2s
   SM [0]       N > 0: XEP-0198 on every client (enabled after binding, an ack asked every N
                stanzas sent); ejabberd gets mod_stream_mgmt, prosody mod_smacks; jabberd2 has none
+  ARCHIVE [default]  what each server archives of one-to-one chat (XEP-0313): default: its own default
+               (jabberfarm every message, the peers nothing); on: all of them every message (ejabberd
+               mod_mam, prosody mod_mam, default always); off: none (jabberfarm sm.mam.default never)
   MECH [PLAIN] or SCRAM-SHA-256 / SCRAM-SHA-1 (what a peer does not offer fails its logins)
   DOMAIN [bench.test]
   PEER_PRESENCE [xmpp]   xmpp: peers' rosters made over XMPP before the presence run; skip: no presence for peers
@@ -73,6 +76,7 @@ function config() {
     tls: envText("TLS", "0") === "1",
     mech: envText("MECH", "PLAIN"),
     sm: envNumber("SM", 0),
+    archive: envText("ARCHIVE", "default"),
     domain: envText("DOMAIN", "bench.test"),
     peerPresence: envText("PEER_PRESENCE", "xmpp"),
     jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
@@ -86,6 +90,7 @@ function config() {
   for (const s of c.scenarios) if (!ALL_SCENARIOS.includes(s) && !OPTIONAL_SCENARIOS.includes(s)) throw new Error(`SCENARIOS: unknown "${s}"`);
   if (!["xmpp", "skip"].includes(c.peerPresence)) throw new Error("PEER_PRESENCE must be xmpp or skip");
   if (!["storage", "xmpp"].includes(c.jfPresenceSeed)) throw new Error("JF_PRESENCE_SEED must be storage or xmpp");
+  if (!["default", "on", "off"].includes(c.archive)) throw new Error("ARCHIVE must be default, on or off");
   if (!["off", "default"].includes(c.jfRateLimit)) throw new Error("JF_RATE_LIMIT must be off or default");
   if (c.scenarios.includes("messages") && 2 * c.pairs > c.users) throw new Error(`PAIRS=${c.pairs} needs ${2 * c.pairs} accounts; USERS=${c.users}`);
   if (c.scenarios.includes("presence") && c.churners + c.observers > c.users) throw new Error(`presence needs ${c.churners + c.observers} accounts; USERS=${c.users}`);
@@ -164,7 +169,7 @@ async function main() {
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*$/, "");
   mkdirSync(c.outDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), "jf-side-by-side-"));
-  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}`;
+  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}${c.archive === "default" ? "" : `-archive-${c.archive}`}`;
   const jsonPath = join(c.outDir, `side-by-side-${stamp}${variant}.json`);
   const mdPath = join(c.outDir, `SIDE-BY-SIDE${variant}.md`);
   const plaintextSupported = farmSupportsPlaintext();
@@ -195,7 +200,7 @@ async function main() {
       log(`wrote ${jsonPath} and ${mdPath}`);
     },
   });
-  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
+  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; archive ${c.archive}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
 
   for (const target of targets) {
     const isFarm = target.startsWith("jabberfarm-");
@@ -241,11 +246,11 @@ async function main() {
       try {
         running.starting = isFarm
           ? startJabberfarm({
-            template, scenario, domain: c.domain, tls: c.tls, plaintextSupported, workDir, log, rateLimit: c.jfRateLimit,
+            template, scenario, domain: c.domain, tls: c.tls, plaintextSupported, workDir, log, rateLimit: c.jfRateLimit, archive: c.archive,
             topology: { routers: 1, sm: 1, c2s: 1, muc: scenario === "rooms" ? 1 : 0 },
             presence: scenario === "presence" && c.jfPresenceSeed === "storage" ? { churners: c.churners, observers: c.observers, roster: c.roster } : undefined,
           })
-          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms") });
+          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms"), archive: c.archive === "on" });
         inst = await running.starting;
         running.starting = undefined;
         running.instance = inst;

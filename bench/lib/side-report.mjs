@@ -32,7 +32,7 @@ export function sideBySideMarkdown(r) {
   o.push(`Run ${r.started_at} → ${r.finished_at ?? "(unfinished)"} with \`node bench/side-by-side.mjs\`; raw figures in \`${r.json_file ?? `side-by-side-*.json`}\`.`);
   o.push(`Host: ${r.host.cores} cores (${r.host.cpu}), Node ${r.host.node}, Linux ${r.host.kernel}. The generator and the servers share the box, so CPU figures are % of ONE core (${r.host.cores * 100} = the whole box), and "other CPU" is what the rest of the machine used meanwhile.`);
   o.push("");
-  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. Every scenario runs on a freshly started server.`);
+  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. ${archiveLine(c.archive)} Every scenario runs on a freshly started server.`);
   if (r.error) o.push("", `**Run incomplete: ${r.error}.**`);
   o.push("");
   o.push("## Targets");
@@ -145,3 +145,10 @@ export function sideBySideMarkdown(r) {
   return o.join("\n");
 }
 
+
+/** What ARCHIVE meant for the run (older result files have none: each server's default). */
+function archiveLine(archive = "default") {
+  if (archive === "on") return "Every server archives every one-to-one message (XEP-0313: jabberfarm's mam module, ejabberd mod_mam, prosody mod_mam; default always).";
+  if (archive === "off") return "No server archives messages (jabberfarm with sm.mam.default never; the peers have no archive module).";
+  return "Archives as each server comes: jabberfarm archives every one-to-one message (XEP-0313, two writes a message), the peers archive nothing.";
+}

@@ -252,7 +252,7 @@ function farmChildName(pid, topology, routerPort) {
  * c2s, clients reach them on `hosts` (same port).
  */
 export async function startJabberfarm({
-  template, scenario, domain, tls, plaintextSupported, presence, workDir, log, rateLimit = "off", startTimeoutMs = 90_000,
+  template, scenario, domain, tls, plaintextSupported, presence, workDir, log, rateLimit = "off", archive = "default", startTimeoutMs = 90_000,
   topology = { routers: 1, sm: 1, c2s: 1 },
 }) {
   const dataDir = join(workDir, `jabberfarm-${template.kind}-${scenario}`);
@@ -305,6 +305,8 @@ export async function startJabberfarm({
       JABBERFARM__C2S__LIMITS__PLAIN_CHECKS_PER_SECOND: "1000000",
     } : {};
     Object.assign(env, overrides);
+    // ARCHIVE=off: the archive module stays loaded (as in any farm) but writes nothing.
+    if (archive === "off") env.JABBERFARM__SM__MAM__DEFAULT = "never";
     const logFile = join(workDir, `jabberfarm-${template.kind}-${scenario}.log`);
     const logStream = createWriteStream(logFile);
     const tStart = Date.now();
@@ -384,12 +386,15 @@ function childPids(pid) {
  *   the report shows;
  * - `muc`: group chat at conference.DOMAIN (ejabberd's mod_muc, prosody's
  *   muc component); jabberd2 ships no MUC.
+ * - `archive`: every one-to-one message archived (XEP-0313; ejabberd's
+ *   mod_mam in its default Mnesia, prosody's mod_mam in its default file
+ *   storage, both with the default policy "always").
  * - `websocketPort`: XMPP over WebSocket (RFC 7395) at
  *   http(s)://127.0.0.1:PORT/xmpp-websocket (ejabberd's ejabberd_http_ws,
  *   prosody's mod_websocket; TLS as the c2s listener has it); jabberd2 has none.
  */
-function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) {
-  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
+function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive }) {
+  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${archive ? "-mam" : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
   if (existsSync(dir)) return dir;
   mkdirSync(benchWork, { recursive: true });
   cpSync(join(SHARED, "servers"), dir, { recursive: true });
@@ -406,6 +411,11 @@ function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) {
   if (muc) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_muc: {}\n");
     patch("prosody.sh", `VirtualHost "$domain"\n`, `VirtualHost "$domain"\nComponent "conference.$domain" "muc"\n`);
+  }
+  if (archive) {
+    patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_mam:\n    default: always\n");
+    patch("prosody.sh", "modules_enabled = {", `modules_enabled = { "mam";`);
+    patch("prosody.sh", `VirtualHost "$domain"\n`, `default_archive_policy = true\narchive_expires_after = "never"\nVirtualHost "$domain"\n`);
   }
   if (websocketPort) {
     // An ejabberd_http listener beside the c2s one, TLS when the c2s has it ($tls_cfg holds the certificate then).
@@ -453,12 +463,12 @@ function runLauncher(name, args, env, timeoutMs, launchers = join(SHARED, "serve
   });
 }
 
-export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0 }) {
+export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0, archive = false }) {
   const peer = PEERS[name];
   const env = { ...process.env, BENCH_WORK: benchWork };
   delete env.TLS;
   delete env.NODELAY;
-  const launchers = streamManagement || muc || websocketPort ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort }) : join(SHARED, "servers");
+  const launchers = streamManagement || muc || websocketPort || archive ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive }) : join(SHARED, "servers");
   const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000, launchers);
   const m = /^PIDS: (.+)$/m.exec(out);
   if (!m) {
