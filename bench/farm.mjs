@@ -76,7 +76,7 @@ const farm = spawn(process.execPath, [join(root, "packages/farm/dist/cli.js"), "
   // The processes this benchmark was written for: no federation (its own bench: s2s.mjs).
   "--s2s", "0",
   ...(TLS ? [] : ["--plaintext"])],
-  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...limitsLifted, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
+{ stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...limitsLifted, ...(PROFILE ? { JABBERFARM_PROFILE_DIR: PROFILE } : {}) } });
 const pids = new Map();
 farm.stdout.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\n")) {

@@ -29,7 +29,7 @@ export function sideBySideMarkdown(r) {
   const o = [];
   o.push("# jabberfarm side by side");
   o.push("");
-  o.push(`Run ${r.started_at} → ${r.finished_at ?? "(unfinished)"} with \`node bench/side-by-side.mjs\`; raw figures in \`${r.json_file ?? `side-by-side-*.json`}\`.`);
+  o.push(`Run ${r.started_at} → ${r.finished_at ?? "(unfinished)"} with \`node bench/side-by-side.mjs\`; raw figures in \`${r.json_file ?? "side-by-side-*.json"}\`.`);
   o.push(`Host: ${r.host.cores} cores (${r.host.cpu}), Node ${r.host.node}, Linux ${r.host.kernel}. The generator and the servers share the box, so CPU figures are % of ONE core (${r.host.cores * 100} = the whole box), and "other CPU" is what the rest of the machine used meanwhile.`);
   o.push("");
   o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. ${archiveLine(c.archive)} Every scenario runs on a freshly started server.`);

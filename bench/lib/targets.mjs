@@ -406,16 +406,16 @@ function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, arc
   };
   if (streamManagement) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_stream_mgmt: {}\n");
-    patch("prosody.sh", `"iq" }`, `"iq"; "smacks" }`);
+    patch("prosody.sh", "\"iq\" }", "\"iq\"; \"smacks\" }");
   }
   if (muc) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_muc: {}\n");
-    patch("prosody.sh", `VirtualHost "$domain"\n`, `VirtualHost "$domain"\nComponent "conference.$domain" "muc"\n`);
+    patch("prosody.sh", "VirtualHost \"$domain\"\n", "VirtualHost \"$domain\"\nComponent \"conference.$domain\" \"muc\"\n");
   }
   if (archive) {
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_mam:\n    default: always\n");
-    patch("prosody.sh", "modules_enabled = {", `modules_enabled = { "mam";`);
-    patch("prosody.sh", `VirtualHost "$domain"\n`, `default_archive_policy = true\narchive_expires_after = "never"\nVirtualHost "$domain"\n`);
+    patch("prosody.sh", "modules_enabled = {", "modules_enabled = { \"mam\";");
+    patch("prosody.sh", "VirtualHost \"$domain\"\n", "default_archive_policy = true\narchive_expires_after = \"never\"\nVirtualHost \"$domain\"\n");
   }
   if (websocketPort) {
     // An ejabberd_http listener beside the c2s one, TLS when the c2s has it ($tls_cfg holds the certificate then).
@@ -429,8 +429,8 @@ function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, arc
       /xmpp-websocket: ejabberd_http_ws
 `);
     // Prosody: mod_http on its own port (https with the launcher's certificate in TLS mode), mod_websocket on it.
-    patch("prosody.sh", "modules_enabled = {", `modules_enabled = { "websocket";`);
-    patch("prosody.sh", `VirtualHost "$domain"\n`, `http_interfaces = { "127.0.0.1" }
+    patch("prosody.sh", "modules_enabled = {", "modules_enabled = { \"websocket\";");
+    patch("prosody.sh", "VirtualHost \"$domain\"\n", `http_interfaces = { "127.0.0.1" }
 https_interfaces = { "127.0.0.1" }
 $( [ "$tls" = tls ] && echo 'http_ports = { }' || echo 'http_ports = { ${websocketPort} }' )
 $( [ "$tls" = tls ] && echo 'https_ports = { ${websocketPort} }' || echo 'https_ports = { }' )

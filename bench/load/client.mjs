@@ -135,7 +135,7 @@ export class XmppClient {
 
   openStream() {
     this.write(`<?xml version='1.0'?><stream:stream to='${this.o.domain}' xmlns='jabber:client' ` +
-      `xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>`);
+      "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>");
   }
 
   /** Queue text; all writes of one tick go out in one socket write. */
@@ -415,7 +415,7 @@ export class XmppClient {
       return;
     }
     this.send(`<iq type='error' id='${escapeXml(id)}'${to}><error type='cancel'>` +
-      `<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+      "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
   }
 
   // ------------------------------------------------------------------ the end

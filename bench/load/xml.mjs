@@ -9,7 +9,6 @@
 //                         head: the opening tag text, for attributes
 //                         raw:  the whole element text
 
-const LT = 60; // <
 const GT = 62; // >
 const SLASH = 47; // /
 const QMARK = 63; // ?

@@ -67,10 +67,10 @@ function payload(rand: () => number, pick: <T>(xs: readonly T[]) => T, depth: nu
     for (let i = 0; i < 20; i++) s += ` xmlns:n${i}='urn:example:n${i}'`;
     return `${s}><n3:a n7:b='1'/></many>`;
   }
-  if (r < 0.62) return `<x xmlns='urn:jabberfarm:envelope:1' op='credentials.set'>{}</x>`;
+  if (r < 0.62) return "<x xmlns='urn:jabberfarm:envelope:1' op='credentials.set'>{}</x>";
   if (r < 0.7) return `<query xmlns='${pick(["jabber:iq:roster", "http://jabber.org/protocol/disco#info", "jabber:iq:private", "vcard-temp", "urn:xmpp:blocking"])}'/>`;
   if (r < 0.78 && depth < 3) return `<wrap xmlns='urn:example:w'>${payload(rand, pick, depth + 1)}${payload(rand, pick, depth + 1)}</wrap>`;
   if (r < 0.85) return `<status>${"s".repeat(Math.floor(rand() * 5000))}</status>`;
-  if (r < 0.9) return `<e xmlns=''>no namespace</e>`;
+  if (r < 0.9) return "<e xmlns=''>no namespace</e>";
   return pick(TEXTS);
 }

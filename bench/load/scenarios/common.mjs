@@ -1,6 +1,6 @@
 // What the scenarios share: making clients, logging many in at a bounded
 // concurrency, and the presence of a logged-in session.
-import { LoginError, XmppClient, now } from "../client.mjs";
+import { LoginError, now } from "../client.mjs";
 import { Counter, Samples, r1, r2 } from "../stats.mjs";
 
 /**
@@ -8,7 +8,7 @@ import { Counter, Samples, r1, r2 } from "../stats.mjs";
  * @property {object} o                  parsed options
  * @property {{name: string, pid: number}[]} procs  server processes
  * @property {(i: number) => string} account   0-based index -> localpart (round-robin over --users)
- * @property {(user: string, extra?: object) => XmppClient} client
+ * @property {(user: string, extra?: object) => import("../client.mjs").XmppClient} client
  * @property {() => boolean} expired     true once the overall deadline has passed
  * @property {(msg: string) => void} log
  */

@@ -62,7 +62,7 @@ export async function presence(ctx) {
     keep: true,
     after: async (c) => {
       if (o.rosterGet) await getRoster(c);
-      c.send(`<presence><status>observer</status></presence>`);
+      c.send("<presence><status>observer</status></presence>");
     },
   });
   for (const c of observers.clients) {

@@ -63,7 +63,7 @@ export class ClientStream {
   bound: BoundSession | undefined;
   /** The SM ended the session: no `end` goes back for it. */
   kicked = false;
-  readonly queue: Array<[Element, string]> = [];
+  readonly queue: Element[] = [];
   readonly pauses = new Set<string>();
 
   private readonly bucket: TokenBucket;
@@ -88,7 +88,8 @@ export class ClientStream {
     this.bucket = new TokenBucket(limits.bytesPerSecond, limits.burstBytes);
     this.conn = connect({
       onStreamStart: (h) => this.onStreamStart(h),
-      onElement: (el, raw) => this.onElement(el, raw),
+      // The client's own bytes are never used: what goes on is re-serialised from `el` (docs/security.md).
+      onElement: (el) => this.onElement(el),
       onClose: (r) => this.onClose(r),
       onInput: (bytes) => this.received(bytes),
     });
@@ -169,7 +170,7 @@ export class ClientStream {
     return undefined;
   }
 
-  private onElement(el: Element, raw: string): void {
+  private onElement(el: Element): void {
     const m = this.ctx.metrics;
     // Stream negotiation (STARTTLS, SASL) is not stanza traffic.
     if (m !== undefined && el.ns !== NS.SASL && el.ns !== NS.TLS) m.stanzasIn.add(isStanza(el) ? kindOfName(el.local) : OTHER);
@@ -185,13 +186,13 @@ export class ClientStream {
         this.fail(new StreamError("policy-violation", "too many elements while an answer is pending"));
         return;
       }
-      this.queue.push([el, raw]);
+      this.queue.push(el);
       return;
     }
-    this.dispatch(el, raw);
+    this.dispatch(el);
   }
 
-  private dispatch(el: Element, raw: string): void {
+  private dispatch(el: Element): void {
     try {
       if ((el.ns === NS_SM || el.ns === NS_CSI) && this.sm.onNonza(el)) return;
       if (this.bound) this.stanzas.fromClient(el);
@@ -237,8 +238,7 @@ export class ClientStream {
     this.draining = true;
     try {
       while (!this.busy && this.queue.length > 0 && this.conn.isOpen) {
-        const [el, raw] = this.queue.shift()!;
-        this.dispatch(el, raw);
+        this.dispatch(this.queue.shift()!);
       }
     } finally {
       this.draining = false;

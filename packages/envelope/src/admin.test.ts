@@ -30,7 +30,7 @@ test("invalid requests are refused with a message naming what is wrong", () => {
   bad(`<admin ${ns} type='get' op='status' id='1' from='a' to='b'>{"extra":1}</admin>`, /extra/);
   bad(`<admin ${ns} type='get' op='sessions' id='1' from='a' to='b'>{"user":"alice@localhost/phone"}</admin>`, /user: a bare JID/);
   bad(`<admin ${ns} type='set' op='kick' id='1' from='a' to='b'>{"jid":"alice@localhost"}</admin>`, /jid: a full JID/);
-  bad(`<admin xmlns='urn:other' type='get' op='status' id='1' from='a' to='b'>{}</admin>`, /not an admin envelope/);
+  bad("<admin xmlns='urn:other' type='get' op='status' id='1' from='a' to='b'>{}</admin>", /not an admin envelope/);
 });
 
 test("results and errors go back to the asker and are read against the op's schema", () => {

@@ -136,7 +136,7 @@ describe("confirmed delivery", () => {
   test("acknowledgements of another epoch are ignored", () => {
     const p = pair();
     p.sender.send(p.build("1"));
-    p.sender.acknowledge(readAck(parse(`<ack xmlns='urn:jabberfarm:envelope:1' from='sm/b' to='c2s/a' ep='00000000'>1</ack>`), p.sender.epoch));
+    p.sender.acknowledge(readAck(parse("<ack xmlns='urn:jabberfarm:envelope:1' from='sm/b' to='c2s/a' ep='00000000'>1</ack>"), p.sender.epoch));
     assert.equal(p.sender.size, 1);
     p.sender.stop();
     p.receiver.stop();

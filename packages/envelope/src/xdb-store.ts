@@ -20,7 +20,6 @@ const key = z.string().max(1024);
 const itemId = z.string().min(1).max(256);
 const time = z.iso.datetime({ offset: true });
 const count = z.number().int().min(0);
-const positive = z.number().int().min(1);
 
 /** Most items one read answers; the byte budget usually stops a page first. */
 export const MAX_PAGE_ITEMS = 1000;

@@ -13,32 +13,32 @@
  * - `escape-edge-space`  XEP-0106: a localpart to be escaped starts or ends with a space
  */
 export type JidErrorCode =
-  | 'not-a-string'
-  | 'empty-localpart'
-  | 'localpart-too-long'
-  | 'empty-domain'
-  | 'domain-too-long'
-  | 'bad-domain'
-  | 'empty-resource'
-  | 'resource-too-long'
-  | 'forbidden-char'
-  | 'escape-edge-space';
+  | "not-a-string"
+  | "empty-localpart"
+  | "localpart-too-long"
+  | "empty-domain"
+  | "domain-too-long"
+  | "bad-domain"
+  | "empty-resource"
+  | "resource-too-long"
+  | "forbidden-char"
+  | "escape-edge-space";
 
 /** Which part of the address an error is about (absent when it concerns the whole string). */
-export type JidPart = 'localpart' | 'domainpart' | 'resourcepart';
+export type JidPart = "localpart" | "domainpart" | "resourcepart";
 
 const MAX_QUOTED = 200;
 
 /** JSON-quote a value for an error message, escaping control characters and cutting very long input. */
 function quote(input: unknown): string {
-  if (typeof input !== 'string') return String(input);
-  const shown = input.length > MAX_QUOTED ? input.slice(0, MAX_QUOTED) + '…' : input;
+  if (typeof input !== "string") return String(input);
+  const shown = input.length > MAX_QUOTED ? input.slice(0, MAX_QUOTED) + "…" : input;
   return JSON.stringify(shown);
 }
 
 /** The error thrown for every invalid JID. `input` holds the complete offending value. */
 export class JidError extends Error {
-  override readonly name = 'JidError';
+  override readonly name = "JidError";
   readonly code: JidErrorCode;
   readonly input: string;
   readonly part: JidPart | undefined;
@@ -46,7 +46,7 @@ export class JidError extends Error {
   constructor(code: JidErrorCode, input: unknown, detail: string, part?: JidPart) {
     super(`invalid JID ${quote(input)}: ${detail}`);
     this.code = code;
-    this.input = typeof input === 'string' ? input : String(input);
+    this.input = typeof input === "string" ? input : String(input);
     this.part = part;
   }
 }

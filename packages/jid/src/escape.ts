@@ -9,31 +9,31 @@
  * (Examples 9-11 of the XEP's table escape every backslash, contradicting
  * its own business rules and "foo\bar is not modified"; we follow the rules.)
  */
-import { JidError } from './error.js';
+import { JidError } from "./error.js";
 
 const ESCAPES: ReadonlyMap<string, string> = new Map([
-  [' ', '\\20'],
-  ['"', '\\22'],
-  ['&', '\\26'],
-  ["'", '\\27'],
-  ['/', '\\2f'],
-  [':', '\\3a'],
-  ['<', '\\3c'],
-  ['>', '\\3e'],
-  ['@', '\\40'],
+  [" ", "\\20"],
+  ['"', "\\22"],
+  ["&", "\\26"],
+  ["'", "\\27"],
+  ["/", "\\2f"],
+  [":", "\\3a"],
+  ["<", "\\3c"],
+  [">", "\\3e"],
+  ["@", "\\40"],
 ]);
 
 const UNESCAPES: ReadonlyMap<string, string> = new Map([
-  ['20', ' '],
-  ['22', '"'],
-  ['26', '&'],
-  ['27', "'"],
-  ['2f', '/'],
-  ['3a', ':'],
-  ['3c', '<'],
-  ['3e', '>'],
-  ['40', '@'],
-  ['5c', '\\'],
+  ["20", " "],
+  ["22", '"'],
+  ["26", "&"],
+  ["27", "'"],
+  ["2f", "/"],
+  ["3a", ":"],
+  ["3c", "<"],
+  ["3e", ">"],
+  ["40", "@"],
+  ["5c", "\\"],
 ]);
 
 // A backslash that starts something readable as an escape sequence. Case is
@@ -52,15 +52,15 @@ const ESCAPE_SEQUENCE = /\\(20|22|26|27|2f|3a|3c|3e|40|5c)/g;
  * validation (e.g. control characters remain invalid).
  */
 export function escapeLocal(s: string): string {
-  if (s.startsWith(' ') || s.endsWith(' ')) {
-    throw new JidError('escape-edge-space', s, 'a localpart to be escaped must not start or end with a space', 'localpart');
+  if (s.startsWith(" ") || s.endsWith(" ")) {
+    throw new JidError("escape-edge-space", s, "a localpart to be escaped must not start or end with a space", "localpart");
   }
   if (!NEEDS_ESCAPE.test(s)) return s;
-  let out = '';
+  let out = "";
   for (let i = 0; i < s.length; i++) {
     const ch = s[i]!;
-    if (ch === '\\') {
-      out += ESCAPE_LIKE.test(s.slice(i + 1, i + 3)) ? '\\5c' : '\\';
+    if (ch === "\\") {
+      out += ESCAPE_LIKE.test(s.slice(i + 1, i + 3)) ? "\\5c" : "\\";
       continue;
     }
     out += ESCAPES.get(ch) ?? ch;
@@ -75,7 +75,7 @@ export function escapeLocal(s: string): string {
  * ends with "\20" is not a valid escaped localpart and is returned as is.
  */
 export function unescapeLocal(s: string): string {
-  if (!s.includes('\\')) return s;
-  if (s.startsWith('\\20') || s.endsWith('\\20')) return s;
+  if (!s.includes("\\")) return s;
+  if (s.startsWith("\\20") || s.endsWith("\\20")) return s;
   return s.replace(ESCAPE_SEQUENCE, (_m, hex: string) => UNESCAPES.get(hex)!);
 }

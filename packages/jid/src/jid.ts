@@ -1,8 +1,8 @@
 /**
  * XMPP addresses (JIDs) per RFC 7622: localpart@domainpart/resourcepart.
  */
-import { JidError } from './error.js';
-import { prepDomainpart, prepLocalpart, prepResourcepart } from './parts.js';
+import { JidError } from "./error.js";
+import { prepDomainpart, prepLocalpart, prepResourcepart } from "./parts.js";
 
 /** Maximum number of parsed JIDs remembered by Jid.parse(). */
 const CACHE_MAX_ENTRIES = 10_000;
@@ -63,8 +63,8 @@ export class Jid {
   }
 
   static #compose(local: string, domain: string, resource: string): string {
-    const bare = local === '' ? domain : local + '@' + domain;
-    return resource === '' ? bare : bare + '/' + resource;
+    const bare = local === "" ? domain : local + "@" + domain;
+    return resource === "" ? bare : bare + "/" + resource;
   }
 
   /**
@@ -74,7 +74,7 @@ export class Jid {
    * Results are cached (bounded to 10 000 entries, approximately LRU).
    */
   static parse(s: string): Jid {
-    if (typeof s !== 'string') throw new JidError('not-a-string', s, `expected a string, got ${typeof s}`);
+    if (typeof s !== "string") throw new JidError("not-a-string", s, `expected a string, got ${typeof s}`);
     const hit = cacheGet(s);
     if (hit !== undefined) return hit;
     const jid = Jid.#parseUncached(s);
@@ -83,18 +83,18 @@ export class Jid {
   }
 
   static #parseUncached(s: string): Jid {
-    const slash = s.indexOf('/');
+    const slash = s.indexOf("/");
     const head = slash === -1 ? s : s.slice(0, slash);
-    const at = head.indexOf('@');
-    const rawLocal = at === -1 ? '' : head.slice(0, at);
+    const at = head.indexOf("@");
+    const rawLocal = at === -1 ? "" : head.slice(0, at);
     const rawDomain = at === -1 ? head : head.slice(at + 1);
-    const rawResource = slash === -1 ? '' : s.slice(slash + 1);
+    const rawResource = slash === -1 ? "" : s.slice(slash + 1);
 
     // An '@' / '/' separator with nothing on its other side is an error;
     // the prep functions report empty parts themselves.
-    const local = at === -1 ? '' : prepLocalpart(rawLocal, s);
+    const local = at === -1 ? "" : prepLocalpart(rawLocal, s);
     const domain = prepDomainpart(rawDomain, s);
-    const resource = slash === -1 ? '' : prepResourcepart(rawResource, s);
+    const resource = slash === -1 ? "" : prepResourcepart(rawResource, s);
 
     // Already-normalised input (the usual case) is reused as the full string.
     const unchanged = local === rawLocal && domain === rawDomain && resource === rawResource;
@@ -115,11 +115,11 @@ export class Jid {
    * Builds a JID from separate parts, validating and normalising each of them.
    * An empty `local` or `resource` means "absent".
    */
-  static of(local: string, domain: string, resource: string = ''): Jid {
+  static of(local: string, domain: string, resource: string = ""): Jid {
     const input = Jid.#compose(String(local), String(domain), String(resource));
-    const l = local === '' ? '' : prepLocalpart(local, input);
+    const l = local === "" ? "" : prepLocalpart(local, input);
     const d = prepDomainpart(domain, input);
-    const r = resource === '' ? '' : prepResourcepart(resource, input);
+    const r = resource === "" ? "" : prepResourcepart(resource, input);
     return new Jid(l, d, r);
   }
 
@@ -147,24 +147,24 @@ export class Jid {
 
   /** The JID without its resource; returns `this` when already bare. */
   bare(): Jid {
-    if (this.resource === '') return this;
-    return (this.#bare ??= new Jid(this.local, this.domain, '', this.bareString()));
+    if (this.resource === "") return this;
+    return (this.#bare ??= new Jid(this.local, this.domain, "", this.bareString()));
   }
 
   /** True when there is no resourcepart. */
   isBare(): boolean {
-    return this.resource === '';
+    return this.resource === "";
   }
 
   /** True when there is a resourcepart. */
   isFull(): boolean {
-    return this.resource !== '';
+    return this.resource !== "";
   }
 
   /** "local@domain" or "domain". */
   bareString(): string {
-    if (this.resource === '') return this.#full;
-    return (this.#bareString ??= this.local === '' ? this.domain : this.local + '@' + this.domain);
+    if (this.resource === "") return this.#full;
+    return (this.#bareString ??= this.local === "" ? this.domain : this.local + "@" + this.domain);
   }
 
   /**
@@ -172,8 +172,8 @@ export class Jid {
    * An empty string gives the bare JID.
    */
   withResource(resource: string): Jid {
-    if (resource === '') return this.bare();
-    const r = prepResourcepart(resource, this.bareString() + '/' + String(resource));
+    if (resource === "") return this.bare();
+    const r = prepResourcepart(resource, this.bareString() + "/" + String(resource));
     if (r === this.resource) return this;
     return new Jid(this.local, this.domain, r);
   }

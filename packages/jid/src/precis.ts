@@ -23,7 +23,7 @@
  *   the Bidi check from the UTS #46 implementation in node:url.
  */
 
-export type CodePointClass = 'identifier' | 'freeform' | 'idna';
+export type CodePointClass = "identifier" | "freeform" | "idna";
 
 /** A code point that failed validation, with its position (in code points) in the string. */
 export interface Violation {
@@ -76,19 +76,19 @@ function isIgnorableBlock(cp: number): boolean {
 
 /** PRECIS HasCompat: the code point changes under NFKC. */
 function hasCompat(ch: string): boolean {
-  return ch.normalize('NFKC') !== ch;
+  return ch.normalize("NFKC") !== ch;
 }
 
 /** IDNA2008 "Unstable" (approximation, see the file comment). */
 function isUnstable(ch: string): boolean {
-  return ch.normalize('NFKC').toLowerCase().normalize('NFKC') !== ch;
+  return ch.normalize("NFKC").toLowerCase().normalize("NFKC") !== ch;
 }
 
 // Probe marks with known canonical combining classes, used to detect viramas
 // (ccc = 9) through canonical reordering, without a Unicode data table.
-const NUKTA_CCC7 = '\u093c';
-const KANA_VOICING_CCC8 = '\u3099';
-const SHEVA_CCC10 = '\u05b0';
+const NUKTA_CCC7 = "\u093c";
+const KANA_VOICING_CCC8 = "\u3099";
+const SHEVA_CCC10 = "\u05b0";
 
 /**
  * True when `ch` has Canonical_Combining_Class = 9 (Virama). NFD sorts
@@ -98,11 +98,11 @@ const SHEVA_CCC10 = '\u05b0';
  */
 export function isVirama(ch: string): boolean {
   if (ch === NUKTA_CCC7 || ch === KANA_VOICING_CCC8 || ch === SHEVA_CCC10) return false;
-  if (ch.normalize('NFD') !== ch) return false;
+  if (ch.normalize("NFD") !== ch) return false;
   return (
-    ('a' + ch + NUKTA_CCC7).normalize('NFD') === 'a' + NUKTA_CCC7 + ch && // ccc > 7
-    ('a' + ch + KANA_VOICING_CCC8).normalize('NFD') === 'a' + KANA_VOICING_CCC8 + ch && // ccc > 8
-    ('a' + SHEVA_CCC10 + ch).normalize('NFD') === 'a' + ch + SHEVA_CCC10 // 0 < ccc < 10
+    ("a" + ch + NUKTA_CCC7).normalize("NFD") === "a" + NUKTA_CCC7 + ch && // ccc > 7
+    ("a" + ch + KANA_VOICING_CCC8).normalize("NFD") === "a" + KANA_VOICING_CCC8 + ch && // ccc > 8
+    ("a" + SHEVA_CCC10 + ch).normalize("NFD") === "a" + ch + SHEVA_CCC10 // 0 < ccc < 10
   );
 }
 
@@ -138,37 +138,37 @@ function contextOOk(chars: readonly string[], cps: readonly number[], i: number)
 function reasonAt(chars: readonly string[], cps: readonly number[], i: number, cls: CodePointClass): string | null {
   const ch = chars[i]!;
   const cp = cps[i]!;
-  const freeform = cls === 'freeform';
+  const freeform = cls === "freeform";
 
   if (EXCEPTION_PVALID.has(cp)) return null;
-  if (EXCEPTION_DISALLOWED.has(cp)) return 'disallowed exception character';
-  if (isExceptionContextO(cp)) return contextOOk(chars, cps, i) ? null : 'character not allowed in this context';
-  if (UNASSIGNED.test(ch)) return 'unassigned code point';
+  if (EXCEPTION_DISALLOWED.has(cp)) return "disallowed exception character";
+  if (isExceptionContextO(cp)) return contextOOk(chars, cps, i) ? null : "character not allowed in this context";
+  if (UNASSIGNED.test(ch)) return "unassigned code point";
 
-  if (cls === 'idna') {
+  if (cls === "idna") {
     // LDH; the underscore is a deliberate extension (see domain.ts).
     if ((cp >= 0x61 && cp <= 0x7a) || (cp >= 0x30 && cp <= 0x39) || cp === 0x2d || cp === 0x5f) return null;
-    if (cp === 0x200c || cp === 0x200d) return contextJOk(chars, i) ? null : 'joiner not preceded by a virama';
-    if (isUnstable(ch)) return 'character not stable under NFKC case folding';
-    if (IDNA_IGNORABLE.test(ch)) return 'ignorable or space character';
-    if (isIgnorableBlock(cp)) return 'character from an ignorable block';
-    if (isOldHangulJamo(cp)) return 'conjoining Hangul jamo';
+    if (cp === 0x200c || cp === 0x200d) return contextJOk(chars, i) ? null : "joiner not preceded by a virama";
+    if (isUnstable(ch)) return "character not stable under NFKC case folding";
+    if (IDNA_IGNORABLE.test(ch)) return "ignorable or space character";
+    if (isIgnorableBlock(cp)) return "character from an ignorable block";
+    if (isOldHangulJamo(cp)) return "conjoining Hangul jamo";
     if (LETTER_DIGITS.test(ch)) return null;
-    return 'symbol, punctuation or other character not allowed in domain names';
+    return "symbol, punctuation or other character not allowed in domain names";
   }
 
   if (cp >= 0x21 && cp <= 0x7e) return null; // ASCII7
-  if (cp === 0x200c || cp === 0x200d) return contextJOk(chars, i) ? null : 'joiner not preceded by a virama';
-  if (isOldHangulJamo(cp)) return 'conjoining Hangul jamo';
-  if (PRECIS_IGNORABLE.test(ch)) return 'default-ignorable or noncharacter code point';
-  if (CONTROL.test(ch)) return 'control character';
-  if (hasCompat(ch)) return freeform ? null : 'compatibility character';
+  if (cp === 0x200c || cp === 0x200d) return contextJOk(chars, i) ? null : "joiner not preceded by a virama";
+  if (isOldHangulJamo(cp)) return "conjoining Hangul jamo";
+  if (PRECIS_IGNORABLE.test(ch)) return "default-ignorable or noncharacter code point";
+  if (CONTROL.test(ch)) return "control character";
+  if (hasCompat(ch)) return freeform ? null : "compatibility character";
   if (LETTER_DIGITS.test(ch)) return null;
-  if (OTHER_LETTER_DIGITS.test(ch)) return freeform ? null : 'titlecase letter, letter number, other number or enclosing mark';
-  if (SPACES.test(ch)) return freeform ? null : 'space character';
-  if (SYMBOLS.test(ch)) return freeform ? null : 'symbol character';
-  if (PUNCTUATION.test(ch)) return freeform ? null : 'non-ASCII punctuation character';
-  return 'disallowed character (separator, format, private-use or surrogate)';
+  if (OTHER_LETTER_DIGITS.test(ch)) return freeform ? null : "titlecase letter, letter number, other number or enclosing mark";
+  if (SPACES.test(ch)) return freeform ? null : "space character";
+  if (SYMBOLS.test(ch)) return freeform ? null : "symbol character";
+  if (PUNCTUATION.test(ch)) return freeform ? null : "non-ASCII punctuation character";
+  return "disallowed character (separator, format, private-use or surrogate)";
 }
 
 /** First code point of `s` that is not valid in `cls`, or null when the whole string is valid. */
@@ -184,5 +184,5 @@ export function findViolation(s: string, cls: CodePointClass): Violation | null 
 
 /** "U+2163" style name of a code point. */
 export function formatCodePoint(cp: number): string {
-  return 'U+' + cp.toString(16).toUpperCase().padStart(4, '0');
+  return "U+" + cp.toString(16).toUpperCase().padStart(4, "0");
 }

@@ -58,7 +58,7 @@ test("@xmpp/component talks to one of our components through the router", async 
   assert.equal(m.attrs.from, "bot@ext.test");
   assert.equal(m.getChildText("body"), "hello from xmpp.js");
 
-  ours.send(`<message from='bob@b.test' to='bot@ext.test' id='x2'><body>hello back</body></message>`);
+  ours.send("<message from='bob@b.test' to='bot@ext.test' id='x2'><body>hello back</body></message>");
   const reply = await theirsGot;
   assert.equal(reply.attrs.id, "x2");
   assert.equal(reply.getChildText("body"), "hello back");

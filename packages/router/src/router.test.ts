@@ -148,7 +148,7 @@ describe("router: routing", () => {
     cleanup.push(() => a.stop(), () => b.stop());
     await Promise.all([a.start(), b.start()]);
     const inbox = collect(b);
-    const raw = `<message from='alice@a.test/r' to='bob@b.test' id="m1" xml:lang='en'><body>caf\u00e9 &amp; &#x263A; &lt;3</body><x xmlns='urn:x:y'/></message>`;
+    const raw = "<message from='alice@a.test/r' to='bob@b.test' id=\"m1\" xml:lang='en'><body>caf\u00e9 &amp; &#x263A; &lt;3</body><x xmlns='urn:x:y'/></message>";
     a.send(raw);
     await inbox.next();
     assert.equal(inbox.raws[0], raw, "forwarded without re-serialising");
@@ -378,7 +378,7 @@ describe("router: addressing one instance", () => {
       for (let i = 0; i < 50 && got[1]!.els.length < 20; i++) await delay(20);
       assert.equal(got[1]!.els.length, 20);
       assert.equal(got[0]!.els.length, 0);
-      a.send(`<iq type='result' from='x@a.test' to='sm/sm-9' id='lost'/>`);
+      a.send("<iq type='result' from='x@a.test' to='sm/sm-9' id='lost'/>");
       for (let i = 0; i < 50 && got[0]!.els.length + got[1]!.els.length < 21; i++) await delay(20);
       assert.equal(got[0]!.els.length + got[1]!.els.length, 21, "delivered to some instance, not dropped");
     } finally {

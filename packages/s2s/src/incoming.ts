@@ -134,7 +134,7 @@ export class IncomingStream {
   }
 
   private features(): string {
-    let f = `<stream:features>`;
+    let f = "<stream:features>";
     if (!this.secure) f += `<starttls xmlns='${NS.TLS}'>${this.deps.config.tls.required ? "<required/>" : ""}</starttls>`;
     if (this.secure && this.from !== undefined && this.authenticated.size === 0 && peerValidFor(this.conn.socket as TLSSocket, this.from)) {
       f += `<mechanisms xmlns='${NS.SASL}'><mechanism>EXTERNAL</mechanism></mechanisms>`;

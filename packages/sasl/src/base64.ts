@@ -1,4 +1,4 @@
-import { SaslError } from './errors.js';
+import { SaslError } from "./errors.js";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -9,9 +9,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  */
 export function decodeBase64Strict(s: string): Buffer | null {
   if (!BASE64.test(s)) return null;
-  const bytes = Buffer.from(s, 'base64');
+  const bytes = Buffer.from(s, "base64");
   // Non-zero trailing bits ("QR==" vs "QQ==") survive the regex; reject them.
-  if (bytes.toString('base64') !== s) return null;
+  if (bytes.toString("base64") !== s) return null;
   return bytes;
 }
 
@@ -23,27 +23,27 @@ export function decodeBase64Strict(s: string): Buffer | null {
  * Errors are "incorrect-encoding" as §6.5.2 requires.
  */
 export function decodeSaslPayload(text: string): Buffer {
-  const t = text.replace(/[\t\n\r ]/g, '');
-  if (t === '' || t === '=') return Buffer.alloc(0);
+  const t = text.replace(/[\t\n\r ]/g, "");
+  if (t === "" || t === "=") return Buffer.alloc(0);
   const bytes = decodeBase64Strict(t);
-  if (bytes === null) throw new SaslError('incorrect-encoding', 'SASL payload is not valid base64');
+  if (bytes === null) throw new SaslError("incorrect-encoding", "SASL payload is not valid base64");
   return bytes;
 }
 
 /** Inverse of decodeSaslPayload: empty data is sent as "=" (RFC 6120 §6.4.2). */
 export function encodeSaslPayload(data: Buffer | string): string {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  return bytes.length === 0 ? '=' : bytes.toString('base64');
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  return bytes.length === 0 ? "=" : bytes.toString("base64");
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Decode mechanism data as UTF-8, refusing invalid sequences instead of inserting U+FFFD. */
 export function decodeUtf8(data: Buffer | string, what: string): string {
-  if (typeof data === 'string') return data;
+  if (typeof data === "string") return data;
   try {
     return UTF8.decode(data);
   } catch (err) {
-    throw new SaslError('malformed-request', `${what} is not valid UTF-8`, { cause: err });
+    throw new SaslError("malformed-request", `${what} is not valid UTF-8`, { cause: err });
   }
 }

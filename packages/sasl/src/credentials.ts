@@ -1,10 +1,10 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { decodeBase64Strict } from './base64.js';
-import { SaslError } from './errors.js';
-import { hashInfo, hi, hiAsync, isScramMechanism, keysFromSaltedPassword, type ScramMechanism } from './mechanism.js';
-import { saslprep } from './saslprep.js';
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { decodeBase64Strict } from "./base64.js";
+import { SaslError } from "./errors.js";
+import { hashInfo, hi, hiAsync, isScramMechanism, keysFromSaltedPassword, type ScramMechanism } from "./mechanism.js";
+import { saslprep } from "./saslprep.js";
 
-export type { ScramMechanism } from './mechanism.js';
+export type { ScramMechanism } from "./mechanism.js";
 
 /**
  * What is stored for a password (RFC 5802 §3): enough for the server to check
@@ -23,8 +23,8 @@ export interface ScramCredential {
 /** RFC 7677 §4 asks for at least 4096 iterations; we refuse to create weaker credentials. */
 export const MIN_ITERATIONS = 4096;
 export const DEFAULT_ITERATIONS: Readonly<Record<ScramMechanism, number>> = {
-  'SCRAM-SHA-1': 4096,
-  'SCRAM-SHA-256': 4096,
+  "SCRAM-SHA-1": 4096,
+  "SCRAM-SHA-256": 4096,
 };
 export const DEFAULT_SALT_BYTES = 16;
 /** Shorter salts make precomputed-dictionary attacks across servers practical. */
@@ -58,10 +58,10 @@ function deriveInput(mechanism: ScramMechanism, password: string, opts: DeriveOp
   }
   // Stored-string SASLprep: a password with unassigned code points could
   // change meaning under a later Unicode version and lock its owner out.
-  const prepped = saslprep(password, { what: 'password' });
+  const prepped = saslprep(password, { what: "password" });
   // RFC 4616 forbids empty PLAIN passwords, so such an account could only be
   // used over SCRAM; treat it as the mistake it almost certainly is.
-  if (prepped === '') throw new SaslError('malformed-request', 'password is empty after SASLprep');
+  if (prepped === "") throw new SaslError("malformed-request", "password is empty after SASLprep");
   return { mechanism, password: prepped, salt, iterations };
 }
 
@@ -69,10 +69,10 @@ function credentialFrom(input: DeriveInput, saltedPassword: Buffer): ScramCreden
   const { storedKey, serverKey } = keysFromSaltedPassword(input.mechanism, saltedPassword);
   return {
     mechanism: input.mechanism,
-    salt: input.salt.toString('base64'),
+    salt: input.salt.toString("base64"),
     iterations: input.iterations,
-    storedKey: storedKey.toString('base64'),
-    serverKey: serverKey.toString('base64'),
+    storedKey: storedKey.toString("base64"),
+    serverKey: serverKey.toString("base64"),
   };
 }
 
@@ -95,15 +95,15 @@ export async function deriveCredentialAsync(
 /** One credential per mechanism (SCRAM_MECHANISMS order), each with its own salt. */
 export function deriveCredentials(password: string, opts: { iterations?: number } = {}): ScramCredential[] {
   return [
-    deriveCredential('SCRAM-SHA-256', password, { iterations: opts.iterations }),
-    deriveCredential('SCRAM-SHA-1', password, { iterations: opts.iterations }),
+    deriveCredential("SCRAM-SHA-256", password, { iterations: opts.iterations }),
+    deriveCredential("SCRAM-SHA-1", password, { iterations: opts.iterations }),
   ];
 }
 
 export async function deriveCredentialsAsync(password: string, opts: { iterations?: number } = {}): Promise<ScramCredential[]> {
   return Promise.all([
-    deriveCredentialAsync('SCRAM-SHA-256', password, { iterations: opts.iterations }),
-    deriveCredentialAsync('SCRAM-SHA-1', password, { iterations: opts.iterations }),
+    deriveCredentialAsync("SCRAM-SHA-256", password, { iterations: opts.iterations }),
+    deriveCredentialAsync("SCRAM-SHA-1", password, { iterations: opts.iterations }),
   ]);
 }
 
@@ -122,16 +122,16 @@ export interface DecodedCredential {
  * may predate it, and refusing them would only lock users out.
  */
 export function decodeCredential(cred: ScramCredential): DecodedCredential {
-  if (cred === null || typeof cred !== 'object') throw new TypeError('credential is not an object');
+  if (cred === null || typeof cred !== "object") throw new TypeError("credential is not an object");
   if (!isScramMechanism(cred.mechanism)) throw new TypeError(`credential has unknown mechanism ${String(cred.mechanism)}`);
   const { length } = hashInfo(cred.mechanism);
-  const salt = typeof cred.salt === 'string' ? decodeBase64Strict(cred.salt) : null;
-  if (salt === null || salt.length === 0) throw new TypeError('credential salt is not non-empty base64');
+  const salt = typeof cred.salt === "string" ? decodeBase64Strict(cred.salt) : null;
+  if (salt === null || salt.length === 0) throw new TypeError("credential salt is not non-empty base64");
   if (!Number.isInteger(cred.iterations) || cred.iterations < 1 || cred.iterations > MAX_ITERATIONS) {
     throw new TypeError(`credential iteration count ${String(cred.iterations)} is invalid`);
   }
-  const storedKey = typeof cred.storedKey === 'string' ? decodeBase64Strict(cred.storedKey) : null;
-  const serverKey = typeof cred.serverKey === 'string' ? decodeBase64Strict(cred.serverKey) : null;
+  const storedKey = typeof cred.storedKey === "string" ? decodeBase64Strict(cred.storedKey) : null;
+  const serverKey = typeof cred.serverKey === "string" ? decodeBase64Strict(cred.serverKey) : null;
   if (storedKey === null || storedKey.length !== length) throw new TypeError(`credential storedKey is not ${length} bytes of base64`);
   if (serverKey === null || serverKey.length !== length) throw new TypeError(`credential serverKey is not ${length} bytes of base64`);
   return { mechanism: cred.mechanism, salt, iterations: cred.iterations, storedKey, serverKey };
@@ -140,7 +140,7 @@ export function decodeCredential(cred: ScramCredential): DecodedCredential {
 function prepareCandidate(password: string): string {
   // Query-string SASLprep: unassigned code points cannot match anything that
   // was stored, so there is no point in rejecting them differently.
-  return saslprep(password, { allowUnassigned: true, what: 'password' });
+  return saslprep(password, { allowUnassigned: true, what: "password" });
 }
 
 function matches(decoded: DecodedCredential, saltedPassword: Buffer): boolean {
@@ -157,13 +157,13 @@ function matches(decoded: DecodedCredential, saltedPassword: Buffer): boolean {
 export function verifyPlain(password: string, cred: ScramCredential): boolean {
   const decoded = decodeCredential(cred);
   const prepped = prepareCandidate(password);
-  if (prepped === '') return false;
+  if (prepped === "") return false;
   return matches(decoded, hi(decoded.mechanism, prepped, decoded.salt, decoded.iterations));
 }
 
 export async function verifyPlainAsync(password: string, cred: ScramCredential): Promise<boolean> {
   const decoded = decodeCredential(cred);
   const prepped = prepareCandidate(password);
-  if (prepped === '') return false;
+  if (prepped === "") return false;
   return matches(decoded, await hiAsync(decoded.mechanism, prepped, decoded.salt, decoded.iterations));
 }

@@ -3,30 +3,30 @@
  * `SaslError` into `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><{condition}/></failure>`.
  */
 export type SaslCondition =
-  | 'aborted'
-  | 'account-disabled'
-  | 'credentials-expired'
-  | 'encryption-required'
-  | 'incorrect-encoding'
-  | 'invalid-authzid'
-  | 'invalid-mechanism'
-  | 'malformed-request'
-  | 'mechanism-too-weak'
-  | 'not-authorized'
-  | 'temporary-auth-failure';
+  | "aborted"
+  | "account-disabled"
+  | "credentials-expired"
+  | "encryption-required"
+  | "incorrect-encoding"
+  | "invalid-authzid"
+  | "invalid-mechanism"
+  | "malformed-request"
+  | "mechanism-too-weak"
+  | "not-authorized"
+  | "temporary-auth-failure";
 
 export const SASL_CONDITIONS: readonly SaslCondition[] = [
-  'aborted',
-  'account-disabled',
-  'credentials-expired',
-  'encryption-required',
-  'incorrect-encoding',
-  'invalid-authzid',
-  'invalid-mechanism',
-  'malformed-request',
-  'mechanism-too-weak',
-  'not-authorized',
-  'temporary-auth-failure',
+  "aborted",
+  "account-disabled",
+  "credentials-expired",
+  "encryption-required",
+  "incorrect-encoding",
+  "invalid-authzid",
+  "invalid-mechanism",
+  "malformed-request",
+  "mechanism-too-weak",
+  "not-authorized",
+  "temporary-auth-failure",
 ];
 
 /**
@@ -35,7 +35,7 @@ export const SASL_CONDITIONS: readonly SaslCondition[] = [
  * failures it is identical whether the account exists or not.
  */
 export class SaslError extends Error {
-  override readonly name = 'SaslError';
+  override readonly name = "SaslError";
   readonly condition: SaslCondition;
 
   constructor(condition: SaslCondition, message?: string, options?: { cause?: unknown }) {

@@ -1,7 +1,7 @@
-export { SaslError, SASL_CONDITIONS, type SaslCondition } from './errors.js';
-export { saslprep, type SaslprepOptions } from './saslprep.js';
-export { decodeSaslPayload, encodeSaslPayload } from './base64.js';
-export { SCRAM_MECHANISMS, isScramMechanism, type ScramMechanism } from './mechanism.js';
+export { SaslError, SASL_CONDITIONS, type SaslCondition } from "./errors.js";
+export { saslprep, type SaslprepOptions } from "./saslprep.js";
+export { decodeSaslPayload, encodeSaslPayload } from "./base64.js";
+export { SCRAM_MECHANISMS, isScramMechanism, type ScramMechanism } from "./mechanism.js";
 export {
   DEFAULT_ITERATIONS,
   DEFAULT_SALT_BYTES,
@@ -17,7 +17,7 @@ export {
   type DecodedCredential,
   type DeriveOptions,
   type ScramCredential,
-} from './credentials.js';
-export { ScramServer, type CredentialLookup, type ScramServerOptions } from './scram.js';
-export { ScramClient, type ScramClientOptions } from './scram-client.js';
-export { parsePlain, type PlainMessage } from './plain.js';
+} from "./credentials.js";
+export { ScramServer, type CredentialLookup, type ScramServerOptions } from "./scram.js";
+export { ScramClient, type ScramClientOptions } from "./scram-client.js";
+export { parsePlain, type PlainMessage } from "./plain.js";

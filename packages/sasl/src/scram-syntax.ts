@@ -1,5 +1,5 @@
 // Pieces of the RFC 5802 §7 grammar shared by the server and the test client.
-import { SaslError } from './errors.js';
+import { SaslError } from "./errors.js";
 
 /** c-nonce / s-nonce: printable ASCII except ','. */
 const NONCE = /^[\x21-\x2b\x2d-\x7e]+$/;
@@ -9,7 +9,7 @@ const SASLNAME = /^(?:[^=,\0]|=2[Cc]|=3[Dd])+$/;
 const EXTENSION = /^[A-Za-z]=[^,\0]+$/;
 
 export function malformed(message: string): SaslError {
-  return new SaslError('malformed-request', message);
+  return new SaslError("malformed-request", message);
 }
 
 export function isNonce(s: string): boolean {
@@ -18,12 +18,12 @@ export function isNonce(s: string): boolean {
 
 export function decodeSaslname(raw: string, what: string): string {
   if (!SASLNAME.test(raw)) throw malformed(`${what} is empty or has a bad '=' escape`);
-  return raw.replace(/=2C|=3D/gi, (esc) => (esc[1] === '2' ? ',' : '='));
+  return raw.replace(/=2C|=3D/gi, (esc) => (esc[1] === "2" ? "," : "="));
 }
 
 export function encodeSaslname(s: string): string {
   // '=' first, or the '=' of a freshly made =2C would be escaped again.
-  return s.replace(/=/g, '=3D').replace(/,/g, '=2C');
+  return s.replace(/=/g, "=3D").replace(/,/g, "=2C");
 }
 
 /** The value of `part` if it is the attribute `name`, else a malformed-request. */
@@ -38,7 +38,7 @@ export function attribute(part: string | undefined, name: string, where: string)
  * when it is not understood -- and we understand none.
  */
 export function rejectMandatoryExtension(parts: readonly string[], where: string): void {
-  if (parts.some((p) => p.startsWith('m='))) throw malformed(`${where}: mandatory extension 'm=' is not supported`);
+  if (parts.some((p) => p.startsWith("m="))) throw malformed(`${where}: mandatory extension 'm=' is not supported`);
 }
 
 export function checkExtensions(parts: readonly string[], where: string): void {

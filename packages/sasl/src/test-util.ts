@@ -1,5 +1,5 @@
 // Shared by the *.test.ts files; not exported from the package index.
-import { SaslError, type SaslCondition } from './errors.js';
+import { SaslError, type SaslCondition } from "./errors.js";
 
 /** An assert.throws / assert.rejects validator for a SaslError with this condition. */
 export function saslError(condition: SaslCondition, message?: RegExp): (err: unknown) => boolean {

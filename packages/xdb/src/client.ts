@@ -40,8 +40,10 @@ export interface XdbClientOptions {
 }
 
 // The table's methods, which the loop after the class puts on its prototype.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging -- typed by merging: the methods come from the operations table
 export interface XdbClient extends XdbMethods {}
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
 export class XdbClient implements Storage {
   private readonly pending = new Map<string, Pending>();
   private readonly to: string;

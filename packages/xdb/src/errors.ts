@@ -56,7 +56,7 @@ export class DataDirInUseError extends XdbError {
     super(
       "data-dir-in-use",
       `PGlite data directory ${dataDir} is already open in process ${pid}; ` +
-        `PGlite is single-process, use PostgreSQL to run several xdb processes`,
+        "PGlite is single-process, use PostgreSQL to run several xdb processes",
     );
     this.dataDir = dataDir;
     this.pid = pid;

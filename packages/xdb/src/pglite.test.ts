@@ -36,7 +36,7 @@ describe("pglite backend", () => {
     const s = await openStorage({ dataDir: dir });
     try {
       assert.ok(s instanceof SqlStorage);
-      const [row] = await s.db.query<{ v: string }>(`SELECT version() AS v`);
+      const [row] = await s.db.query<{ v: string }>("SELECT version() AS v");
       assert.match(row!.v, /PGlite/);
       assert.equal(await readFile(lockFile, "utf8"), `${process.pid}\n`);
       await assert.rejects(openPglite(dir), (err: unknown) => {

@@ -50,7 +50,7 @@ describe("postgres backend", () => {
     const [a, b, c] = await Promise.all([1, 2, 3].map(() => openPostgres(url, { schema: name, poolSize: 4 })));
     assert.ok(a instanceof SqlStorage && b instanceof SqlStorage && c instanceof SqlStorage);
     try {
-      const rows = await a.db.query<{ version: number }>(`SELECT version FROM schema_migrations ORDER BY version`);
+      const rows = await a.db.query<{ version: number }>("SELECT version FROM schema_migrations ORDER BY version");
       assert.deepEqual(
         rows.map((r) => r.version),
         migrations.map((m) => m.version),
@@ -100,7 +100,7 @@ describe("postgres backend", () => {
         Array.from({ length: 5 }, () =>
           s.db.transaction(async (tx) => {
             const [row] = await tx.query<{ schema: string; pid: number }>(
-              `SELECT current_schema() AS schema, pg_backend_pid() AS pid, pg_sleep(0.05)::text`,
+              "SELECT current_schema() AS schema, pg_backend_pid() AS pid, pg_sleep(0.05)::text",
             );
             return row!;
           }),
@@ -109,7 +109,7 @@ describe("postgres backend", () => {
       assert.equal(new Set(seen.map((r) => r.pid)).size, 5);
       for (const r of seen) assert.equal(r.schema, name);
       const [tables] = await s.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'accounts'`,
+        "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'accounts'",
         [name],
       );
       assert.equal(tables?.n, 1);
@@ -123,7 +123,7 @@ describe("postgres backend", () => {
     const s = await openStorage({ databaseUrl: url, dataDir: "/nonexistent/never-created", schema: name });
     try {
       assert.ok(s instanceof SqlStorage);
-      const [row] = await s.db.query<{ v: string }>(`SELECT version() AS v`);
+      const [row] = await s.db.query<{ v: string }>("SELECT version() AS v");
       assert.doesNotMatch(row!.v, /PGlite/);
     } finally {
       await s.close();

@@ -122,13 +122,13 @@ function rosterItemFromRow(row: RosterRow): RosterItem {
 
 /** Locks the account row for this transaction; false if there is no such account. */
 async function lockAccount(tx: Db, user: string): Promise<boolean> {
-  const rows = await tx.query(`SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE`, [user]);
+  const rows = await tx.query("SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE", [user]);
   return rows.length > 0;
 }
 
 async function bumpRosterVer(tx: Db, user: string): Promise<string | null> {
   const rows = await tx.query<{ ver: string }>(
-    `UPDATE accounts SET roster_ver = roster_ver + 1 WHERE username = $1 RETURNING roster_ver::text AS ver`,
+    "UPDATE accounts SET roster_ver = roster_ver + 1 WHERE username = $1 RETURNING roster_ver::text AS ver",
     [user],
   );
   return rows[0]?.ver ?? null;
@@ -186,11 +186,11 @@ export class SqlStorage implements Storage {
   // accounts
 
   async createAccount(user: string, credentials: ScramCredential[]): Promise<boolean> {
-    if (!BARE_JID.test(text(user, "user"))) throw new InvalidArgumentError(`user must be a bare JID local@domain`);
+    if (!BARE_JID.test(text(user, "user"))) throw new InvalidArgumentError("user must be a bare JID local@domain");
     const creds = credentialsArg(credentials);
     return this.db.transaction(async (tx) => {
       const rows = await tx.query(
-        `INSERT INTO accounts (username) VALUES ($1) ON CONFLICT (username) DO NOTHING RETURNING username`,
+        "INSERT INTO accounts (username) VALUES ($1) ON CONFLICT (username) DO NOTHING RETURNING username",
         [user],
       );
       if (rows.length === 0) return false;
@@ -202,14 +202,14 @@ export class SqlStorage implements Storage {
   async deleteAccount(user: string): Promise<boolean> {
     // One statement is one transaction: ON DELETE CASCADE removes credentials,
     // roster and every store of the user atomically.
-    const rows = await this.db.query(`DELETE FROM accounts WHERE username = $1 RETURNING username`, [
+    const rows = await this.db.query("DELETE FROM accounts WHERE username = $1 RETURNING username", [
       text(user, "user"),
     ]);
     return rows.length > 0;
   }
 
   async accountExists(user: string): Promise<boolean> {
-    const rows = await this.db.query(`SELECT 1 FROM accounts WHERE username = $1`, [text(user, "user")]);
+    const rows = await this.db.query("SELECT 1 FROM accounts WHERE username = $1", [text(user, "user")]);
     return rows.length > 0;
   }
 
@@ -236,7 +236,7 @@ export class SqlStorage implements Storage {
       // Without the lock two concurrent replacements could both delete, then
       // both insert, and one would fail on the primary key.
       if (!(await lockAccount(tx, user))) return false;
-      await tx.query(`DELETE FROM credentials WHERE username = $1`, [user]);
+      await tx.query("DELETE FROM credentials WHERE username = $1", [user]);
       await insertCredentials(tx, user, creds);
       return true;
     });
@@ -300,7 +300,7 @@ export class SqlStorage implements Storage {
     text(jid, "jid");
     return this.db.transaction(async (tx) => {
       if (!(await lockAccount(tx, user))) return null;
-      const gone = await tx.query(`DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING jid`, [user, jid]);
+      const gone = await tx.query("DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING jid", [user, jid]);
       if (gone.length === 0) return null;
       return bumpRosterVer(tx, user);
     });

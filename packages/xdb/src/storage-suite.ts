@@ -29,8 +29,8 @@ const SHA256: ScramCredential = {
 // XML that breaks naive quoting: both quote kinds, entities, a literal
 // ampersand entity, non-BMP characters and a backslash.
 const TRICKY_XML =
-  `<vCard xmlns='vcard-temp'><FN>Zoë "Zed" O'Brien &amp; Ünal 🐘</FN>` +
-  `<DESC>a &lt;b&gt; c\\n\u00a0日本語</DESC><NOTE>it's "$1" and $$x$$</NOTE></vCard>`;
+  "<vCard xmlns='vcard-temp'><FN>Zoë \"Zed\" O'Brien &amp; Ünal 🐘</FN>" +
+  "<DESC>a &lt;b&gt; c\\n\u00a0日本語</DESC><NOTE>it's \"$1\" and $$x$$</NOTE></vCard>";
 
 class Rollback extends Error {}
 
@@ -339,7 +339,7 @@ export function storageSuite(name: string, open: () => Promise<Storage>, cleanup
         const db = asSql(st()).db;
         assert.deepEqual(await migrate(db), { applied: [], version: latestVersion() });
         const rows = await db.query<{ version: number; name: string }>(
-          `SELECT version, name FROM schema_migrations ORDER BY version`,
+          "SELECT version, name FROM schema_migrations ORDER BY version",
         );
         assert.deepEqual(
           rows,
@@ -357,7 +357,7 @@ export function storageSuite(name: string, open: () => Promise<Storage>, cleanup
           ];
           assert.deepEqual(await migrate(tx, extra), { applied: [next, next + 5], version: next + 5 });
           assert.deepEqual(await migrate(tx, extra), { applied: [], version: next + 5 });
-          const rows = await tx.query<{ v: number }>(`SELECT v FROM xdb_suite_probe ORDER BY v`);
+          const rows = await tx.query<{ v: number }>("SELECT v FROM xdb_suite_probe ORDER BY v");
           assert.deepEqual(rows.map((r) => r.v), [1, 2, 3]);
           // The code that only knows the first of them must now refuse.
           await assert.rejects(migrate(tx, extra.slice(0, -1)), SchemaTooNewError);
@@ -373,14 +373,14 @@ export function storageSuite(name: string, open: () => Promise<Storage>, cleanup
             { version: next, name: "broken", sql: "CREATE TABLE xdb_suite_broken (v int); SELECT no_such_function();" },
           ]),
         );
-        const [row] = await db.query<{ t: string | null }>(`SELECT to_regclass('xdb_suite_broken')::text AS t`);
+        const [row] = await db.query<{ t: string | null }>("SELECT to_regclass('xdb_suite_broken')::text AS t");
         assert.equal(row?.t, null);
         assert.deepEqual(await migrate(db), { applied: [], version: latestVersion() });
       });
 
       test("a database newer than the code is refused", async () => {
         await inRolledBackTransaction(asSql(st()).db, async (tx) => {
-          await tx.query(`INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')`, [
+          await tx.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", [
             latestVersion() + 1000,
           ]);
           await assert.rejects(migrate(tx), (err: unknown) => {
@@ -421,7 +421,7 @@ export function storageSuite(name: string, open: () => Promise<Storage>, cleanup
 
       test("opening a database whose schema is newer than the code fails cleanly", async () => {
         // Committed on purpose: this is the last test, cleanup discards the database.
-        await asSql(st()).db.query(`INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')`, [
+        await asSql(st()).db.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", [
           latestVersion() + 1,
         ]);
         await st().close();

@@ -33,7 +33,7 @@ export async function archiveAppendMany(tx: Db, p: AppendMany): Promise<StoreWri
   // order by every writer so that two batches cannot deadlock; held until
   // commit, so each user's items commit in seq order as with single appends.
   const locked = await tx.query<{ username: string }>(
-    `SELECT username FROM accounts WHERE username = ANY($1::text[]) ORDER BY username FOR NO KEY UPDATE`, [users],
+    "SELECT username FROM accounts WHERE username = ANY($1::text[]) ORDER BY username FOR NO KEY UPDATE", [users],
   );
   const known = new Set(locked.map((r) => r.username));
   const appended: AppendedItem[] = new Array(p.items.length);

@@ -43,7 +43,7 @@ const bytes = (s: string): number => Buffer.byteLength(s);
 
 /** Locks the account row for this transaction (see sql-storage.ts); throws for an unknown account. */
 export async function lockAccount(tx: Db, user: string): Promise<void> {
-  const rows = await tx.query(`SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE`, [user]);
+  const rows = await tx.query("SELECT 1 FROM accounts WHERE username = $1 FOR NO KEY UPDATE", [user]);
   if (rows.length === 0) throw new UnknownAccountError(user);
 }
 
@@ -82,7 +82,7 @@ export async function storeRead(db: Db, input: StoreRead): Promise<StoreReadResu
   const p = checkedRead(input);
   switch (p.kind) {
     case "kv.get": {
-      const rows = await db.query<{ value: string }>(`SELECT value FROM kv_store WHERE username = $1 AND store = $2 AND key = $3`, [p.user, p.store, p.key]);
+      const rows = await db.query<{ value: string }>("SELECT value FROM kv_store WHERE username = $1 AND store = $2 AND key = $3", [p.user, p.store, p.key]);
       return { value: rows[0]?.value ?? null };
     }
     case "kv.list": {
@@ -117,7 +117,7 @@ async function archiveQuery(db: Db, p: ArchiveQuery): Promise<StoreReadResult> {
   const anchors = [p.after, p.before].filter((x): x is string => x !== undefined);
   if (anchors.length > 0) {
     const found = await db.query<{ id: string; seq: string }>(
-      `SELECT id, seq::text AS seq FROM archive_store WHERE username = $1 AND store = $2 AND id = ANY($3::text[])`, [p.user, p.store, anchors],
+      "SELECT id, seq::text AS seq FROM archive_store WHERE username = $1 AND store = $2 AND id = ANY($3::text[])", [p.user, p.store, anchors],
     );
     const seqOf = (id: string): string => {
       const row = found.find((r) => r.id === id);
@@ -153,13 +153,13 @@ export async function storeWrite(db: Db, input: StoreWrite): Promise<StoreWriteR
       let which: string;
       let arg: unknown;
       if (p.upTo !== undefined) {
-        which = `AND seq <= (SELECT seq FROM archive_store WHERE username = $1 AND store = $2 AND id = $3)`;
+        which = "AND seq <= (SELECT seq FROM archive_store WHERE username = $1 AND store = $2 AND id = $3)";
         arg = p.upTo;
       } else if (p.ids !== undefined) {
-        which = `AND id = ANY($3::text[])`;
+        which = "AND id = ANY($3::text[])";
         arg = p.ids;
       } else if (p.before !== undefined) {
-        which = `AND at < $3::timestamptz`;
+        which = "AND at < $3::timestamptz";
         arg = p.before;
       } else {
         which = "";
@@ -200,11 +200,11 @@ async function kvSet(tx: Db, p: Extract<Write, { kind: "kv.set" }>): Promise<Sto
     }
     if (q.maxKeys !== undefined || q.maxBytes !== undefined) {
       const [now] = await tx.query<{ n: number; bytes: string }>(
-        `SELECT count(*)::int AS n, coalesce(sum(octet_length(key) + octet_length(value)), 0)::text AS bytes FROM kv_store WHERE username = $1 AND store = $2`,
+        "SELECT count(*)::int AS n, coalesce(sum(octet_length(key) + octet_length(value)), 0)::text AS bytes FROM kv_store WHERE username = $1 AND store = $2",
         [p.user, p.store],
       );
       const old = await tx.query<{ key: string; size: number }>(
-        `SELECT key, octet_length(key) + octet_length(value) AS size FROM kv_store WHERE username = $1 AND store = $2 AND key = ANY($3::text[])`,
+        "SELECT key, octet_length(key) + octet_length(value) AS size FROM kv_store WHERE username = $1 AND store = $2 AND key = ANY($3::text[])",
         [p.user, p.store, keys],
       );
       const before = { n: now?.n ?? 0, bytes: Number(now?.bytes ?? 0) };
@@ -230,7 +230,7 @@ async function kvSet(tx: Db, p: Extract<Write, { kind: "kv.set" }>): Promise<Sto
   let deleted = 0;
   if (gone.length > 0) {
     const [row] = await tx.query<{ n: number }>(
-      `WITH gone AS (DELETE FROM kv_store WHERE username = $1 AND store = $2 AND key = ANY($3::text[]) RETURNING 1) SELECT count(*)::int AS n FROM gone`,
+      "WITH gone AS (DELETE FROM kv_store WHERE username = $1 AND store = $2 AND key = ANY($3::text[]) RETURNING 1) SELECT count(*)::int AS n FROM gone",
       [p.user, p.store, gone],
     );
     deleted = row?.n ?? 0;
@@ -271,7 +271,7 @@ async function archiveAppend(tx: Db, p: Extract<Write, { kind: "archive.append" 
   // Held until commit, so items commit in seq order (see migration 002).
   await lockAccount(tx, p.user);
   if (p.id !== undefined) {
-    const [there] = await tx.query<{ at: Date }>(`SELECT at FROM archive_store WHERE username = $1 AND store = $2 AND id = $3`, [p.user, p.store, p.id]);
+    const [there] = await tx.query<{ at: Date }>("SELECT at FROM archive_store WHERE username = $1 AND store = $2 AND id = $3", [p.user, p.store, p.id]);
     if (there) return { ok: true, id: p.id, when: new Date(there.at).toISOString(), duplicate: true };
   }
   const size = bytes(p.value);
@@ -281,7 +281,7 @@ async function archiveAppend(tx: Db, p: Extract<Write, { kind: "archive.append" 
     if (q.maxItemBytes !== undefined && size > q.maxItemBytes) return refused("maxItemBytes");
     if (q.maxItems !== undefined || q.maxBytes !== undefined) {
       const [now] = await tx.query<{ n: number; bytes: string }>(
-        `SELECT count(*)::int AS n, coalesce(sum(octet_length(value)), 0)::text AS bytes FROM archive_store WHERE username = $1 AND store = $2`,
+        "SELECT count(*)::int AS n, coalesce(sum(octet_length(value)), 0)::text AS bytes FROM archive_store WHERE username = $1 AND store = $2",
         [p.user, p.store],
       );
       const n = now?.n ?? 0;

@@ -298,7 +298,7 @@ export function moduleStoresSuite(st: () => Storage, newAccount: (local?: string
         await writeVersion1Data(tx);
         assert.deepEqual(await migrate(tx), { applied: [2], version: 2 });
         for (const old of ["offline_messages", "vcards", "private_xml", "subscription_requests"]) {
-          const [row] = await tx.query<{ t: string | null }>(`SELECT to_regclass($1)::text AS t`, [old]);
+          const [row] = await tx.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [old]);
           assert.equal(row?.t, null, `${old} is dropped`);
         }
         await expectVersion1DataMoved({ storeRead: (p) => storeRead(tx, p), storeWrite: (p) => storeWrite(tx, p) });
@@ -314,13 +314,13 @@ const V1_OTHER = "other@example.org";
 
 /** Data as the schema of migration 1 held it: offline messages, a vCard, private XML, pending requests. */
 export async function writeVersion1Data(db: Db): Promise<void> {
-  await db.query(`INSERT INTO accounts (username) VALUES ($1), ($2)`, [V1_USER, V1_OTHER]);
+  await db.query("INSERT INTO accounts (username) VALUES ($1), ($2)", [V1_USER, V1_OTHER]);
   for (const [user, stanza] of [[V1_USER, "<message id='1'>first</message>"], [V1_OTHER, "<message id='x'/>"], [V1_USER, "<message id='2'>second &amp; last</message>"]]) {
-    await db.query(`INSERT INTO offline_messages (username, stanza) VALUES ($1, $2)`, [user, stanza]);
+    await db.query("INSERT INTO offline_messages (username, stanza) VALUES ($1, $2)", [user, stanza]);
   }
-  await db.query(`INSERT INTO vcards (username, xml) VALUES ($1, $2)`, [V1_USER, "<vCard xmlns='vcard-temp'><FN>Old</FN></vCard>"]);
-  await db.query(`INSERT INTO private_xml (username, key, xml) VALUES ($1, $2, $3)`, [V1_USER, "storage storage:bookmarks", "<storage xmlns='storage:bookmarks'/>"]);
-  await db.query(`INSERT INTO subscription_requests (username, contact, stanza) VALUES ($1, $2, $3), ($1, $4, $5)`,
+  await db.query("INSERT INTO vcards (username, xml) VALUES ($1, $2)", [V1_USER, "<vCard xmlns='vcard-temp'><FN>Old</FN></vCard>"]);
+  await db.query("INSERT INTO private_xml (username, key, xml) VALUES ($1, $2, $3)", [V1_USER, "storage storage:bookmarks", "<storage xmlns='storage:bookmarks'/>"]);
+  await db.query("INSERT INTO subscription_requests (username, contact, stanza) VALUES ($1, $2, $3), ($1, $4, $5)",
     [V1_USER, "zed@example.net", "<presence type='subscribe' from='zed@example.net'/>", "amy@example.net", "<presence type='subscribe' from='amy@example.net'/>"]);
 }
 

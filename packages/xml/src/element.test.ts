@@ -16,14 +16,14 @@ describe("escaping", () => {
     assert.equal(escapeText("a & b < c > d"), "a &amp; b &lt; c &gt; d");
     assert.equal(escapeText("]]>"), "]]&gt;");
     assert.equal(escapeText("&amp;"), "&amp;amp;");
-    assert.equal(escapeText(`"'`), `"'`);
+    assert.equal(escapeText("\"'"), "\"'");
     // A bare CR would come back as LF (XML end-of-line handling).
     assert.equal(escapeText("a\r\nb\rc"), "a&#13;\nb&#13;c");
   });
 
   it("escapes every special character in attribute values", () => {
     assert.equal(escapeAttr("plain"), "plain");
-    assert.equal(escapeAttr(`&<>"'`), "&amp;&lt;&gt;&quot;&apos;");
+    assert.equal(escapeAttr("&<>\"'"), "&amp;&lt;&gt;&quot;&apos;");
     assert.equal(escapeAttr("\t\n\r"), "&#9;&#10;&#13;");
     assert.equal(escapeAttr("a b"), "a b");
   });
@@ -40,11 +40,11 @@ describe("escaping", () => {
 
   it("round-trips text and attribute values through the parser", () => {
     const samples = [
-      "", " ", "&", "<", ">", "]]>", `"`, "'", "&amp;", "&#65;", "a\tb", "a\nb", "a\r\nb", "a\rb", "\r", "\t\n\r ",
+      "", " ", "&", "<", ">", "]]>", "\"", "'", "&amp;", "&#65;", "a\tb", "a\nb", "a\r\nb", "a\rb", "\r", "\t\n\r ",
       "  leading and trailing  ", "é 日本語 😀", "\u{10FFFF}\uFFFD", "<![CDATA[x]]>", "<!-- c -->", "<?pi?>", "&foo;",
     ];
     for (const s of samples) {
-      for (const q of ["'", `"`]) {
+      for (const q of ["'", "\""]) {
         const el = parseElement(`<a v=${q}${escapeAttr(s)}${q}>${escapeText(s)}</a>`);
         assert.equal(el.attrs.v, s, `attr ${JSON.stringify(s)} quoted with ${q}`);
         assert.equal(el.text(), s, `text ${JSON.stringify(s)}`);
@@ -115,8 +115,8 @@ describe("xml() and Element", () => {
 
   it("finds children by local name and namespace in parsed trees", () => {
     const c = run(HEADER +
-      `<iq type='result'><query xmlns='jabber:iq:roster'><item jid='a@b'/></query><query>inherits</query>` +
-      `<x:data xmlns:x='urn:x'><x:field/><field/></x:data></iq>`);
+      "<iq type='result'><query xmlns='jabber:iq:roster'><item jid='a@b'/></query><query>inherits</query>" +
+      "<x:data xmlns:x='urn:x'><x:field/><field/></x:data></iq>");
     assert.equal(c.errors.length, 0);
     const iq = c.elements[0]!;
     assert.equal(iq.getChild("query", "jabber:iq:roster")?.getChild("item", "jabber:iq:roster")?.attrs.jid, "a@b");
@@ -159,20 +159,20 @@ describe("xml() and Element", () => {
   });
 
   it("serialises with escaping and self-closing empty elements", () => {
-    const el = xml("message", { to: "a'b", id: `"&<>` }, xml("body", {}, "1 < 2 & 3 > ]]>"), xml("empty"));
+    const el = xml("message", { to: "a'b", id: "\"&<>" }, xml("body", {}, "1 < 2 & 3 > ]]>"), xml("empty"));
     assert.equal(
       serialize(el),
-      `<message to='a&apos;b' id='&quot;&amp;&lt;&gt;'><body>1 &lt; 2 &amp; 3 &gt; ]]&gt;</body><empty/></message>`,
+      "<message to='a&apos;b' id='&quot;&amp;&lt;&gt;'><body>1 &lt; 2 &amp; 3 &gt; ]]&gt;</body><empty/></message>",
     );
     assert.equal(el.toString(), serialize(el));
   });
 
   it("serialize(parse(x)) parses back to an equal tree", () => {
     const inputs = [
-      `<message to='a@b' id="x'y"><body>&lt;hi&gt; &amp; 😀</body><x:y xmlns:x='urn:x' x:a='&#9;&#10;'><x:z/></x:y></message>`,
-      `<iq type='get'>\n  <query xmlns='jabber:iq:roster'/>\r\n</iq>`,
-      `<a><![CDATA[<raw> & ]]></a>`,
-      `<a b='&#13;'>&#13;</a>`,
+      "<message to='a@b' id=\"x'y\"><body>&lt;hi&gt; &amp; 😀</body><x:y xmlns:x='urn:x' x:a='&#9;&#10;'><x:z/></x:y></message>",
+      "<iq type='get'>\n  <query xmlns='jabber:iq:roster'/>\r\n</iq>",
+      "<a><![CDATA[<raw> & ]]></a>",
+      "<a b='&#13;'>&#13;</a>",
     ];
     for (const input of inputs) {
       const first = parseElement(input, NS.CLIENT);
@@ -214,7 +214,7 @@ describe("StreamError", () => {
   });
 
   it("toXml() parses as a stream error with the condition and escaped text", () => {
-    const e = new StreamError("not-well-formed", `bad <tag> & "quotes" ]]>`);
+    const e = new StreamError("not-well-formed", "bad <tag> & \"quotes\" ]]>");
     const el = parseElement(e.toXml(), NS.CLIENT);
     assert.equal(el.name, "stream:error");
     assert.equal(el.ns, NS.STREAMS);
@@ -222,7 +222,7 @@ describe("StreamError", () => {
     assert.ok(cond);
     assert.equal(cond.children.length, 0);
     const text = el.getChild("text", NS.STREAM_ERRORS);
-    assert.equal(text?.text(), `bad <tag> & "quotes" ]]>`);
+    assert.equal(text?.text(), "bad <tag> & \"quotes\" ]]>");
     assert.equal(text?.attrs["xml:lang"], "en");
     assert.equal(el.getChildren().length, 2);
   });

@@ -9,22 +9,22 @@ import {
   HEADER, collect, digest, onlyError, plain, prng, run, utf8, writeSplit, type Collector,
 } from "./test-helpers.js";
 
-const MESSAGE = `<message to='juliet@example.com' from="romeo@example.net/orchard" id='m1' type='chat'><body>Art thou not Romeo?</body></message>`;
+const MESSAGE = "<message to='juliet@example.com' from=\"romeo@example.net/orchard\" id='m1' type='chat'><body>Art thou not Romeo?</body></message>";
 const IQ =
-  `<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''><item jid='nurse@example.com'/></query>` +
-  `<x:data xmlns:x='urn:example:x' x:attr='v'><x:deep/><plain/></x:data></iq>`;
-const PRESENCE = `<presence/>`;
+  "<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''><item jid='nurse@example.com'/></query>" +
+  "<x:data xmlns:x='urn:example:x' x:attr='v'><x:deep/><plain/></x:data></iq>";
+const PRESENCE = "<presence/>";
 
 /** A stream exercising most features, used by the chunking tests. */
 const RICH =
   HEADER +
   "\n  " + MESSAGE +
   " \t\r\n" + IQ +
-  "\n" + `<message id="q'uote" to='a"b'><body>&amp; &lt; &gt; &quot; &apos; &#65;&#x42;&#x263A;&#128512; é 日本語 😀</body></message>` +
+  "\n" + "<message id=\"q'uote\" to='a\"b'><body>&amp; &lt; &gt; &quot; &apos; &#65;&#x42;&#x263A;&#128512; é 日本語 😀</body></message>" +
   "\r\n\r\n" + `<stream:features><starttls xmlns='${NS.TLS}'><required/></starttls></stream:features>` +
   PRESENCE +
-  `<message><body>line1\r\nline2\rline3</body><![CDATA[<not a tag> & ]]]]></message>` +
-  "\r" + `<message\r\n  to='x'\r\n><body\r\n>crlf</body\r\n ></message\t>` +
+  "<message><body>line1\r\nline2\rline3</body><![CDATA[<not a tag> & ]]]]></message>" +
+  "\r" + "<message\r\n  to='x'\r\n><body\r\n>crlf</body\r\n ></message\t>" +
   "\r\n</stream:stream \r\n>";
 
 describe("stream header", () => {
@@ -135,11 +135,11 @@ describe("stanzas", () => {
 
   it("gives the exact received text of each element as raw", () => {
     const stanzas = [
-      `<message id="q'uote" to='a"b'><body>&amp; &lt; &gt; &quot; &apos; &#65;&#x42;&#x263a;&#128512;</body></message>`,
-      `<message  to = 'x@y'	from="z"	><body>é 日本語 😀 ©</body ></message >`,
-      `<iq type='set' id='2'>\r\n  <query xmlns='urn:q' a='&#9;&#10;&#13;&amp;'/>\r\n</iq>`,
-      `<message><![CDATA[<b>&amp;</b>]]></message>`,
-      `<presence xml:lang='fr'></presence>`,
+      "<message id=\"q'uote\" to='a\"b'><body>&amp; &lt; &gt; &quot; &apos; &#65;&#x42;&#x263a;&#128512;</body></message>",
+      "<message  to = 'x@y'	from=\"z\"	><body>é 日本語 😀 ©</body ></message >",
+      "<iq type='set' id='2'>\r\n  <query xmlns='urn:q' a='&#9;&#10;&#13;&amp;'/>\r\n</iq>",
+      "<message><![CDATA[<b>&amp;</b>]]></message>",
+      "<presence xml:lang='fr'></presence>",
     ];
     const c = run(HEADER + stanzas.join("\n"));
     assert.equal(c.errors.length, 0);
@@ -189,7 +189,7 @@ describe("stanzas", () => {
   });
 
   it("handles a default namespace redeclared on a stanza", () => {
-    const c = run(HEADER + `<message xmlns='jabber:server'><body>x</body></message>`);
+    const c = run(HEADER + "<message xmlns='jabber:server'><body>x</body></message>");
     assert.equal(c.errors.length, 0);
     assert.equal(c.elements[0]!.ns, "jabber:server");
     assert.equal(c.elements[0]!.getChild("body", "jabber:server")?.text(), "x");
@@ -204,7 +204,7 @@ describe("chunking", () => {
     assert.equal(whole.errors.length, 0);
     assert.equal(whole.headers.length, 1);
     assert.equal(whole.elements.length, 7);
-    assert.equal(whole.raws[6], `<message\r\n  to='x'\r\n><body\r\n>crlf</body\r\n ></message\t>`);
+    assert.equal(whole.raws[6], "<message\r\n  to='x'\r\n><body\r\n>crlf</body\r\n ></message\t>");
     assert.equal(whole.elements[6]!.getChildText("body"), "crlf");
     assert.equal(whole.ends, 1);
     assert.equal(whole.elements[2]!.getChildText("body"), "& < > \" ' AB\u263a\u{1F600} é 日本語 😀");
@@ -438,14 +438,14 @@ describe("end()", () => {
 
 describe("parseElement", () => {
   it("parses one element in the component namespace by default", () => {
-    const el = parseElement(`<message to='a@b'><body>hi &amp; bye</body></message>`);
+    const el = parseElement("<message to='a@b'><body>hi &amp; bye</body></message>");
     assert.equal(el.ns, NS.COMPONENT);
     assert.equal(el.attrs.to, "a@b");
     assert.equal(el.getChild("body", NS.COMPONENT)?.text(), "hi & bye");
   });
 
   it("uses the given content namespace and tolerates surrounding whitespace", () => {
-    const el = parseElement(`\n  <iq><query xmlns='urn:q'/></iq>\n`, NS.CLIENT);
+    const el = parseElement("\n  <iq><query xmlns='urn:q'/></iq>\n", NS.CLIENT);
     assert.equal(el.ns, NS.CLIENT);
     assert.equal(el.getChild("query")?.ns, "urn:q");
   });

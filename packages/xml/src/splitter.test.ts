@@ -41,12 +41,12 @@ function chunked(buf: Buffer, cuts: number[]): Buffer[] {
 
 describe("StanzaSplitter", () => {
   test("hands out each top-level element's exact bytes with its tag's name and attributes", () => {
-    const text = `<message from='a@x' to="b@y" id='1'><body>caf\u00e9 &amp; &lt;3 ></body><x xmlns='urn:x' a='&apos;q&apos;'/></message>\n  <iq type='get' to='x' id="2"/><stream:features/>`;
+    const text = "<message from='a@x' to=\"b@y\" id='1'><body>caf\u00e9 &amp; &lt;3 ></body><x xmlns='urn:x' a='&apos;q&apos;'/></message>\n  <iq type='get' to='x' id=\"2\"/><stream:features/>";
     const got = splitAll([Buffer.from(text)]);
     assert.deepEqual(got.raws, [
-      `<message from='a@x' to="b@y" id='1'><body>caf\u00e9 &amp; &lt;3 ></body><x xmlns='urn:x' a='&apos;q&apos;'/></message>`,
-      `<iq type='get' to='x' id="2"/>`,
-      `<stream:features/>`,
+      "<message from='a@x' to=\"b@y\" id='1'><body>caf\u00e9 &amp; &lt;3 ></body><x xmlns='urn:x' a='&apos;q&apos;'/></message>",
+      "<iq type='get' to='x' id=\"2\"/>",
+      "<stream:features/>",
     ]);
     assert.equal(got.els[0]!.name, "message");
     assert.deepEqual(got.els[0]!.attrs, { from: "a@x", to: "b@y", id: "1" });
@@ -61,14 +61,14 @@ describe("StanzaSplitter", () => {
   });
 
   test("decodes entities and character references in attribute values", () => {
-    const got = splitAll([Buffer.from(`<m to='a&amp;b&#x263A;&#65;' q="&quot;"/>`)]);
+    const got = splitAll([Buffer.from("<m to='a&amp;b&#x263A;&#65;' q=\"&quot;\"/>")]);
     assert.deepEqual(got.els[0]!.attrs, { to: "a&b\u263aA", q: '"' });
     assert.equal(unescapeXml("x&lt;y&gt;z"), "x<y>z");
   });
 
   test("quoted '>' inside attribute values does not end a tag", () => {
-    const got = splitAll([Buffer.from(`<m a='x>y' b="<">t</m>`)]);
-    assert.equal(got.raws[0], `<m a='x>y' b="<">t</m>`);
+    const got = splitAll([Buffer.from("<m a='x>y' b=\"<\">t</m>")]);
+    assert.equal(got.raws[0], "<m a='x>y' b=\"<\">t</m>");
   });
 
   test("</stream:stream> ends the stream; nothing after it is read", () => {

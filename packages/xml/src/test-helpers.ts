@@ -8,7 +8,7 @@ import { StreamParser, type StreamHeader, type StreamParserOptions } from "./par
 
 export const HEADER =
   `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS.STREAMS}' ` +
-  `to='example.com' version="1.0" xml:lang='en'>`;
+  "to='example.com' version=\"1.0\" xml:lang='en'>";
 
 export type Event =
   | { kind: "start"; header: StreamHeader }

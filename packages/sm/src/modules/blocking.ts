@@ -16,7 +16,7 @@
  * it survives a takeover by another SM.
  */
 import { Jid } from "@jabberfarm/jid";
-import { canBounce, errorElement, stanzaErrorReply, xml, type Element } from "@jabberfarm/xml";
+import { canBounce, errorElement, stanzaErrorReply, xml } from "@jabberfarm/xml";
 import type { EgressEvent, InboundEvent, OutboundEvent, StanzaKind } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
 

@@ -172,9 +172,9 @@ describe("message archive (MAM)", () => {
     for (let i = 1; i <= 8; i++) ida.send(`<message type='chat' to='amy@localhost' id='l${i}'><body>${i}</body></message>`);
     await eventually(async () => (await mamQuery(ida)).bodies.join() === "4,5,6,7,8", 3000, "the newest 5");
     assert.equal(stanzaErrorCondition(await ida.iq(`<iq type='set'><query xmlns='${NS}'><set xmlns='${RSM}'><after>nope</after></set></query></iq>`)), "item-not-found");
-    const bad = `<x xmlns='jabber:x:data' type='submit'><field var='start'><value>yesterday</value></field></x>`;
+    const bad = "<x xmlns='jabber:x:data' type='submit'><field var='start'><value>yesterday</value></field></x>";
     assert.equal(stanzaErrorCondition(await ida.iq(`<iq type='set'><query xmlns='${NS}'>${bad}</query></iq>`)), "bad-request");
-    const unknown = `<x xmlns='jabber:x:data' type='submit'><field var='colour'><value>red</value></field></x>`;
+    const unknown = "<x xmlns='jabber:x:data' type='submit'><field var='colour'><value>red</value></field></x>";
     assert.equal(stanzaErrorCondition(await ida.iq(`<iq type='set'><query xmlns='${NS}'>${unknown}</query></iq>`)), "bad-request");
     const form = await ida.iq(`<iq type='get'><query xmlns='${NS}'/></iq>`);
     assert.ok(form.getChild("query", NS)!.getChild("x", "jabber:x:data")!.getChildren("field").some((f) => f.attrs.var === "with"));

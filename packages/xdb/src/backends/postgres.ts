@@ -36,13 +36,13 @@ function hasOptionsParam(url: string): boolean {
 
 export async function openPostgres(url: string, opts: PostgresOptions = {}): Promise<Storage> {
   const { schema, poolSize = 10, onError } = opts;
-  if (!Number.isInteger(poolSize) || poolSize < 1) throw new RangeError(`poolSize must be a positive integer`);
+  if (!Number.isInteger(poolSize) || poolSize < 1) throw new RangeError("poolSize must be a positive integer");
   const config: pg.PoolConfig = { connectionString: url, max: poolSize };
   if (schema !== undefined) {
     if (!SCHEMA_NAME.test(schema)) throw new RangeError(`schema must match ${SCHEMA_NAME}: ${JSON.stringify(schema)}`);
     // node-postgres lets the URL's own "options" override ours, which would
     // silently drop the search_path; refuse rather than write into the wrong schema.
-    if (hasOptionsParam(url)) throw new Error(`database URL sets "options"; put search_path there instead of passing schema`);
+    if (hasOptionsParam(url)) throw new Error("database URL sets \"options\"; put search_path there instead of passing schema");
     // A startup parameter rather than SET after connecting: it is in force
     // before the first query on every connection, with no window to race.
     config.options = `-c search_path=${schema}`;
@@ -59,7 +59,7 @@ export async function openPostgres(url: string, opts: PostgresOptions = {}): Pro
         const code = (err as { code?: unknown }).code;
         if (code !== "23505" && code !== "42P06") throw err;
       }
-      const [row] = await db.query<{ s: string | null }>(`SELECT current_schema() AS s`);
+      const [row] = await db.query<{ s: string | null }>("SELECT current_schema() AS s");
       if (row?.s !== schema) throw new Error(`search_path did not select schema ${schema} (got ${row?.s ?? "none"})`);
     }
     await migrate(db);

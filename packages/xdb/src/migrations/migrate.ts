@@ -44,7 +44,7 @@ export async function migrate(db: Db, list: readonly Migration[] = knownMigratio
     const step = await db.transaction(async (tx) => {
       // coalesce: with no existing schema on the search_path current_schema()
       // is NULL, and the strict lock function would silently not lock.
-      await tx.query(`SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))`, [LOCK_CLASS]);
+      await tx.query("SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))", [LOCK_CLASS]);
       await tx.query(
         `CREATE TABLE IF NOT EXISTS schema_migrations (
            version     integer PRIMARY KEY,
@@ -53,7 +53,7 @@ export async function migrate(db: Db, list: readonly Migration[] = knownMigratio
          )`,
       );
       const done = await tx.query<{ version: number; name: string }>(
-        `SELECT version, name FROM schema_migrations ORDER BY version`,
+        "SELECT version, name FROM schema_migrations ORDER BY version",
       );
       const current = done.at(-1)?.version ?? 0;
       if (current > newest) {
@@ -77,7 +77,7 @@ export async function migrate(db: Db, list: readonly Migration[] = knownMigratio
         throw new Error(`migration ${next.version} "${next.name}" is missing but ${current} is already applied`);
       }
       await tx.exec(next.sql);
-      await tx.query(`INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, [next.version, next.name]);
+      await tx.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [next.version, next.name]);
       return { version: next.version, next };
     });
     if (!step.next) return { applied, version: step.version };
