@@ -12,6 +12,13 @@
  * nothing, and the module turns that into the stanza error its protocol
  * asks for.
  */
+import { UnknownAccountError, XdbRequestError } from "@jabberfarm/xdb";
+
+/** Storage said the account is gone, whether it is in process or behind xdb (which maps it to item-not-found). */
+export function isUnknownAccount(err: unknown): boolean {
+  return err instanceof UnknownAccountError || (err instanceof XdbRequestError && err.condition === "item-not-found");
+}
+
 export {
   ArchiveStore, KeyedStore, Stores as ModuleStores,
   type AppendOutcome, type ArchiveDeletion, type ArchiveQuery, type Page, type PageSize, type QuotaRefusal, type StoreOutcome,

@@ -19,7 +19,7 @@ import { escapeAttr, type Element } from "@jabberfarm/xml";
 import type { InboundEvent, OutboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
 import type { Session } from "../session.js";
-import { bareTargets, messageType } from "./shared.js";
+import { bareTargets, messageType } from "./delivery-rules.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";
 const NS_FORWARD = "urn:xmpp:forward:0";

@@ -28,7 +28,9 @@ import type { InboundEvent, OutboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
 import { ArchiveWriter } from "@jabberfarm/xdb";
 import { BadQuery, NS_MAM, NS_MAM_EXTENDED, finElement, queryForm, readQuery, resultText } from "./mam-query.js";
-import { isUnknownAccount, messageType, withChild } from "./shared.js";
+import { isUnknownAccount } from "../module-store.js";
+import { messageType } from "./delivery-rules.js";
+import { withChild } from "./stanza-text.js";
 
 export const NS_SID = "urn:xmpp:sid:0";
 const NS_HINTS = "urn:xmpp:hints";

@@ -12,7 +12,7 @@
 import type { Element } from "@jabberfarm/xml";
 import type { InboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
-import { bareTargets, deliverable, messageType, type MessageType } from "./shared.js";
+import { bareTargets, deliverable, messageType, type MessageType } from "./delivery-rules.js";
 
 export function message(api: ModuleApi): void {
   // Outbound messages need nothing of this module: the core routes a

@@ -15,7 +15,8 @@ import { escapeAttr, xml, type Element } from "@jabberfarm/xml";
 import type { InboundEvent } from "../events.js";
 import type { AppendOutcome, ArchiveStore } from "../module-store.js";
 import type { ModuleApi } from "../module-api.js";
-import { deliverable, isUnknownAccount, messageType } from "./shared.js";
+import { isUnknownAccount } from "../module-store.js";
+import { deliverable, messageType } from "./delivery-rules.js";
 
 /** Below every handler that delivers; above nothing but the core's default. */
 export const OFFLINE_PRIORITY = -100;

@@ -6,7 +6,7 @@
  */
 import { xml, type Element } from "@jabberfarm/xml";
 import type { ModuleApi } from "../module-api.js";
-import { storableXml, storedElement } from "./shared.js";
+import { storableXml, storedElement } from "./stanza-text.js";
 
 const NS_PRIVATE = "jabber:iq:private";
 /** Namespaces that would make the stored element pass for protocol (XEP-0049 §2.3 lets servers refuse them). */

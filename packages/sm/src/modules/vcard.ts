@@ -6,7 +6,7 @@
  */
 import { xml, type Element } from "@jabberfarm/xml";
 import type { ModuleApi } from "../module-api.js";
-import { storableXml, storedElement } from "./shared.js";
+import { storableXml, storedElement } from "./stanza-text.js";
 
 const NS_VCARD = "vcard-temp";
 /** The one key of a user's vCard in the store. */

@@ -1,35 +1,10 @@
 /**
- * Small helpers several modules use. Not a module: nothing here registers
- * anything, so any module file can be deleted without touching the others.
+ * Stanza text that modules write or keep: a child added to a stanza's text
+ * as the sender wrote it (mam's stanza id), and XML a client handed over,
+ * stored so that it reads back on its own (vCard, private XML). Not a
+ * module: nothing here registers anything.
  */
-import { UnknownAccountError, XdbRequestError } from "@jabberfarm/xdb";
 import { Element, parseElement } from "@jabberfarm/xml";
-import type { ModuleApi } from "../module-api.js";
-import type { Session } from "../session.js";
-
-export type MessageType = "normal" | "chat" | "groupchat" | "headline" | "error";
-
-/** RFC 6121 §5.2.2: no type, or one we do not know, means normal. */
-export function messageType(stanza: Element): MessageType {
-  const t = stanza.attrs.type;
-  return t === "chat" || t === "groupchat" || t === "headline" || t === "error" ? t : "normal";
-}
-
-/** The sessions a message to the bare JID may go to: available, priority >= 0 (RFC 6121 §8.5.2.1.1). */
-export function deliverable(api: ModuleApi, user: string): Session[] {
-  return api.sessions.available(user).filter((s) => s.priority >= 0);
-}
-
-/**
- * The sessions a chat or normal message to the bare JID goes to (RFC 6121
- * §8.5.2.1.1): every deliverable one that shares the highest priority.
- */
-export function bareTargets(api: ModuleApi, user: string): Session[] {
-  const targets = deliverable(api, user);
-  let top = -Infinity;
-  for (const s of targets) if (s.priority > top) top = s.priority;
-  return targets.filter((s) => s.priority === top);
-}
 
 /**
  * A stanza's text with `child` (serialised) added as its last child, the rest
@@ -45,11 +20,6 @@ export function withChild(stanza: Element, raw: string, child: string): string {
   const copy = stanza.clone();
   if (copy.attrs.xmlns === undefined) copy.attrs.xmlns = "jabber:client";
   return copy.append(parseElement(child)).toString();
-}
-
-/** Storage said the account is gone, whether it is in process or behind xdb (which maps it to item-not-found). */
-export function isUnknownAccount(err: unknown): boolean {
-  return err instanceof UnknownAccountError || (err instanceof XdbRequestError && err.condition === "item-not-found");
 }
 
 /** Prefixes that attribute names in the subtree use: the only declarations still needed once elements lose theirs. */
