@@ -126,7 +126,7 @@ describe("deploy files", () => {
       kinds.set(argv[0]!, (kinds.get(argv[0]!) ?? 0) + 1);
       const metrics = config.metrics as { port: number } | undefined;
       assert.ok(metrics, `${name}: serves /readyz for its health check`);
-      assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`127\\.0\\.0\\.1:${metrics.port}/readyz`), `${name}: the health check asks the metrics port`);
+      assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`/dev/tcp/127\\.0\\.0\\.1/${metrics.port} .*GET /readyz`), `${name}: the health check asks the metrics port`);
       if (argv[0] === "c2s") {
         const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number }; websocket: { port: number } };
         assert.ok(listeners.websocket, "the WebSocket listener is on");
