@@ -60,7 +60,7 @@ function writeOverride(dir: string): string {
   return file;
 }
 
-describe("docker-compose.yml with three c2s replicas", { skip: missing !== undefined && !asked ? `skipped: ${missing} (JF_DOCKER=1 makes this a failure)` : false, timeout: 30 * 60_000 }, () => {
+describe("docker-compose.yml with three c2s replicas", { skip: missing === undefined ? false : asked ? `${missing}: the failure above` : `skipped: ${missing} (JF_DOCKER=1 makes this a failure)`, timeout: 30 * 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "jf-compose-"));
   const project = new ComposeProject(`jftest${process.pid}${randomBytes(3).toString("hex")}`, [join(ROOT, "docker-compose.yml")], {
     ...process.env,
