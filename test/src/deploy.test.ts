@@ -21,6 +21,8 @@ import { uploadConfigSchema } from "@jabberfarm/upload";
 import { s2sConfigSchema } from "@jabberfarm/s2s";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
 import { ROOT } from "./farm.js";
+import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
+import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 
 const SCHEMAS = {
   router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema, muc: mucConfigSchema, upload: uploadConfigSchema,
@@ -152,6 +154,16 @@ describe("deploy files", () => {
       "two routers, one xdb, two SMs, a scalable c2s, two muc processes, an upload service, two s2s");
     assert.ok(compose.services.postgres && compose.services.redis);
     assert.deepEqual(routerInstances, ["router-1", "router-2"], "each router names itself");
+  });
+
+  test("deploy/k8s: every object passes the Kubernetes API's schema (kubernetes-models: types and required fields, not unknown keys)", () => {
+    const models: Record<string, new (data: any) => { validate(): void }> = { Secret, ConfigMap, Service, Deployment, StatefulSet };
+    const docs = parseAllDocuments(readFileSync(join(ROOT, "deploy/k8s/jabberfarm.yaml"), "utf8")).map((d) => d.toJS() as Record<string, any>);
+    for (const d of docs) {
+      const Model = models[d.kind];
+      assert.ok(Model, `${d.kind} ${d.metadata?.name}: a kind this test knows`);
+      assert.doesNotThrow(() => new Model(d).validate(), `${d.kind} ${d.metadata?.name} is valid`);
+    }
   });
 
   test("deploy/k8s: every container's args, environment (ConfigMap, Secret files, pod name) and ports", () => {
