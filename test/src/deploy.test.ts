@@ -145,6 +145,8 @@ describe("deploy files", () => {
       if (argv[0] === "s2s") {
         const port = String((config.listen as { port: number }).port);
         assert.ok(svc.ports?.some((p) => p.split(":").pop() === port), "s2s publishes its server-to-server port");
+        assert.equal((config.tls as { dataDir: string }).dataDir, "/var/lib/jabberfarm/tls", "s2s presents the domain's one certificate");
+        assert.ok(svc.volumes?.includes("tls:/var/lib/jabberfarm/tls"), "s2s mounts the tls volume");
       }
       if (argv[0] !== "router") {
         assert.equal((config.routers as unknown[]).length, 2, `${name}: linked to both routers`);
@@ -206,7 +208,10 @@ describe("deploy files", () => {
           assert.equal(config.instance, `${d.metadata.name}-0`, "each router names itself: its pod name");
         }
         if (c.args[0] === "upload") assert.ok(ports.includes((config.http as { port: number }).port), "upload exposes its HTTPS port");
-        if (c.args[0] === "s2s") assert.ok(ports.includes((config.listen as { port: number }).port), "s2s exposes its server-to-server port");
+        if (c.args[0] === "s2s") {
+          assert.ok(ports.includes((config.listen as { port: number }).port), "s2s exposes its server-to-server port");
+          assert.deepEqual([(config.tls as { cert?: string }).cert, (config.tls as { key?: string }).key], ["/run/secrets/jabberfarm-tls/tls.crt", "/run/secrets/jabberfarm-tls/tls.key"]);
+        }
       }
     }
     assert.deepEqual(kinds.sort(), ["c2s", "muc", "router", "s2s", "sm", "upload", "xdb"]);

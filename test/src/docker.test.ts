@@ -98,7 +98,7 @@ describe("docker-compose.yml with three c2s replicas", { skip: missing === undef
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("everything is published on 127.0.0.1 only, and each router names itself", async () => {
+  test("everything is published on 127.0.0.1 only, each router names itself, one certificate for all", async () => {
     const ports = await must(DOCKER, ["ps", "--filter", `label=com.docker.compose.project=${project.name}`, "--format", "{{.Ports}}"]);
     const bindings = ports.split(/[\n,]/).map((s) => s.trim()).filter((s) => s.includes("->"));
     assert.ok(bindings.length >= 3 * 3 + 3, `c2s x3 (STARTTLS, TLS, WebSocket), upload, s2s x2 published: ${bindings.join(" ")}`);
@@ -107,6 +107,9 @@ describe("docker-compose.yml with three c2s replicas", { skip: missing === undef
     assert.match(status, /"router-1"/);
     assert.match(status, /"router-2"/);
     assert.doesNotMatch(status, /0\.0\.0\.0:5347/);
+    // One certificate for the domain, made by the one-shot service: no c2s or s2s makes its own.
+    const logs = await project.compose(["logs", "--no-color", "c2s", "s2s1", "s2s2"]);
+    assert.doesNotMatch(logs, /generated a self-signed certificate/);
   });
 
   test("accounts made with the CLI in a container; two users on different c2s replicas chat", async () => {
