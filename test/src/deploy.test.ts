@@ -1,6 +1,6 @@
 /**
- * There is no Docker engine on the machines this project is built on, so
- * the deployment files are checked by reading them: every process command
+ * The deployment files, checked by reading them (docker.test.ts runs them
+ * where a Docker engine is available): every process command
  * they run exists in the CLI, every JABBERFARM__ variable names a real key,
  * and each process's configuration (the image's farm file plus the
  * environment the file gives it) passes that process's zod schema, with
@@ -21,6 +21,8 @@ import { uploadConfigSchema } from "@jabberfarm/upload";
 import { s2sConfigSchema } from "@jabberfarm/s2s";
 import { xdbConfigSchema } from "@jabberfarm/xdb";
 import { ROOT } from "./farm.js";
+import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
+import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 
 const SCHEMAS = {
   router: routerConfigSchema, xdb: xdbConfigSchema, sm: smConfigSchema, c2s: c2sConfigSchema, muc: mucConfigSchema, upload: uploadConfigSchema,
@@ -36,6 +38,9 @@ function imageFile(path: string): string {
   assert.ok(m, `the Dockerfile copies something to ${path}`);
   return join(ROOT, m[1]!);
 }
+
+/** A compose port entry with its `${VAR:-default}` parts as shipped (the defaults). */
+const shippedPort = (entry: string): string => entry.replace(/\$\{\w+:-([^}]*)\}/g, "$1");
 
 /** A shipped placeholder (docker-compose.yml, the k8s Secret), as an operator replaces it. */
 const realSecret = (placeholder: string): string => `real-${placeholder.replace(/^change-me-/, "")}-0123456789abcdef`;
@@ -94,16 +99,27 @@ describe("deploy files", () => {
 
   test("docker-compose.yml: every farm service's command, environment, ports and health check", () => {
     const compose = parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8"), { merge: true }) as {
-      services: Record<string, { image?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; ports?: string[]; healthcheck?: { test: string[] } }>;
+      services: Record<string, { image?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; ports?: string[]; volumes?: string[]; healthcheck?: { test: string[] } }>;
     };
     const kinds = new Map<string, number>();
+    const routerInstances: string[] = [];
     for (const [name, svc] of Object.entries(compose.services)) {
+      for (const p of svc.ports ?? []) assert.match(shippedPort(p), /^127\.0\.0\.1:[\d-]*:\d+$/, `${name}: publishes ${p} on 127.0.0.1 only`);
       if (svc.image !== "jabberfarm:latest") continue;
       const env: Record<string, string> = { ...(svc.environment ?? {}) };
       let argv = svc.command ?? [];
+      if (argv[0] === "certificate") {
+        // The one-shot that makes the domain's certificate in the volume every c2s replica mounts.
+        assert.deepEqual(argv.slice(1), ["--config", IMAGE_CONFIG]);
+        assert.ok(svc.volumes?.includes("tls:/var/lib/jabberfarm/tls") && compose.services.c2s?.volumes?.includes("tls:/var/lib/jabberfarm/tls"), "certificate and c2s share the tls volume");
+        const realEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, /SECRET$/.test(k) ? realSecret(v) : v]));
+        const c2s = checkProcess(`compose service ${name}`, ["c2s", ...argv.slice(1)], env, realEnv);
+        assert.equal((c2s.tls as { dataDir: string }).dataDir, "/var/lib/jabberfarm/tls");
+        continue;
+      }
       if (svc.entrypoint?.[0] === "sh") {
         // `VAR=value exec node .../cli.js c2s --config ...`: the variables it sets, then the CLI's arguments.
-        const line = svc.entrypoint[2]!.replace(/\$\$HOSTNAME/g, "a1b2c3d4e5f6");
+        const line = svc.entrypoint[2]!.replace(/\$\$HOSTNAME/g, "a1b2c3d4e5f6").replace(/\$\$\{C2S_ADVERTISE_HOST:-\$\$\(hostname -i\)\}/g, "172.18.0.7");
         for (const m of line.matchAll(/(JABBERFARM__\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
         argv = line.slice(line.indexOf("cli.js") + "cli.js".length).trim().split(/\s+/);
       }
@@ -112,18 +128,25 @@ describe("deploy files", () => {
       kinds.set(argv[0]!, (kinds.get(argv[0]!) ?? 0) + 1);
       const metrics = config.metrics as { port: number } | undefined;
       assert.ok(metrics, `${name}: serves /readyz for its health check`);
-      assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`127\\.0\\.0\\.1:${metrics.port}/readyz`), `${name}: the health check asks the metrics port`);
+      assert.match(svc.healthcheck?.test.join(" ") ?? "", new RegExp(`/dev/tcp/127\\.0\\.0\\.1/${metrics.port} .*GET /readyz`), `${name}: the health check asks the metrics port`);
       if (argv[0] === "c2s") {
         const listeners = config.listeners as { starttls: { port: number }; directTls: { port: number }; websocket: { port: number } };
         assert.ok(listeners.websocket, "the WebSocket listener is on");
-        assert.deepEqual(svc.ports, [String(listeners.starttls.port), String(listeners.directTls.port), String(listeners.websocket.port)], "c2s publishes its listener ports");
+        assert.deepEqual(svc.ports?.map((p) => p.split(":").pop()), [String(listeners.starttls.port), String(listeners.directTls.port), String(listeners.websocket.port)], "c2s publishes its listener ports");
+        // The first replica on the standard port, the others next to it (README: point a client at localhost).
+        assert.equal(shippedPort(svc.ports![0]!), "127.0.0.1:5222-5231:5222");
+        assert.match((config.redirect as { advertise: string }).advertise, /^172\.18\.0\.7:5222$/, "a redirect names the replica's own address");
+        assert.ok(svc.volumes?.includes("tls:/var/lib/jabberfarm/tls"), "c2s keeps its certificate in the shared volume");
       }
       if (argv[0] === "upload") {
-        assert.deepEqual(svc.ports, [String((config.http as { port: number }).port)], "upload publishes its HTTPS port");
+        assert.deepEqual(svc.ports?.map((p) => p.split(":").pop()), [String((config.http as { port: number }).port)], "upload publishes its HTTPS port");
       }
+      if (argv[0] === "router") routerInstances.push(String(config.instance));
       if (argv[0] === "s2s") {
         const port = String((config.listen as { port: number }).port);
         assert.ok(svc.ports?.some((p) => p.split(":").pop() === port), "s2s publishes its server-to-server port");
+        assert.equal((config.tls as { dataDir: string }).dataDir, "/var/lib/jabberfarm/tls", "s2s presents the domain's one certificate");
+        assert.ok(svc.volumes?.includes("tls:/var/lib/jabberfarm/tls"), "s2s mounts the tls volume");
       }
       if (argv[0] !== "router") {
         assert.equal((config.routers as unknown[]).length, 2, `${name}: linked to both routers`);
@@ -132,6 +155,17 @@ describe("deploy files", () => {
     assert.deepEqual(Object.fromEntries(kinds), { router: 2, xdb: 1, sm: 2, c2s: 1, muc: 2, upload: 1, s2s: 2 },
       "two routers, one xdb, two SMs, a scalable c2s, two muc processes, an upload service, two s2s");
     assert.ok(compose.services.postgres && compose.services.redis);
+    assert.deepEqual(routerInstances, ["router-1", "router-2"], "each router names itself");
+  });
+
+  test("deploy/k8s: every object passes the Kubernetes API's schema (kubernetes-models: types and required fields, not unknown keys)", () => {
+    const models: Record<string, new (data: any) => { validate(): void }> = { Secret, ConfigMap, Service, Deployment, StatefulSet };
+    const docs = parseAllDocuments(readFileSync(join(ROOT, "deploy/k8s/jabberfarm.yaml"), "utf8")).map((d) => d.toJS() as Record<string, any>);
+    for (const d of docs) {
+      const Model = models[d.kind];
+      assert.ok(Model, `${d.kind} ${d.metadata?.name}: a kind this test knows`);
+      assert.doesNotThrow(() => new Model(d).validate(), `${d.kind} ${d.metadata?.name} is valid`);
+    }
   });
 
   test("deploy/k8s: every container's args, environment (ConfigMap, Secret files, pod name) and ports", () => {
@@ -162,10 +196,22 @@ describe("deploy files", () => {
         if (c.args[0] === "c2s") {
           const l = config.listeners as { starttls: { port: number }; directTls: { port: number }; websocket: { port: number } };
           assert.ok(ports.includes(l.starttls.port) && ports.includes(l.directTls.port) && ports.includes(l.websocket.port), "c2s exposes its listeners");
+          // Every pod presents the domain's one certificate, from the TLS Secret.
+          const tls = config.tls as { cert?: string; key?: string };
+          const mountOf = (path: string | undefined) => (c.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => path?.startsWith(`${m.mountPath}/`));
+          const volume = (d.spec.template.spec.volumes as Array<{ name: string; secret?: { secretName: string } }>).find((v) => v.name === mountOf(tls.cert)?.name);
+          assert.equal(volume?.secret?.secretName, "jabberfarm-tls");
+          assert.ok(tls.cert?.endsWith("/tls.crt") && tls.key?.endsWith("/tls.key") && mountOf(tls.key)?.name === volume?.name);
         }
-        if (c.args[0] === "router") assert.ok(ports.includes(config.port as number), "router exposes its component port");
+        if (c.args[0] === "router") {
+          assert.ok(ports.includes(config.port as number), "router exposes its component port");
+          assert.equal(config.instance, `${d.metadata.name}-0`, "each router names itself: its pod name");
+        }
         if (c.args[0] === "upload") assert.ok(ports.includes((config.http as { port: number }).port), "upload exposes its HTTPS port");
-        if (c.args[0] === "s2s") assert.ok(ports.includes((config.listen as { port: number }).port), "s2s exposes its server-to-server port");
+        if (c.args[0] === "s2s") {
+          assert.ok(ports.includes((config.listen as { port: number }).port), "s2s exposes its server-to-server port");
+          assert.deepEqual([(config.tls as { cert?: string }).cert, (config.tls as { key?: string }).key], ["/run/secrets/jabberfarm-tls/tls.crt", "/run/secrets/jabberfarm-tls/tls.key"]);
+        }
       }
     }
     assert.deepEqual(kinds.sort(), ["c2s", "muc", "router", "s2s", "sm", "upload", "xdb"]);

@@ -196,6 +196,22 @@ async function runOperator(command: "status" | "sessions" | "kick", o: Options):
 }
 
 /**
+ * `jabberfarm certificate --config FILE`: makes the c2s's self-signed
+ * certificate for the domain in its tls.dataDir (or keeps the one there),
+ * then exits. Run once before the c2s replicas start on a shared volume, so
+ * they all present the same certificate instead of racing to make their
+ * own (docker-compose.yml's `certificate` service).
+ */
+async function runCertificate(o: Options): Promise<number> {
+  if (!o.config) throw new UsageError("jabberfarm certificate: --config FILE is required");
+  const { c2sConfigSchema, loadTlsMaterial } = await import("@jabberfarm/c2s");
+  const config = validateSection(sectionFor(readConfigFile(o.config), "c2s"), "c2s", c2sConfigSchema);
+  const tls = await loadTlsMaterial(config.tls, config.domain, createLogger("certificate", o.level, o.pretty));
+  process.stdout.write(`${tls.certPath}: ${tls.source} certificate for ${config.domain}, SHA-256 ${tls.fingerprint256}\n`);
+  return 0;
+}
+
+/**
  * `jabberfarm config check FILE`: every section present (a file may serve
  * only some processes) is completed with the shared values and validated;
  * every mistake is printed with its key path. Exit 0 when all is well.
@@ -273,6 +289,8 @@ async function main(argv: string[]): Promise<number> {
       return runOperator(command, o);
     case "config":
       return runConfigCheck(o);
+    case "certificate":
+      return runCertificate(o);
     default:
       throw new UsageError(`jabberfarm: unknown command '${command}'`);
   }

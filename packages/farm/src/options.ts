@@ -72,6 +72,12 @@ operating a running farm (through its routers, as the component 'cli'):
 checking a config file:
   config check FILE       validate every section; print each mistake with its key path
 
+TLS:
+  certificate --config FILE
+                          make the c2s's self-signed certificate for the domain in
+                          c2s.tls.dataDir (or keep the one there) and exit; run it
+                          once before c2s replicas that share that directory
+
 common options:
   --config FILE           farm config file (YAML or JSON); see farm.example.yaml
                           (without it, account and operator commands read the
