@@ -54,6 +54,8 @@ const ITEMS_ANSWER_BYTES = 512 * 1024;
 interface Watcher {
   ref: CapsRef | undefined;
   features?: Features | undefined;
+  /** Nodes published to while its features were still being asked for: their last items are owed to it. */
+  missed?: Set<string>;
 }
 
 const bareOf = (jid: string): string => Jid.tryParse(jid)?.bareString() ?? jid;
@@ -111,6 +113,7 @@ export function pep(api: ModuleApi): void {
     const want = `${node}+notify`;
     const allowed = new Map<string, boolean>();
     for (const [full, w] of watchers.get(owner) ?? []) {
+      if (w.features === undefined && w.ref !== undefined) (w.missed ??= new Set()).add(node);
       if (w.features?.has(want) !== true) continue;
       const bare = bareOf(full);
       let ok = allowed.get(bare);
@@ -121,11 +124,12 @@ export function pep(api: ModuleApi): void {
 
   const itemElement = (item: StoredItem | { id: string; xml: string }): Element => xml("item", { id: item.id }, storedElement(item.xml));
 
-  /** The last item of every node `full` wants (and may see) whose send_last_published_item says so now. */
-  async function sendLast(owner: string, full: string, features: Features, why: "presence" | "subscription"): Promise<void> {
+  /** The last item of every node `full` wants (and may see) whose send_last_published_item says so now, and of those in `owed`. */
+  async function sendLast(owner: string, full: string, features: Features, why: "presence" | "subscription" | "none", owed: ReadonlySet<string> = new Set()): Promise<void> {
     for (const [node, config] of await nodes.nodes(owner)) {
-      if (!features.has(`${node}+notify`) || !config.persist || config.sendLast === "never") continue;
-      if (why === "presence" && config.sendLast !== "on_sub_and_presence") continue;
+      if (!features.has(`${node}+notify`) || !config.persist) continue;
+      const policy = why === "subscription" ? config.sendLast !== "never" : why === "presence" && config.sendLast === "on_sub_and_presence";
+      if (!policy && !owed.has(node)) continue;
       if (!(await mayAccess(owner, bareOf(full), config))) continue;
       const last = await nodes.last(owner, node);
       // Still there (a resource that went away meanwhile gets nothing).
@@ -147,8 +151,11 @@ export function pep(api: ModuleApi): void {
     const known = (features: Features | undefined): void => {
       if (watchers.get(owner)?.get(full) !== w) return; // gone, or newer caps since
       w.features = features;
-      if (features === undefined || quiet) return;
-      api.serial(owner, () => sendLast(owner, full, features, "presence"))
+      const missed = w.missed;
+      delete w.missed;
+      // Right after a takeover only what was published while we asked is news; otherwise all last items are.
+      if (features === undefined || (quiet && missed === undefined)) return;
+      api.serial(owner, () => sendLast(owner, full, features, quiet ? "none" : "presence", missed))
         .catch((err: unknown) => api.log.warn({ err, user: owner, to: full }, "pep: could not send the last items"));
     };
     // Never awaited here: this runs in the owner's queue, and the answer may have to pass through it.
