@@ -248,6 +248,33 @@ describe("PEP (XEP-0163)", () => {
     assert.equal((await store.list(ann)).items.length, 0, "nodes and items went with the account");
   });
 
+  test("bookmarks compatibility: private XML bookmarks and the PEP node are one list", async () => {
+    const ann = await farm.addUser("bann");
+    const a = await availableSession(farm, `${ann}/pc`);
+    const features = ok(await a.iq(`<iq type='get' to='${ann}'><query xmlns='${INFO}'/></iq>`)).getChild("query", INFO)!.getChildren("feature").map((f) => f.attrs.var);
+    assert.ok(features.includes("urn:xmpp:bookmarks:1#compat"));
+    // An old client stores two bookmarks in private XML: the PEP node has them.
+    ok(await a.iq("<iq type='set'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>" +
+      "<conference jid='one@conference.localhost' name='One' autojoin='true'><nick>ann</nick></conference><conference jid='two@conference.localhost'/>" +
+      "<url name='web' url='https://example.org'/></storage></query></iq>"));
+    const pepItems = ok(await a.iq(itemsXml("", "urn:xmpp:bookmarks:1"))).getChild("pubsub", PUBSUB)!.getChild("items")!.getChildren("item");
+    assert.deepEqual(pepItems.map((i) => i.attrs.id), ["one@conference.localhost", "two@conference.localhost"]);
+    const one = pepItems[0]!.getChild("conference", "urn:xmpp:bookmarks:1")!;
+    assert.deepEqual([one.attrs.name, one.attrs.autojoin, one.getChildText("nick")], ["One", "true", "ann"]);
+    // A new client adds one through PEP and removes one: the old client reads the same list.
+    ok(await a.iq(publishXml("urn:xmpp:bookmarks:1", "three@conference.localhost", "<conference xmlns='urn:xmpp:bookmarks:1' name='Three'/>")));
+    ok(await a.iq(`<iq type='set'><pubsub xmlns='${PUBSUB}'><retract node='urn:xmpp:bookmarks:1'><item id='two@conference.localhost'/></retract></pubsub></iq>`));
+    const legacy = ok(await a.iq("<iq type='get'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>"))
+      .getChild("query", "jabber:iq:private")!.getChild("storage", "storage:bookmarks")!.getChildren("conference");
+    assert.deepEqual(legacy.map((c) => [c.attrs.jid, c.attrs.name, c.attrs.autojoin]), [["one@conference.localhost", "One", "true"], ["three@conference.localhost", "Three", "false"]]);
+    // Whitelist: nobody else reads them.
+    const node = ok(await a.iq(`<iq type='get'><pubsub xmlns='${OWNER}'><configure node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)).toString();
+    assert.match(node, /<field var=["']pubsub#access_model["'][^>]*><value>whitelist<\/value>/);
+    // Other private data is still private.ts's.
+    ok(await a.iq("<iq type='set'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>x</prefs></query></iq>"));
+    a.end();
+  });
+
   test("verification strings: XEP-0115's examples (§5.2 simple, §5.3 with an extended form)", () => {
     const simple = parseElement(`<query xmlns='${INFO}'><identity category='client' type='pc' name='Exodus 0.9.1'/><feature var='http://jabber.org/protocol/caps'/>` +
       "<feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/></query>");

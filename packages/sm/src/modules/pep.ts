@@ -28,6 +28,7 @@ import { findForm } from "@jabberfarm/dataform";
 import { canBounce, stanzaErrorReply, xml, type Element, type StanzaErrorCondition } from "@jabberfarm/xml";
 import type { InboundEvent, OutboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
+import { bookmarksCompat } from "./pep-bookmarks.js";
 import { CapsResolver, readCaps, sameCaps, type CapsRef, type Features } from "./pep-caps.js";
 import {
   NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, OptionError, PepNodes,
@@ -413,4 +414,7 @@ export function pep(api: ModuleApi): void {
     api.on(`iq/self/${ns}`, ({ stanza, session }: OutboundEvent) => discover(stanza, session.bare, session.bare), PEP_PRIORITY);
     api.on(`iq/bare/${ns}`, ({ stanza, user, from }: InboundEvent) => discover(stanza, user, from.bareString()), PEP_PRIORITY);
   }
+
+  // Bookmarks kept in private XML storage by older clients are the PEP node's (XEP-0402 §5.3).
+  bookmarksCompat(api, { nodes, maxItemsPerNode: limits.maxItemsPerNode, notifyAll, fail }, PEP_PRIORITY);
 }
