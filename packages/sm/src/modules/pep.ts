@@ -29,6 +29,7 @@ import { canBounce, stanzaErrorReply, xml, type Element, type StanzaErrorConditi
 import type { InboundEvent, OutboundEvent } from "../events.js";
 import type { ModuleApi } from "../module-api.js";
 import { bookmarksCompat } from "./pep-bookmarks.js";
+import { pepDiscovery } from "./pep-disco.js";
 import { CapsResolver, readCaps, sameCaps, type CapsRef, type Features } from "./pep-caps.js";
 import {
   NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, OptionError, PepNodes,
@@ -36,8 +37,6 @@ import {
 } from "./pep-nodes.js";
 import { storableXml, storedElement } from "./stanza-text.js";
 
-const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 /** What XEP-0163 §9 and XEP-0223 §3 ask a PEP service to say it supports (as `pubsub#` features). */
 const FEATURES = [
   "access-open", "access-presence", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-and-configure",
@@ -384,36 +383,8 @@ export function pep(api: ModuleApi): void {
   });
   api.on(`iq/bare/${NS_PUBSUB_OWNER}`, ({ stanza }: InboundEvent) => fail(stanza, "forbidden", undefined, "only the owner changes a PEP node"));
 
-  // ---- discovery: nodes on the bare JID -------------------------------------------------
-
-  /** Answers disco for PEP nodes; false leaves the query to disco.ts (the account itself, unknown nodes, strangers). */
-  async function discover(stanza: Element, owner: string, requester: string): Promise<boolean> {
-    const query = stanza.firstElement()!;
-    if (stanza.attrs.type !== "get" || query.local !== "query") return false;
-    const node = query.attrs.node;
-    if (node === undefined || node === "") {
-      if (query.ns !== NS_DISCO_ITEMS) return false;
-      const visible: string[] = [];
-      for (const [name, config] of await nodes.nodes(owner)) if (await mayAccess(owner, requester, config)) visible.push(name);
-      if (visible.length === 0) return false;
-      api.result(stanza, xml("query", { xmlns: NS_DISCO_ITEMS }, ...visible.sort().map((n) => xml("item", { jid: owner, node: n }))));
-      return true;
-    }
-    const config = validNode(node) ? await nodes.node(owner, node) : null;
-    if (config === null || !(await mayAccess(owner, requester, config))) return false;
-    if (query.ns === NS_DISCO_INFO) {
-      api.result(stanza, xml("query", { xmlns: NS_DISCO_INFO, node },
-        xml("identity", { category: "pubsub", type: "leaf" }), xml("feature", { var: NS_PUBSUB }), xml("feature", { var: NS_DISCO_INFO })));
-    } else {
-      const items = config.persist ? await nodes.items(owner, node) : [];
-      api.result(stanza, xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items.map((i) => xml("item", { jid: owner, name: i.id }))));
-    }
-    return true;
-  }
-  for (const ns of [NS_DISCO_INFO, NS_DISCO_ITEMS]) {
-    api.on(`iq/self/${ns}`, ({ stanza, session }: OutboundEvent) => discover(stanza, session.bare, session.bare), PEP_PRIORITY);
-    api.on(`iq/bare/${ns}`, ({ stanza, user, from }: InboundEvent) => discover(stanza, user, from.bareString()), PEP_PRIORITY);
-  }
+  // Nodes on the bare JID in disco (pep-disco.ts).
+  pepDiscovery(api, { nodes, mayAccess, validNode }, PEP_PRIORITY);
 
   // Bookmarks kept in private XML storage by older clients are the PEP node's (XEP-0402 §5.3).
   bookmarksCompat(api, { nodes, maxItemsPerNode: limits.maxItemsPerNode, notifyAll, fail }, PEP_PRIORITY);
