@@ -225,6 +225,29 @@ describe("PEP (XEP-0163)", () => {
     for (const s of [a, b]) s.end();
   });
 
+  test("the last item when the owner approves a contact's subscription", async () => {
+    const ann = await farm.addUser("sann");
+    const ben = await farm.addUser("sben");
+    // ann sees ben's presence; ben does not see ann's yet, so he may not read her presence-model nodes.
+    await relate(ann, ben, "to", "from");
+    const notifying = clientInfo(["http://jabber.org/protocol/mood+notify"]);
+    const a = await availableSession(farm, `${ann}/pc`);
+    ok(await a.iq(publishXml("http://jabber.org/protocol/mood", "current", "<mood xmlns='http://jabber.org/protocol/mood'><happy/></mood>")));
+    const b = await farm.driver.online(`${ben}/pc`, presenceWithCaps(capsVer(notifying, "sha-1")!));
+    await answerCaps(b, notifying);
+    // Nothing while he is not subscribed: observed after ann's SM has seen his presence and she has sent an update he must not get either.
+    await a.next((e) => e.name === "presence" && e.attrs.from === b.full);
+    await settle(ann);
+    ok(await a.iq(publishXml("http://jabber.org/protocol/mood", "current", "<mood xmlns='http://jabber.org/protocol/mood'><sad/></mood>")));
+    await b.nothing(isEvent("http://jabber.org/protocol/mood"), 300);
+    b.send(`<presence type='subscribe' to='${ann}'/>`);
+    await a.next((e) => e.name === "presence" && e.attrs.type === "subscribe");
+    a.send(`<presence type='subscribed' to='${ben}'/>`);
+    const got = await b.next(isEvent("http://jabber.org/protocol/mood"));
+    assert.ok(eventItem(got)!.getChild("mood", "http://jabber.org/protocol/mood")!.getChild("sad"), got.toString());
+    for (const s of [a, b]) s.end();
+  });
+
   test("limits: bytes per item, items per node, nodes per user; the data goes with the account", async () => {
     const ann = await farm.addUser("qann");
     const a = await availableSession(farm, `${ann}/pc`);
