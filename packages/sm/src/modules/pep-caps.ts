@@ -7,7 +7,7 @@
  * forms) and, once verified, kept for every resource that sends the same
  * hash (a bounded LRU per SM). Not a module: pep.ts uses it.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { xml, type Element } from "@jabberfarm/xml";
 import { NS_DATA } from "@jabberfarm/dataform";
 
@@ -115,7 +115,7 @@ export class CapsResolver {
         resolve(undefined); // a flood of unknown strings: no more memory for it
         return;
       }
-      const id = `caps${(++this.counter).toString(36)}`;
+      const id = `caps${(++this.counter).toString(36)}-${randomBytes(4).toString("hex")}`;
       const timer = setTimeout(() => this.settle(id, undefined), this.timeoutMs);
       timer.unref();
       this.pending.set(id, { key, ref, full, timer, waiters: [{ full, resolve }] });
@@ -128,7 +128,8 @@ export class CapsResolver {
   answer(iq: Element): boolean {
     const id = iq.attrs.id;
     const p = id === undefined ? undefined : this.pending.get(id);
-    if (p === undefined || (iq.attrs.type !== "result" && iq.attrs.type !== "error")) return false;
+    // Only the resource asked may answer (an id is no secret).
+    if (p === undefined || iq.attrs.from !== p.full || (iq.attrs.type !== "result" && iq.attrs.type !== "error")) return false;
     const query = iq.attrs.type === "result" ? iq.getChild("query", NS_DISCO_INFO) : undefined;
     if (query === undefined) {
       this.settle(id!, undefined);
