@@ -65,7 +65,7 @@ export async function ensureDaemon(): Promise<void> {
   const log = openSync(join(DOCKER_ROOT, "dockerd.log"), "a");
   const d = spawn("dockerd", [
     "--iptables=false", "--ip-forward=false", "--ip=127.0.0.1", "--storage-driver=overlay2",
-    `--data-root=${join(DOCKER_ROOT, "data")}`, `--exec-root=/var/run/jabberfarm-docker`, "--pidfile=/var/run/jabberfarm-docker.pid",
+    `--data-root=${join(DOCKER_ROOT, "data")}`, "--exec-root=/var/run/jabberfarm-docker", "--pidfile=/var/run/jabberfarm-docker.pid",
   ], { detached: true, stdio: ["ignore", log, log] });
   d.unref();
   await waitUntil(`dockerd answers (log: ${join(DOCKER_ROOT, "dockerd.log")})`, 60_000, () => answers(), 500);

@@ -52,6 +52,9 @@ export interface ModuleApi {
   /** Advertise a feature in the disco#info of every account (a user's bare JID), e.g. PEP or MAM. */
   addAccountFeature(ns: string): void;
   accountFeatures(): readonly string[];
+  /** Advertise an identity in the disco#info of every account, beside account/registered (e.g. PEP's pubsub/pep). */
+  addAccountIdentity(identity: Identity): void;
+  accountIdentities(): readonly Identity[];
   /**
    * Advertise a stream feature that clients see after authentication,
    * beside resource binding (e.g. roster versioning, stream management).

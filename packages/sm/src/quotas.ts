@@ -107,6 +107,19 @@ export const mamConfigSchema = z.strictObject({
   batchMaxBytes: z.number().int().min(1024).max(512 * KiB).default(256 * KiB),
 }).prefault({});
 
+export const pepConfigSchema = z.strictObject({
+  /** Nodes per account (XEP-0163); one more is refused with policy-violation and pubsub#errors max-nodes-exceeded. */
+  maxNodes: z.number().int().min(1).default(100),
+  /** Items a node may keep: the most `pubsub#max_items` may be, and what `max` means; older items go as newer ones come. */
+  maxItemsPerNode: z.number().int().min(1).max(10_000).default(256),
+  /** One item's payload; larger: not-acceptable with payload-too-big. Avatars (XEP-0084) are the large ones. */
+  maxItemBytes: z.number().int().min(1024).max(512 * KiB).default(256 * KiB),
+  /** All of an account's nodes and items together; beyond it a publish gets policy-violation. */
+  maxBytes: count.default(10 * MiB),
+  /** Entity-capabilities hashes (XEP-0115) whose verified features this SM remembers (least recently used go). */
+  capsCacheSize: z.number().int().min(1).default(10_000),
+}).prefault({});
+
 /** The modules' sections of the SM config. */
 export const moduleQuotaSections = {
   offline: offlineConfigSchema,
@@ -118,6 +131,7 @@ export const moduleQuotaSections = {
   vcard: vcardConfigSchema,
   presence: presenceConfigSchema,
   mam: mamConfigSchema,
+  pep: pepConfigSchema,
 };
 
 export type RosterConfig = z.output<typeof rosterConfigSchema>;

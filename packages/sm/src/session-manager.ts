@@ -51,6 +51,7 @@ export class SessionManager implements ModuleApi {
   private readonly stores: ModuleStores;
   private readonly featureList: string[] = [];
   private readonly accountFeatureList: string[] = [];
+  private readonly accountIdentityList: Identity[] = [{ category: "account", type: "registered" }];
   private readonly streamFeatureList: Element[] = [];
   private readonly envelopeHandlers = new Map<string, (el: Element) => void>();
   private readonly sessionControls = new Map<string, (e: SessionEnvelope, session: Session | undefined) => void | Promise<void>>();
@@ -129,6 +130,14 @@ export class SessionManager implements ModuleApi {
 
   accountFeatures(): readonly string[] {
     return this.accountFeatureList;
+  }
+
+  addAccountIdentity(identity: Identity): void {
+    if (!this.accountIdentityList.some((i) => i.category === identity.category && i.type === identity.type)) this.accountIdentityList.push(identity);
+  }
+
+  accountIdentities(): readonly Identity[] {
+    return this.accountIdentityList;
   }
 
   addStreamFeature(feature: Element): void {

@@ -66,7 +66,7 @@ export function disco(api: ModuleApi): void {
       return;
     }
     api.result(stanza, xml("query", { xmlns: NS_DISCO_INFO },
-      xml("identity", { category: "account", type: "registered" }),
+      ...api.accountIdentities().map((i) => xml("identity", { category: i.category, type: i.type, name: i.name })),
       // What modules offer on every account (the archive, PEP), beside discovery itself.
       ...[...new Set([NS_DISCO_INFO, NS_DISCO_ITEMS, ...api.accountFeatures()])].sort().map((f) => xml("feature", { var: f }))));
   };

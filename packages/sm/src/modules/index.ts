@@ -12,6 +12,7 @@ import { lastActivity } from "./last.js";
 import { mam } from "./mam.js";
 import { message } from "./message.js";
 import { offline } from "./offline.js";
+import { pep } from "./pep.js";
 import { ping } from "./ping.js";
 import { presence } from "./presence.js";
 import { privateStorage } from "./private.js";
@@ -41,6 +42,7 @@ export const BUILTIN_MODULES: Record<string, SmModule> = {
   csi: clientStateIndication,
   carbons,
   mam,
+  pep,
 };
 
 export function loadModules(names: readonly string[]): SmModule[] {

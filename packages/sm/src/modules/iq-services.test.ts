@@ -56,7 +56,8 @@ describe("iq services: disco, ping, version, vcard, private", () => {
       const a = await farm.driver.open("ann@localhost/self");
       for (const to of ["to='ann@localhost'", ""]) {
         const reply = ok(await a.iq(`<iq type='get' ${to}><query xmlns='${INFO}'/></iq>`));
-        assert.deepEqual(identities(reply), ["account/registered"]);
+        // With PEP loaded, every account is a pubsub service too (XEP-0163 §1).
+        assert.deepEqual(identities(reply), ["account/registered", "pubsub/pep"]);
         assert.equal(reply.attrs.from, "ann@localhost");
       }
       ok(await a.iq(`<iq type='get' to='ann@localhost'><query xmlns='${ITEMS}'/></iq>`));
@@ -66,7 +67,7 @@ describe("iq services: disco, ping, version, vcard, private", () => {
     test("another user's bare JID: answered for a presence subscriber, service-unavailable for anyone else", async () => {
       const ben = await farm.driver.open("ben@localhost/x");
       const info = ok(await ben.iq(`<iq type='get' to='ann@localhost'><query xmlns='${INFO}'/></iq>`));
-      assert.deepEqual(identities(info), ["account/registered"]);
+      assert.deepEqual(identities(info), ["account/registered", "pubsub/pep"]);
       assert.equal(info.attrs.from, "ann@localhost");
       const items = ok(await ben.iq(`<iq type='get' to='ann@localhost'><query xmlns='${ITEMS}'/></iq>`));
       assert.equal(items.getChild("query", ITEMS)?.getChildren().length, 0);
