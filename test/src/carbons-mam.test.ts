@@ -182,10 +182,15 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
     const bodies = (items: Archived[]) => items.map((i) => i.body).filter((b) => /^k\d+$/.test(b));
     const expected = Array.from({ length: N }, (_, i) => `k${i}`).sort();
     for (const c of [to, from]) {
+      // What the last query said, for the failure message: a slow archive and a lost item read differently.
+      let last = "no answer yet";
       const items = await waitUntil(`${c.jid}'s archive holds all ${N}`, 60_000, async () => {
-        const r = await pageAll(c, 100).catch(() => undefined);
-        return r !== undefined && new Set(bodies(r.items)).size === N ? r.items : undefined;
-      }, 500);
+        const r = await pageAll(c, 100).catch((err: Error) => ((last = `query failed: ${err.message}`), undefined));
+        if (r === undefined) return undefined;
+        const have = new Set(bodies(r.items));
+        last = `${have.size} distinct of ${N}; missing ${expected.filter((b) => !have.has(b)).join(" ")}`;
+        return have.size === N ? r.items : undefined;
+      }, 500).catch((err: Error) => assert.fail(`${err.message} (${last})`));
       t.diagnostic(`${c.jid}: ${bodies(items).length} archived for ${N} sent`);
       assert.deepEqual(bodies(items).sort(), expected, "each message exactly once");
     }
