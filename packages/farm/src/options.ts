@@ -55,6 +55,16 @@ one process (each reads its section of --config FILE):
 
 accounts (through the running farm, or directly on its storage):
   adduser USER@DOMAIN     password from standard input, or asked
+  adduser --from FILE     many accounts: one 'USER PASSWORD' per line ('#'
+                          comments and blank lines skipped)
+  import FILE|DIR         accounts with their rosters, vCards, private XML and
+                          offline messages from an XEP-0227 file (prosody's
+                          prosody-migrator, ejabberd's export_piefxis), or a
+                          directory of them; checked whole before anything is
+                          written; accounts already there are left as they are,
+                          so an interrupted import is finished by running it again
+  export FILE             every account to an XEP-0227 file (SCRAM keys, never
+                          a password: the farm has none)
   passwd USER@DOMAIN
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
@@ -117,6 +127,8 @@ export interface Options {
   dns: string[];
   /** The upload service's HTTPS port (0: any free one). */
   uploadPort: number;
+  /** `adduser --from FILE`: the file of `user password` lines. */
+  from?: string | undefined;
   positionals: string[];
 }
 
@@ -153,6 +165,7 @@ export function parse(argv: string[]): Options {
       "s2s-port": { type: "string", default: "5269" },
       dns: { type: "string", multiple: true, default: [] },
       component: { type: "string", multiple: true, default: [] },
+      from: { type: "string" },
     },
   });
   const level = values["log-level"] as Level;
@@ -186,7 +199,7 @@ export function parse(argv: string[]): Options {
     uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), wsPort: port("ws-port", values["ws-port"]), wsOrigins: values["ws-origin"] ?? [], routerPort: port("router-port", values["router-port"]),
-    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
+    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals, from: values.from,
     components: (values.component ?? []).map((c) => {
       const eq = c.indexOf("=");
       if (eq <= 0) throw new UsageError(`--component: got "${c}"; expected NAME=SECRET (an external component, e.g. bot.localhost=...)`);
