@@ -320,11 +320,12 @@ export class SqlStorage implements Storage {
 
   // whole accounts in bulk (accounts-sql.ts)
 
-  importAccounts(accounts: AccountRecord[]): Promise<Array<"created" | "exists">> {
+  // async: a bad argument is a rejection, as from every other method, never a throw.
+  async importAccounts(accounts: AccountRecord[]): Promise<Array<"created" | "exists">> {
     return importAccounts(this.db, checkedImport(accounts));
   }
 
-  exportAccounts(params: Parameters<Storage["exportAccounts"]>[0]): ReturnType<Storage["exportAccounts"]> {
+  async exportAccounts(params: Parameters<Storage["exportAccounts"]>[0]): ReturnType<Storage["exportAccounts"]> {
     return exportAccounts(this.db, checkedExport(params));
   }
 
