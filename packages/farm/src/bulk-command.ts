@@ -23,11 +23,11 @@ export async function runBulk(command: "import" | "export" | "adduser", o: Optio
   const admin = await openAdminStorage(cli, log, o.waitMs, say);
   try {
     if (command === "export") {
-      const r = await exportPie(admin.storage, file);
+      const r = await exportPie(admin.storage, file, { batchAccounts: o.batch });
       process.stderr.write(`export: ${r.accounts} accounts to ${file} in ${r.seconds.toFixed(1)} s (${admin.via === "router" ? "through the running farm" : "from the storage"})\n`);
       return 0;
     }
-    const summary = lines ? await importUserLines(admin.storage, lines) : await importPie(admin.storage, file);
+    const summary = lines ? await importUserLines(admin.storage, lines, { batchAccounts: o.batch }) : await importPie(admin.storage, file, { batchAccounts: o.batch });
     process.stderr.write(importReport(command, summary));
     // Accounts left out are worth a non-zero exit: a script should not take the job as done.
     return summary.skipped > 0 ? 1 : 0;

@@ -65,6 +65,8 @@ accounts (through the running farm, or directly on its storage):
                           so an interrupted import is finished by running it again
   export FILE             every account to an XEP-0227 file (SCRAM keys, never
                           a password: the farm has none)
+    --batch N             accounts per storage request for import, export and
+                          adduser --from (default 500)
   passwd USER@DOMAIN
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
@@ -129,6 +131,8 @@ export interface Options {
   uploadPort: number;
   /** `adduser --from FILE`: the file of `user password` lines. */
   from?: string | undefined;
+  /** Accounts per storage request of the bulk commands. */
+  batch: number;
   positionals: string[];
 }
 
@@ -166,6 +170,7 @@ export function parse(argv: string[]): Options {
       dns: { type: "string", multiple: true, default: [] },
       component: { type: "string", multiple: true, default: [] },
       from: { type: "string" },
+      batch: { type: "string", default: "500" },
     },
   });
   const level = values["log-level"] as Level;
@@ -200,6 +205,11 @@ export function parse(argv: string[]): Options {
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), wsPort: port("ws-port", values["ws-port"]), wsOrigins: values["ws-origin"] ?? [], routerPort: port("router-port", values["router-port"]),
     databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals, from: values.from,
+    batch: (() => {
+      const n = Number(values.batch);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--batch: got "${values.batch}"; expected a number of accounts from 1 to 1000`);
+      return n;
+    })(),
     components: (values.component ?? []).map((c) => {
       const eq = c.indexOf("=");
       if (eq <= 0) throw new UsageError(`--component: got "${c}"; expected NAME=SECRET (an external component, e.g. bot.localhost=...)`);
