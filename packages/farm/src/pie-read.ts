@@ -82,7 +82,9 @@ function tagName(tag: { local: string; uri: string }): string {
 
 /** The element as text that stands on its own: its namespace on the root. */
 function standalone(el: Element, ns: string = el.ns): string {
-  const copy = new Element(el.name, { ...el.attrs, xmlns: ns }, el.children, el.uri);
+  // xmlns first, as the farm writes it everywhere: the same element is then the same text.
+  const { xmlns: _, ...rest } = el.attrs;
+  const copy = new Element(el.name, { xmlns: ns, ...rest }, el.children, el.uri);
   return serialize(copy);
 }
 
@@ -97,6 +99,7 @@ export async function* readPie(file: string, limits: PieLimits = PIE_LIMITS): As
   let userStart = 0;
   let userLine = 0;
   const at = (): string => `${file}:${parser.line}`;
+  const tooLarge = (): PieError => bad(`${file}:${userLine}`, `<user> larger than ${limits.maxUserChars} characters (the import's limit for one account)`);
   parser.on("error", (err) => {
     throw new PieError(`${err.message} (not well-formed XML)`);
   });
@@ -137,7 +140,11 @@ export async function* readPie(file: string, limits: PieLimits = PIE_LIMITS): As
   parser.on("closetag", () => {
     if (depth >= 3) {
       const el = stack.pop()!;
-      if (depth === 3) ready.push(pieUser(el, host!, `${file}:${userLine}`));
+      if (depth === 3) {
+        // Checked here too: a small file comes in one chunk, closed before the check between chunks.
+        if (parser.position - userStart > limits.maxUserChars) throw tooLarge();
+        ready.push(pieUser(el, host!, `${file}:${userLine}`));
+      }
     }
     depth--;
   });
@@ -147,7 +154,7 @@ export async function* readPie(file: string, limits: PieLimits = PIE_LIMITS): As
     for await (const chunk of stream) {
       parser.write(chunk as string);
       if (depth >= 3 && parser.position - userStart > limits.maxUserChars) {
-        throw bad(`${file}:${userLine}`, `<user> larger than ${limits.maxUserChars} characters (the import's limit for one account)`);
+        throw tooLarge();
       }
       yield* ready.splice(0);
     }

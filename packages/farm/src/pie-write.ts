@@ -31,7 +31,8 @@ function attrs(a: Record<string, string | undefined>): string {
 /** A stored client stanza with jabber:client on its root, whatever namespace it was stored in. */
 function clientStanza(text: string): string {
   const el = parseElement(text, "jabber:client");
-  el.attrs.xmlns = "jabber:client";
+  const { xmlns: _, ...rest } = el.attrs;
+  el.attrs = { xmlns: "jabber:client", ...rest };
   return el.toString();
 }
 
