@@ -83,8 +83,9 @@ function tagName(tag: { local: string; uri: string }): string {
 /** The element as text that stands on its own: its namespace on the root. */
 function standalone(el: Element, ns: string = el.ns): string {
   // xmlns first, as the farm writes it everywhere: the same element is then the same text.
-  const { xmlns: _, ...rest } = el.attrs;
-  const copy = new Element(el.name, { xmlns: ns, ...rest }, el.children, el.uri);
+  const attrs: Record<string, string> = { xmlns: ns };
+  for (const [k, v] of Object.entries(el.attrs)) if (k !== "xmlns") attrs[k] = v;
+  const copy = new Element(el.name, attrs, el.children, el.uri);
   return serialize(copy);
 }
 

@@ -31,8 +31,9 @@ function attrs(a: Record<string, string | undefined>): string {
 /** A stored client stanza with jabber:client on its root, whatever namespace it was stored in. */
 function clientStanza(text: string): string {
   const el = parseElement(text, "jabber:client");
-  const { xmlns: _, ...rest } = el.attrs;
-  el.attrs = { xmlns: "jabber:client", ...rest };
+  const attrs: Record<string, string> = { xmlns: "jabber:client" };
+  for (const [k, v] of Object.entries(el.attrs)) if (k !== "xmlns") attrs[k] = v;
+  el.attrs = attrs;
   return el.toString();
 }
 
