@@ -4,9 +4,12 @@ export {
 } from "./envelope.js";
 export {
   XDB_OPS, isXdbOp, xdbRequest, xdbResult, readXdbRequest, parseXdbParams, parseXdbResult, xdbParamsFromArgs, xdbArgsFromParams,
-  scramCredentialSchema, rosterItemSchema,
   type XdbOp, type XdbParams, type XdbResult, type XdbRequest, type XdbMethods,
 } from "./xdb.js";
+export {
+  scramCredentialSchema, rosterItemSchema, accountRecordSchema, accountsImportSchema, accountsExportSchema, MAX_ACCOUNTS_PER_REQUEST,
+  type AccountRecord, type AccountsExport,
+} from "./xdb-accounts.js";
 export {
   storeReadSchema, storeWriteSchema, storeReadResultSchema, storeWriteResultSchema, keyedQuotaSchema, archiveQuotaSchema, storeNameSchema,
   MAX_PAGE_ITEMS, MAX_PAGE_BYTES, DEFAULT_PAGE_ITEMS, DEFAULT_PAGE_BYTES, MAX_APPEND_ITEMS,

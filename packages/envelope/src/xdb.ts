@@ -8,27 +8,13 @@
 import { z } from "zod";
 import { escapeAttr, escapeText, type Element } from "@jabberfarm/xml";
 import { ENVELOPE_NS, EnvelopeError } from "./envelope.js";
+import {
+  accountsExportResultSchema, accountsExportSchema, accountsImportResultSchema, accountsImportSchema, bareJidSchema, rosterItemSchema, scramCredentialSchema,
+} from "./xdb-accounts.js";
 import { storeReadResultSchema, storeReadSchema, storeWriteResultSchema, storeWriteSchema } from "./xdb-store.js";
 
-const bareJid = z.string().min(3).max(3071).regex(/^[^@/]+@[^@/]+$/, "a bare JID local@domain");
+const bareJid = bareJidSchema;
 const jid = z.string().min(1).max(3071);
-
-export const scramCredentialSchema = z.object({
-  mechanism: z.enum(["SCRAM-SHA-1", "SCRAM-SHA-256"]),
-  salt: z.string().min(1),
-  iterations: z.number().int().min(4096),
-  storedKey: z.string().min(1),
-  serverKey: z.string().min(1),
-});
-
-export const rosterItemSchema = z.object({
-  jid,
-  name: z.string().max(1024).optional(),
-  subscription: z.enum(["none", "to", "from", "both"]),
-  ask: z.literal("subscribe").optional(),
-  approved: z.boolean().optional(),
-  groups: z.array(z.string().max(1024)).max(100),
-});
 
 const user = { user: bareJid };
 const credentials = z.array(scramCredentialSchema).min(1);
@@ -66,6 +52,8 @@ export const XDB_OPS = {
   "roster.remove": op("set", "removeRosterItem", ["user", "jid"], z.object({ ...user, jid }), z.string().nullable()),
   "store.read": op("get", "storeRead", null, storeReadSchema, storeReadResultSchema),
   "store.write": op("set", "storeWrite", null, storeWriteSchema, storeWriteResultSchema),
+  "accounts.import": op("set", "importAccounts", ["accounts"], accountsImportSchema, accountsImportResultSchema),
+  "accounts.export": op("get", "exportAccounts", null, accountsExportSchema, accountsExportResultSchema),
 } as const;
 
 type Ops = typeof XDB_OPS;

@@ -277,7 +277,13 @@ async function main(argv: string[]): Promise<number> {
       // The supervisor loads what it validates; its children load only their own kind.
       await (await import("./up-command.js")).runUp(o);
       return -1;
+    case "import":
+    case "export":
+      return (await import("./bulk-command.js")).runBulk(command, o);
     case "adduser":
+      if (o.from !== undefined) return (await import("./bulk-command.js")).runBulk(command, o);
+      await runAdmin(command, o);
+      return 0;
     case "passwd":
     case "deluser":
     case "migrate":

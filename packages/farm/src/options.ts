@@ -55,6 +55,18 @@ one process (each reads its section of --config FILE):
 
 accounts (through the running farm, or directly on its storage):
   adduser USER@DOMAIN     password from standard input, or asked
+  adduser --from FILE     many accounts: one 'USER PASSWORD' per line ('#'
+                          comments and blank lines skipped)
+  import FILE|DIR         accounts with their rosters, vCards, private XML and
+                          offline messages from an XEP-0227 file (prosody's
+                          prosody-migrator, ejabberd's export_piefxis), or a
+                          directory of them; checked whole before anything is
+                          written; accounts already there are left as they are,
+                          so an interrupted import is finished by running it again
+  export FILE             every account to an XEP-0227 file (SCRAM keys, never
+                          a password: the farm has none)
+    --batch N             accounts per storage request for import, export and
+                          adduser --from (default 500)
   passwd USER@DOMAIN
   deluser USER@DOMAIN
   migrate                 apply storage migrations and exit
@@ -123,6 +135,10 @@ export interface Options {
   dns: string[];
   /** The upload service's HTTPS port (0: any free one). */
   uploadPort: number;
+  /** `adduser --from FILE`: the file of `user password` lines. */
+  from?: string | undefined;
+  /** Accounts per storage request of the bulk commands. */
+  batch: number;
   positionals: string[];
 }
 
@@ -159,6 +175,8 @@ export function parse(argv: string[]): Options {
       "s2s-port": { type: "string", default: "5269" },
       dns: { type: "string", multiple: true, default: [] },
       component: { type: "string", multiple: true, default: [] },
+      from: { type: "string" },
+      batch: { type: "string", default: "500" },
     },
   });
   const level = values["log-level"] as Level;
@@ -192,7 +210,12 @@ export function parse(argv: string[]): Options {
     uploadPort: port("upload-port", values["upload-port"]),
     config: values.config, level, domain: values.domain!, data: values.data!, host: values.host!,
     port: port("port", values.port), tlsPort: port("tls-port", values["tls-port"]), wsPort: port("ws-port", values["ws-port"]), wsOrigins: values["ws-origin"] ?? [], routerPort: port("router-port", values["router-port"]),
-    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals,
+    databaseUrl: values["database-url"] || undefined, redisUrl: values["redis-url"] || undefined, registration: values.registration ?? false, plaintext: values.plaintext ?? false, positionals, from: values.from,
+    batch: (() => {
+      const n = Number(values.batch);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--batch: got "${values.batch}"; expected a number of accounts from 1 to 1000`);
+      return n;
+    })(),
     components: (values.component ?? []).map((c) => {
       const eq = c.indexOf("=");
       if (eq <= 0) throw new UsageError(`--component: got "${c}"; expected NAME=SECRET (an external component, e.g. bot.localhost=...)`);

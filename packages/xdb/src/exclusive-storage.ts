@@ -10,6 +10,7 @@
  */
 import type { ScramCredential, StoreRead, StoreReadResult, StoreWrite, StoreWriteResult } from "./storage.js";
 import { checkedRead } from "./store-sql.js";
+import type { AccountRecord } from "@jabberfarm/envelope";
 import { CREDENTIALS_SELECT, SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
@@ -87,6 +88,16 @@ export class ExclusiveSqlStorage extends SqlStorage {
     this.credentials.delete(user);
     this.mayHave.delete(user);
     return deleted;
+  }
+
+  override async importAccounts(accounts: AccountRecord[]): Promise<Array<"created" | "exists">> {
+    // As for storeWrite: marked before the write, so no overlapping read concludes "empty".
+    for (const a of accounts) for (const e of [...(a.kv ?? []), ...(a.archive ?? [])]) this.mark(a.user, e.store);
+    const outcome = await this.writing(() => super.importAccounts(accounts));
+    accounts.forEach((a, i) => {
+      if (outcome[i] === "created") this.remember(a.user, [...new Map(a.credentials.map((c) => [c.mechanism, c] as const)).values()]);
+    });
+    return outcome;
   }
 
   override async storeWrite(params: StoreWrite): Promise<StoreWriteResult> {

@@ -11,6 +11,8 @@
 import type { Db, DbHandle } from "./db.js";
 import { InvalidArgumentError, UnknownAccountError } from "./errors.js";
 import { storeRead, storeWrite } from "./store-sql.js";
+import { checkedExport, checkedImport, exportAccounts, importAccounts } from "./accounts-sql.js";
+import type { AccountRecord } from "@jabberfarm/envelope";
 import type {
   Roster,
   RosterItem,
@@ -314,6 +316,17 @@ export class SqlStorage implements Storage {
 
   storeWrite(params: StoreWrite): Promise<StoreWriteResult> {
     return storeWrite(this.db, params);
+  }
+
+  // whole accounts in bulk (accounts-sql.ts)
+
+  // async: a bad argument is a rejection, as from every other method, never a throw.
+  async importAccounts(accounts: AccountRecord[]): Promise<Array<"created" | "exists">> {
+    return importAccounts(this.db, checkedImport(accounts));
+  }
+
+  async exportAccounts(params: Parameters<Storage["exportAccounts"]>[0]): ReturnType<Storage["exportAccounts"]> {
+    return exportAccounts(this.db, checkedExport(params));
   }
 
   /** Idempotent; waits for the backend to shut down. */

@@ -21,7 +21,7 @@ type Read = ReturnType<typeof storeReadSchema.parse>;
 export type Write = ReturnType<typeof storeWriteSchema.parse>;
 type ArchiveQuery = Extract<Read, { kind: "archive.query" }>;
 
-function parsed<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, input: unknown): T {
+export function parsed<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, input: unknown): T {
   const r = schema.safeParse(input);
   if (!r.success) throw new InvalidArgumentError(r.error.issues.map((i) => `${i.path.join(".") || "params"}: ${i.message}`).join("; "));
   noNul(r.data, "params");
