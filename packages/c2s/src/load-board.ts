@@ -8,7 +8,12 @@
  * or small farm redirects nobody, and only to a c2s clearly below the share,
  * so redirects cannot loop.
  */
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis } from "ioredis";
+
+// Loaded when the first client is made: a farm without Redis (the embedded
+// default) never pays for ioredis (docs/performance.md, "Memory at start").
+const redisClass = (): typeof Redis => (createRequire(import.meta.url)("ioredis") as typeof import("ioredis")).Redis;
 
 export interface C2sLoad {
   instance: string;
@@ -49,7 +54,7 @@ export class LoadBoard {
   private others: C2sLoad[] = [];
 
   constructor(private readonly o: LoadBoardOptions) {
-    this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
+    this.redis = new (redisClass())(o.redisUrl, { maxRetriesPerRequest: 1 });
     this.redis.on("error", () => {}); // a Redis outage means no redirects, never a failed login
     const every = o.intervalMs ?? 500;
     this.timer = setInterval(() => void this.tick(), every);

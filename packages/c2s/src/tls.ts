@@ -7,7 +7,6 @@ import { X509Certificate, createPrivateKey, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { generate } from "selfsigned";
 
 export interface TlsMaterial {
   cert: string;
@@ -92,6 +91,9 @@ export async function loadTlsMaterial(settings: TlsSettings, domain: string, log
   const notBeforeDate = new Date(Date.now() - 3600_000); // some slack for clients with a slow clock
   const notAfterDate = new Date(notBeforeDate);
   notAfterDate.setFullYear(notAfterDate.getFullYear() + VALIDITY_YEARS);
+  // selfsigned (node-forge) is loaded only here: most starts reuse the kept
+  // certificate, and its ~5 MB of heap would stay in every c2s, s2s and upload.
+  const { generate } = await import("selfsigned");
   const pems = await generate([{ name: "commonName", value: domain }], {
     keyType: "ec",
     curve: "P-256",

@@ -225,13 +225,13 @@ async function runConfigCheck(o: Options): Promise<number> {
   const problems: string[] = [];
   for (const k of Object.keys(doc)) if (!TOP_LEVEL_KEYS.has(k)) problems.push(`${k}: unknown key (expected one of ${[...TOP_LEVEL_KEYS].join(", ")})`);
   const checks = [
-    ["router", (await import("@jabberfarm/router")).routerConfigSchema],
-    ["xdb", (await import("@jabberfarm/xdb")).xdbConfigSchema],
-    ["sm", (await import("@jabberfarm/sm")).smConfigSchema],
-    ["c2s", (await import("@jabberfarm/c2s")).c2sConfigSchema],
-    ["muc", (await import("@jabberfarm/muc")).mucConfigSchema],
-    ["upload", (await import("@jabberfarm/upload")).uploadConfigSchema],
-    ["s2s", (await import("@jabberfarm/s2s")).s2sConfigSchema],
+    ["router", (await import("@jabberfarm/router/config")).routerConfigSchema],
+    ["xdb", (await import("@jabberfarm/xdb/config")).xdbConfigSchema],
+    ["sm", (await import("@jabberfarm/sm/config")).smConfigSchema],
+    ["c2s", (await import("@jabberfarm/c2s/config")).c2sConfigSchema],
+    ["muc", (await import("@jabberfarm/muc/config")).mucConfigSchema],
+    ["upload", (await import("@jabberfarm/upload/config")).uploadConfigSchema],
+    ["s2s", (await import("@jabberfarm/s2s/config")).s2sConfigSchema],
   ] as const;
   const present = checks.filter(([name]) => doc[name] !== undefined);
   if (present.length === 0) problems.push("no process section: expected at least one of router, xdb, sm, c2s, muc, upload, s2s");

@@ -10,9 +10,14 @@
  * room is loaded. The owner renews the key's TTL, so the lists of a farm
  * that went away expire by themselves.
  */
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Occupant } from "./room.js";
+
+// Loaded when the first client is made: a farm without Redis (the embedded
+// default) never pays for ioredis (docs/performance.md, "Memory at start").
+const redisClass = (): typeof Redis => (createRequire(import.meta.url)("ioredis") as typeof import("ioredis")).Redis;
 
 const roomKey = (room: string): string => `jf:muc:{${room}}`;
 
@@ -30,7 +35,7 @@ export class OccupantStore {
   private lastError = 0;
 
   constructor(redisUrl: string, private readonly ttl: number, private readonly rooms: () => Iterable<string>, private readonly log: Logger) {
-    this.redis = new Redis(redisUrl, {
+    this.redis = new (redisClass())(redisUrl, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       enableAutoPipelining: true,

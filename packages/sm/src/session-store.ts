@@ -16,11 +16,16 @@
  * through (without waiting) and read only when a user arrives from another
  * SM. Redis being away costs takeover, never a login or a message.
  */
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Jid } from "@jabberfarm/jid";
 import { NS, parseTrusted } from "@jabberfarm/xml";
 import { Session, type SessionValue } from "./session.js";
+
+// Loaded when the first client is made: a farm without Redis (the embedded
+// default) never pays for ioredis (docs/performance.md, "Memory at start").
+const redisClass = (): typeof Redis => (createRequire(import.meta.url)("ioredis") as typeof import("ioredis")).Redis;
 
 export interface SessionStoreOptions {
   redisUrl: string;
@@ -62,7 +67,7 @@ export class SessionStore {
 
   constructor(private readonly o: SessionStoreOptions) {
     this.ttl = o.ttlSeconds ?? 60;
-    this.redis = new Redis(o.redisUrl, {
+    this.redis = new (redisClass())(o.redisUrl, {
       // A command while Redis is away fails at once instead of queueing:
       // the write-through is best effort and resynced when Redis is back.
       enableOfflineQueue: false,

@@ -27,9 +27,8 @@ export {
 export { pgPoolDb, pgliteDb, type Db, type DbHandle } from "./db.js";
 export { migrate, migrations, latestVersion, type Migration, type MigrateResult } from "./migrations/index.js";
 export { SqlStorage } from "./sql-storage.js";
-export { openPostgres, type PostgresOptions } from "./backends/postgres.js";
-export { openPglite } from "./backends/pglite.js";
-export { openStorage, type StorageConfig } from "./open.js";
+export type { PostgresOptions } from "./backends/postgres.js";
+export { openPglite, openPostgres, openStorage, type StorageConfig } from "./open.js";
 export { XdbClient, XdbRequestError, type XdbClientOptions } from "./client.js";
 export { XdbService } from "./service.js";
 export { startXdb, type XdbProcess, type XdbProcessOptions } from "./process.js";

@@ -1,5 +1,8 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { pgliteDb, type DbHandle } from "../db.js";
 import { DataDirInUseError } from "../errors.js";
@@ -53,6 +56,41 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   };
 }
 
+// PGlite's defaults size PostgreSQL for a desktop (shared_buffers 160 MB),
+// which made the embedded xdb the largest process of the farm at start.
+// A small farm's working set is far smaller: 16 MB of buffers, with the
+// operating system's page cache behind them, is what the embedded default
+// needs (docs/performance.md, "Memory at start"). Farms that outgrow it run
+// on PostgreSQL. -c on the command line wins over postgresql.conf.
+const SETTINGS = ["shared_buffers=16MB", "wal_buffers=1MB", "temp_buffers=1MB"];
+
+function startParams(): string[] | undefined {
+  // PGlite replaces its default parameters with startParams, so ours are
+  // appended to them; an older or newer PGlite without the static list gets
+  // its defaults untouched rather than a half-configured server.
+  const defaults = (PGlite as unknown as { defaultStartParams?: unknown }).defaultStartParams;
+  if (!Array.isArray(defaults)) return undefined;
+  return [...(defaults as string[]), ...SETTINGS.flatMap((s) => ["-c", s])];
+}
+
+/**
+ * initdb runs in a child process of its own: its WebAssembly instance grows
+ * to ~550 MB, and V8 does not give that back to the system after it is
+ * collected, so creating the database in the xdb itself left a fresh farm's
+ * xdb at ~750 MB for its whole life.
+ */
+async function createDataDir(dir: string): Promise<void> {
+  const script = fileURLToPath(new URL("./pglite-init.js", import.meta.url));
+  const child = spawn(process.execPath, [script, dir], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.once("error", rej);
+    child.once("exit", res);
+  });
+  if (code !== 0) throw new Error(`creating the PGlite database in ${dir} failed (exit ${code}): ${stderr.trim().slice(-2000)}`);
+}
+
 /** Opens (creating if needed) a PGlite database in dataDir. One process per directory. */
 export async function openPglite(dataDir: string): Promise<Storage> {
   const dir = resolve(dataDir);
@@ -60,7 +98,8 @@ export async function openPglite(dataDir: string): Promise<Storage> {
   const unlock = await lockDataDir(dir);
   let pg: PGlite | undefined;
   try {
-    pg = await PGlite.create(dir);
+    if (!existsSync(join(dir, "PG_VERSION"))) await createDataDir(dir);
+    pg = await PGlite.create(dir, { startParams: startParams() });
     const inner = pgliteDb(pg);
     await migrate(inner);
     const handle: DbHandle = {
