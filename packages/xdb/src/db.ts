@@ -83,6 +83,14 @@ export function pgPoolDb(pool: Pool): DbHandle {
       let live = true;
       // A client whose ROLLBACK failed is in an unknown state: destroy it instead of pooling it.
       let broken: Error | undefined;
+      // The pool listens for errors on idle clients only. A connection the
+      // server ends between two statements of ours (PostgreSQL shutting down
+      // or restarting) emits 'error' on the checked-out client, which without
+      // a listener would end the process; the next statement fails instead.
+      const onError = (err: Error): void => {
+        broken ??= err;
+      };
+      client.on("error", onError);
       const run: Runner = {
         query: async (sql, params) => (await client.query(sql, [...params])).rows,
         exec: async (sql) => {
@@ -112,6 +120,7 @@ export function pgPoolDb(pool: Pool): DbHandle {
         }
       } finally {
         live = false;
+        client.removeListener("error", onError);
         client.release(broken ?? false);
       }
     },

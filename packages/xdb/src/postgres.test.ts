@@ -137,6 +137,33 @@ describe("postgres backend", () => {
     await assert.rejects(openPostgres(`${url}?options=-c%20search_path%3Dx`, { schema: "fine" }), /options/);
   });
 
+  test("a connection the server ends between two statements of a transaction fails that transaction, not the process", { timeout: 15_000 }, async () => {
+    // What a PostgreSQL shutdown or restart does to a transaction in flight.
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    pool.on("error", () => {});
+    // Not events.once: it would listen for 'error' itself, which is what this test is about.
+    const ended: Array<Promise<void>> = [];
+    pool.on("connect", (c) => ended.push(new Promise((resolve) => c.once("end", () => resolve()))));
+    const db = pgPoolDb(pool);
+    const killer = new pg.Client({ connectionString: url });
+    await killer.connect();
+    try {
+      const failed = db.transaction(async (tx) => {
+        const [row] = await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+        await killer.query("SELECT pg_terminate_backend($1)", [row!.pid]);
+        // The client has seen its connection end (and emitted 'error') while no statement of ours ran.
+        await ended[0];
+        await tx.query("SELECT 1");
+      });
+      await assert.rejects(failed, /terminat|not queryable|Connection/i);
+      const [row] = await db.transaction((tx) => tx.query<{ one: number }>("SELECT 1 AS one"));
+      assert.equal(row?.one, 1, "the pool opens a new connection for the next transaction");
+    } finally {
+      await killer.end();
+      await db.close();
+    }
+  });
+
   test("an unreachable server fails the open", async () => {
     await assert.rejects(openPostgres("postgres://postgres@127.0.0.1:1/test"));
   });
