@@ -48,6 +48,10 @@ environment (defaults in brackets):
                (jabberfarm every message, the peers nothing); on: all of them every message (ejabberd
                mod_mam, prosody mod_mam, default always); off: none (jabberfarm sm.mam.default never)
   MECH [PLAIN] or SCRAM-SHA-256 / SCRAM-SHA-1 (what a peer does not offer fails its logins)
+  PEER_PASSWORDS [plain]  plain: the peers keep plaintext passwords (the shared harness's choice);
+               scram: SCRAM keys as the farm keeps them (ejabberd auth_password_format scram with
+               sha256, or sha under MECH=SCRAM-SHA-1; prosody internal_hashed), so PLAIN costs
+               every server a PBKDF2
   DOMAIN [bench.test]
   PEER_PRESENCE [xmpp]   xmpp: peers' rosters made over XMPP before the presence run; skip: no presence for peers
   JF_PRESENCE_SEED [storage]  storage: rosters written into jabberfarm's storage before start; xmpp: as for peers
@@ -77,6 +81,7 @@ function config() {
     mech: envText("MECH", "PLAIN"),
     sm: envNumber("SM", 0),
     archive: envText("ARCHIVE", "default"),
+    peerPasswords: envText("PEER_PASSWORDS", "plain"),
     domain: envText("DOMAIN", "bench.test"),
     peerPresence: envText("PEER_PRESENCE", "xmpp"),
     jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
@@ -91,6 +96,7 @@ function config() {
   if (!["xmpp", "skip"].includes(c.peerPresence)) throw new Error("PEER_PRESENCE must be xmpp or skip");
   if (!["storage", "xmpp"].includes(c.jfPresenceSeed)) throw new Error("JF_PRESENCE_SEED must be storage or xmpp");
   if (!["default", "on", "off"].includes(c.archive)) throw new Error("ARCHIVE must be default, on or off");
+  if (!["plain", "scram"].includes(c.peerPasswords)) throw new Error("PEER_PASSWORDS must be plain or scram");
   if (!["off", "default"].includes(c.jfRateLimit)) throw new Error("JF_RATE_LIMIT must be off or default");
   if (c.scenarios.includes("messages") && 2 * c.pairs > c.users) throw new Error(`PAIRS=${c.pairs} needs ${2 * c.pairs} accounts; USERS=${c.users}`);
   if (c.scenarios.includes("presence") && c.churners + c.observers > c.users) throw new Error(`presence needs ${c.churners + c.observers} accounts; USERS=${c.users}`);
@@ -169,7 +175,7 @@ async function main() {
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*$/, "");
   mkdirSync(c.outDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), "jf-side-by-side-"));
-  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}${c.archive === "default" ? "" : `-archive-${c.archive}`}`;
+  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}${c.archive === "default" ? "" : `-archive-${c.archive}`}${c.mech === "PLAIN" ? "" : `-${c.mech.toLowerCase()}`}${c.peerPasswords === "scram" ? "-peers-scram" : ""}`;
   const jsonPath = join(c.outDir, `side-by-side-${stamp}${variant}.json`);
   const mdPath = join(c.outDir, `SIDE-BY-SIDE${variant}.md`);
   const plaintextSupported = farmSupportsPlaintext();
@@ -200,7 +206,7 @@ async function main() {
       log(`wrote ${jsonPath} and ${mdPath}`);
     },
   });
-  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; archive ${c.archive}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
+  log(`targets ${targets.join(", ")}; scenarios ${c.scenarios.join(", ")}; ${c.tls ? "STARTTLS" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 (ack every ${c.sm})` : ""}; archive ${c.archive}; peers' passwords ${c.peerPasswords}; deadline ${Math.round(deadlineS)} s; work dir ${workDir}`);
 
   for (const target of targets) {
     const isFarm = target.startsWith("jabberfarm-");
@@ -250,7 +256,8 @@ async function main() {
             topology: { routers: 1, sm: 1, c2s: 1, muc: scenario === "rooms" ? 1 : 0 },
             presence: scenario === "presence" && c.jfPresenceSeed === "storage" ? { churners: c.churners, observers: c.observers, roster: c.roster } : undefined,
           })
-          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms"), archive: c.archive === "on" });
+          : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms"), archive: c.archive === "on",
+            scram: c.peerPasswords === "scram" ? (c.mech === "SCRAM-SHA-1" ? "sha" : "sha256") : undefined });
         inst = await running.starting;
         running.starting = undefined;
         running.instance = inst;

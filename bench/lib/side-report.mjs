@@ -32,7 +32,7 @@ export function sideBySideMarkdown(r) {
   o.push(`Run ${r.started_at} → ${r.finished_at ?? "(unfinished)"} with \`node bench/side-by-side.mjs\`; raw figures in \`${r.json_file ?? "side-by-side-*.json"}\`.`);
   o.push(`Host: ${r.host.cores} cores (${r.host.cpu}), Node ${r.host.node}, Linux ${r.host.kernel}. The generator and the servers share the box, so CPU figures are % of ONE core (${r.host.cores * 100} = the whole box), and "other CPU" is what the rest of the machine used meanwhile.`);
   o.push("");
-  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. ${archiveLine(c.archive)} Every scenario runs on a freshly started server.`);
+  o.push(`Sizes: ${sizes(c)}. c2s ${c.tls ? "STARTTLS (required)" : "plaintext"}, SASL ${c.mech}${c.sm > 0 ? `, XEP-0198 stream management on every client (an ack asked every ${c.sm} stanzas sent; ejabberd mod_stream_mgmt, prosody mod_smacks)` : ""}. ${archiveLine(c.archive)} ${c.peerPasswords === "scram" ? "The peers store SCRAM keys as the farm does (ejabberd auth_password_format scram, prosody internal_hashed)." : "The peers store plaintext passwords, the farm SCRAM keys (PLAIN costs the farm a PBKDF2 per login, the peers none)."} Every scenario runs on a freshly started server.`);
   if (r.error) o.push("", `**Run incomplete: ${r.error}.**`);
   o.push("");
   o.push("## Targets");
@@ -42,7 +42,9 @@ export function sideBySideMarkdown(r) {
   for (const t of targets) {
     const x = r.targets[t];
     const notes = [x.error, x.rate_limit, x.accounts_created_s != null ? `${c.users} accounts written in ${x.accounts_created_s} s` : undefined, x.command ? `\`${x.command.replace(/\/tmp\/[^ ]+/g, "<tmp>")}\`` : undefined].filter(Boolean).join("; ");
-    const storage = x.storage ?? { ejabberd: "Mnesia, plaintext passwords", prosody: "files (internal_plain)", jabberd2: "SQLite, plaintext passwords" }[t] ?? "";
+    const storage = x.storage ?? (c.peerPasswords === "scram"
+      ? { ejabberd: "Mnesia, SCRAM keys", prosody: "files (internal_hashed)", jabberd2: "SQLite, plaintext passwords" }
+      : { ejabberd: "Mnesia, plaintext passwords", prosody: "files (internal_plain)", jabberd2: "SQLite, plaintext passwords" })[t] ?? "";
     o.push(`| ${t} | ${x.version ?? ""} | ${x.processes ?? "–"} | ${storage} | ${x.mode ?? "–"} | ${notes} |`);
   }
   o.push("");
@@ -134,7 +136,7 @@ export function sideBySideMarkdown(r) {
   o.push("## Reading this");
   o.push("");
   o.push("- Ratio columns are jabberfarm ÷ peer for the same figure: for ↑ figures above 1 favours jabberfarm, for ↓ figures below 1 does.");
-  o.push("- jabberfarm stores SCRAM keys only (never passwords), so a SASL PLAIN login costs it a PBKDF2 derivation (4096 iterations) that the peers, configured with plaintext passwords, do not pay. With MECH=SCRAM-SHA-256 the hashing moves to the client (the generator caches the salted password, as clients may).");
+  o.push("- jabberfarm stores SCRAM keys only (never passwords), so a SASL PLAIN login costs it a PBKDF2 derivation (4096 iterations) that the peers, configured with plaintext passwords (PEER_PASSWORDS=plain), do not pay; with PEER_PASSWORDS=scram ejabberd and prosody pay it too. With MECH=SCRAM-SHA-256 the hashing moves to the client (the generator caches the salted password, as clients may).");
   o.push("- \"server CPU ms per login\" and \"server CPU µs per message\" divide the server's CPU time by the work done: they compare efficiency even when the box, not the server, is the limit.");
   if (targets.includes("jabberfarm-postgres")) {
     o.push("- jabberfarm-postgres: the PostgreSQL server's own CPU and memory are not in the server figures (only the farm's processes are measured); its CPU shows up in \"other CPU %\".");

@@ -389,12 +389,17 @@ function childPids(pid) {
  * - `archive`: every one-to-one message archived (XEP-0313; ejabberd's
  *   mod_mam in its default Mnesia, prosody's mod_mam in its default file
  *   storage, both with the default policy "always").
+ * - `scram`: passwords stored as SCRAM keys, as the farm stores them
+ *   (ejabberd's `auth_password_format: scram` with `auth_scram_hash` sha256,
+ *   or sha for SCRAM-SHA-1; prosody's internal_hashed, SCRAM-SHA-1 only in
+ *   0.12, which hashes the launcher's plaintext account files at their first
+ *   login); PLAIN then costs each of them a PBKDF2 as it costs the farm.
  * - `websocketPort`: XMPP over WebSocket (RFC 7395) at
  *   http(s)://127.0.0.1:PORT/xmpp-websocket (ejabberd's ejabberd_http_ws,
  *   prosody's mod_websocket; TLS as the c2s listener has it); jabberd2 has none.
  */
-function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive }) {
-  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${archive ? "-mam" : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
+function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive, scram }) {
+  const dir = join(benchWork, `servers${streamManagement ? "-sm" : ""}${muc ? "-muc" : ""}${archive ? "-mam" : ""}${scram ? `-scram-${scram}` : ""}${websocketPort ? `-ws${websocketPort}` : ""}`);
   if (existsSync(dir)) return dir;
   mkdirSync(benchWork, { recursive: true });
   cpSync(join(SHARED, "servers"), dir, { recursive: true });
@@ -416,6 +421,10 @@ function patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, arc
     patch("ejabberd.sh", "  mod_ping: {}\n", "  mod_ping: {}\n  mod_mam:\n    default: always\n");
     patch("prosody.sh", "modules_enabled = {", "modules_enabled = { \"mam\";");
     patch("prosody.sh", "VirtualHost \"$domain\"\n", "default_archive_policy = true\narchive_expires_after = \"never\"\nVirtualHost \"$domain\"\n");
+  }
+  if (scram) {
+    patch("ejabberd.sh", "auth_password_format: plain", `auth_password_format: scram\nauth_scram_hash: ${scram}`);
+    patch("prosody.sh", 'authentication = "internal_plain"', 'authentication = "internal_hashed"');
   }
   if (websocketPort) {
     // An ejabberd_http listener beside the c2s one, TLS when the c2s has it ($tls_cfg holds the certificate then).
@@ -463,12 +472,12 @@ function runLauncher(name, args, env, timeoutMs, launchers = join(SHARED, "serve
   });
 }
 
-export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0, archive = false }) {
+export async function startPeer({ name, domain, users, tls, benchWork, log, streamManagement = false, muc = false, websocketPort = 0, archive = false, scram = undefined }) {
   const peer = PEERS[name];
   const env = { ...process.env, BENCH_WORK: benchWork };
   delete env.TLS;
   delete env.NODELAY;
-  const launchers = streamManagement || muc || websocketPort || archive ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive }) : join(SHARED, "servers");
+  const launchers = streamManagement || muc || websocketPort || archive || scram ? patchedLaunchers(benchWork, { streamManagement, muc, websocketPort, archive, scram }) : join(SHARED, "servers");
   const { out, err } = await runLauncher(name, ["start", String(peer.port), domain, String(users), ...(tls ? ["tls"] : [])], env, 300_000, launchers);
   const m = /^PIDS: (.+)$/m.exec(out);
   if (!m) {
