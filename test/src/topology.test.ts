@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 import { Farm } from "./farm.js";
+import { scrape } from "./prometheus.js";
 import { LibraryClient, RawClient, xml } from "./clients.js";
 import type { Element } from "@jabberfarm/xml";
 
@@ -27,11 +28,56 @@ describe("jabberfarm up --routers 2 --sm 2 --c2s 2", () => {
   let farm: Farm;
   const clients: LibraryClient[] = [];
   before(async () => {
-    farm = await Farm.start({ upArgs: ["--routers", "2", "--sm", "2", "--c2s", "2"] });
+    farm = await Farm.start({ upArgs: ["--routers", "2", "--sm", "2", "--c2s", "2"], metrics: true });
   });
   after(async () => {
     for (const c of clients) await c.stop();
     assert.equal(await farm.stop(), 0);
+  });
+
+  test("both routers carry traffic: each user's stanzas take the router their destination hashes to", async () => {
+    // The components' rule (packages/component pool.ts): rendezvous hashing
+    // of the destination over the routers' addresses. A route from a c2s is
+    // addressed to its user's bare JID, a relay between SMs to the
+    // recipient's; so two users who hash to different routers send through
+    // different routers, whichever router the farm's processes linked first.
+    const routers = farm.farmPorts!.routers.map((r) => ({ id: r.id, rendezvousId: `${r.host}:${r.port}`, rendezvousSeed: rendezvousSeed(`${r.host}:${r.port}`) }));
+    assert.equal(routers.length, 2);
+    const via = (bare: string): string => rendezvousPick(routers, bare)!.id;
+    const names: Record<string, string> = {};
+    for (let i = 0; Object.keys(names).length < 2; i++) names[via(`lena${i}@localhost`)] ??= `lena${i}`;
+    const [u1, u2] = routers.map((r) => `${names[r.id]!}@localhost`) as [string, string];
+    for (const u of [u1, u2]) await farm.addUser(u, "pw-lena");
+    const c1 = await LibraryClient.login(farm.ports.c2s, u1.split("@")[0]!, "pw-lena", "one", "127.0.0.1");
+    const c2 = await LibraryClient.login(farm.ports.c2s, u2.split("@")[0]!, "pw-lena", "two", "127.0.0.2");
+    clients.push(c1, c2);
+    /** Messages each router read (a route counts as the message it carries). */
+    const routed = async (): Promise<number[]> => Promise.all(routers.map(async (r) => {
+      let n = 0;
+      for (const [k, v] of await scrape(farm.metricsPort(r.id))) if (k.startsWith("jabberfarm_stanzas_in_total{") && k.includes("kind=message")) n += v;
+      return n;
+    }));
+    const before = await routed();
+    const N = 20;
+    for (let i = 0; i < N; i++) {
+      await c1.send(xml("message", { to: `${u2}/two`, type: "chat", id: `a${i}` }, xml("body", {}, `a${i}`)));
+      await c2.send(xml("message", { to: `${u1}/one`, type: "chat", id: `b${i}` }, xml("body", {}, `b${i}`)));
+    }
+    // In order, each way.
+    for (let i = 0; i < N; i++) {
+      assert.equal((await c2.next((e) => e.name === "message" && e.attrs.id?.startsWith("a") === true)).attrs.id, `a${i}`);
+      assert.equal((await c1.next((e) => e.name === "message" && e.attrs.id?.startsWith("b") === true)).attrs.id, `b${i}`);
+    }
+    const carried = (await routed()).map((n, i) => n - before[i]!);
+    // Each message: c2s → sender's SM (keyed by the sender), SM → SM when
+    // they differ (keyed by the recipient), SM → recipient's c2s (keyed by
+    // that c2s's address, so on either router).
+    const crossing = ownerOf(u1) !== ownerOf(u2);
+    const least = routers.map((r) => (r.id === via(u1) ? N : 0) + (r.id === via(u2) ? N : 0) + (crossing ? N : 0));
+    for (const [i, r] of routers.entries()) {
+      assert.ok(carried[i]! >= least[i]!, `${r.id} carried the messages whose hops hash to it: at least ${least[i]}, carried ${carried.join(" / ")}`);
+    }
+    assert.equal(carried[0]! + carried[1]!, 2 * N * (crossing ? 3 : 2), "each message crossed the routers once per hop, no more");
   });
 
   test("users on different SMs and c2s subscribe, see presence and chat; a router dies and traffic goes on", async () => {

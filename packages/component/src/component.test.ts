@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { AcceptedComponent } from "./accept.js";
-import { Component, backoffDelay } from "./pool.js";
+import { Component, backoffDelay, destinationOf } from "./pool.js";
 import { handshakeDigest, verifyHandshake } from "./handshake.js";
-import { LEAVING_NOTICE } from "./members.js";
+import { LEAVING_NOTICE, membersElement } from "./members.js";
 import { secretSchema } from "./secret.js";
 
 describe("handshake", () => {
@@ -203,6 +203,100 @@ describe("component: choosing the link to send through", () => {
       await c.stop();
       await x.stop();
       await older.stop();
+      await fresh.stop();
+    }
+  });
+});
+
+describe("component: routers that share the load", () => {
+  test("the destination is read from the first start tag's to", () => {
+    assert.deepEqual(destinationOf("<route xmlns='e' from='c2s/c2s-1' to='alice@localhost' sid='s'><message to='bob@localhost/x'/></route>"),
+      { name: "localhost", instance: undefined, key: "alice@localhost" });
+    assert.deepEqual(destinationOf("<message from='a@b/c' to='bob@localhost/phone' id='1'/>"), { name: "localhost", instance: undefined, key: "bob@localhost" });
+    assert.deepEqual(destinationOf(Buffer.from("<route xmlns='e' to='c2s/c2s-2' from='localhost/sm-1'/>")), { name: "c2s", instance: "c2s-2", key: "c2s/c2s-2" });
+    assert.deepEqual(destinationOf("<xdb xmlns='e' to='xdb' id='7'>{}</xdb>"), { name: "xdb", instance: undefined, key: "xdb" });
+    assert.deepEqual(destinationOf("<room@muc.localhost/nick"), undefined, "no to");
+    assert.equal(destinationOf("<message id='1'><body to='x@y'/></message>"), undefined, "a child's to is not the element's");
+    assert.equal(destinationOf("<iq xto='a@b'/>"), undefined, "an attribute that only ends in to");
+  });
+
+  test("each destination takes one router, the destinations spread over all, and a router that cannot reach one is passed over", async () => {
+    const r1 = await StandInRouter.start();
+    const r2 = await StandInRouter.start();
+    const c = linkedTo([r1.port, r2.port], 0);
+    try {
+      await c.start();
+      await eventually(() => c.liveLinks.length === 2, "linked to both");
+      // Both routers serve the users' domain; only r2 has a link to c2s-2.
+      for (const r of [r1, r2]) r.broadcast(membersElement("localhost", ["sm-1", "sm-2"]));
+      r1.broadcast(membersElement("c2s", ["c2s-1"]));
+      r2.broadcast(membersElement("c2s", ["c2s-1", "c2s-2"]));
+      await eventually(() => c.instancesOf("c2s").size === 2 && c.instancesOf("localhost").size === 2, "the lists arrived");
+
+      const users = Array.from({ length: 40 }, (_, i) => `user${i}@localhost`);
+      let n = 0;
+      const sent = new Map<string, string[]>();
+      for (let round = 0; round < 3; round++) {
+        for (const u of users) {
+          const id = `u${++n}`;
+          sent.set(u, [...(sent.get(u) ?? []), id]);
+          assert.ok(c.send(`<message from='a.test' to='${u}/r${round}' id='${id}'/>`));
+        }
+      }
+      for (let i = 0; i < 10; i++) c.send(`<route xmlns='e' from='a.test/a-1' to='c2s/c2s-2' id='p${i}'/>`);
+      c.send("<message from='a.test' to='elsewhere.example' id='x1'/>");
+      await eventually(() => r1.received.length + r2.received.length === 3 * users.length + 11, "everything arrived");
+
+      let onR1 = 0;
+      for (const [u, ids] of sent) {
+        const where = ids.map((id) => (r1.received.includes(id) ? 1 : 2));
+        assert.equal(new Set(where).size, 1, `every stanza to ${u}, whatever its resource, took one router`);
+        if (where[0] === 1) onR1++;
+        // In order on that router.
+        const seen = (where[0] === 1 ? r1 : r2).received.filter((id) => ids.includes(id));
+        assert.deepEqual(seen, ids);
+      }
+      assert.ok(onR1 >= 8 && onR1 <= 32, `both routers carry a share of the 40 users (${onR1} on r1)`);
+      assert.deepEqual(r2.received.filter((id) => id.startsWith("p")), Array.from({ length: 10 }, (_, i) => `p${i}`),
+        "a process only r2 is linked to is reached through r2, in order");
+      assert.ok(r1.received.includes("x1"), "what no router's list names leaves through the sticky link");
+
+      // r1 leaves: everything goes through r2 now.
+      r1.broadcast(LEAVING_NOTICE);
+      await eventually(() => c.linkInUse?.router.port === r2.port, "r1 is leaving");
+      const before = r1.received.length;
+      for (const u of users) c.send(`<message from='a.test' to='${u}' id='after-${u}'/>`);
+      await eventually(() => users.every((u) => r2.received.includes(`after-${u}`)), "all through r2");
+      assert.equal(r1.received.length, before);
+    } finally {
+      await c.stop();
+      await r1.stop();
+      await r2.stop();
+    }
+  });
+
+  test("a router that is not settled yet gets no share while a settled one serves the destination", async () => {
+    const settleMs = 400;
+    const old = await StandInRouter.start();
+    const fresh = await StandInRouter.notYet();
+    const c = linkedTo([old.port, fresh.port], settleMs);
+    try {
+      await c.start();
+      await delay(settleMs + 50);
+      fresh.open();
+      await eventually(() => c.liveLinks.length === 2, "linked to fresh");
+      for (const r of [old, fresh]) r.broadcast(membersElement("localhost", ["sm-1"]));
+      await eventually(() => c.instancesOf("localhost").size === 1, "lists arrived");
+      for (let i = 0; i < 30; i++) c.send(`<message from='a.test' to='u${i}@localhost' id='f${i}'/>`);
+      await eventually(() => old.received.length === 30, "all through the settled router");
+      assert.deepEqual(fresh.received, []);
+      await delay(settleMs);
+      for (let i = 0; i < 30; i++) c.send(`<message from='a.test' to='u${i}@localhost' id='g${i}'/>`);
+      await eventually(() => old.received.length + fresh.received.length === 60, "all arrived");
+      assert.ok(fresh.received.length > 0, "settled, it carries its share");
+    } finally {
+      await c.stop();
+      await old.stop();
       await fresh.stop();
     }
   });

@@ -1,15 +1,27 @@
 /**
  * A component as the farm's processes use it: one link to every router in
  * the list, each reconnecting on its own with exponential backoff and
- * jitter. Stanzas leave through one live link at a time (sticky, so that
- * stanzas between two entities keep their order, RFC 6120 §10.1) and move to
- * another live link when that one dies or its router says it is leaving.
+ * jitter.
+ *
+ * Which link a stanza leaves through (docs/scaling.md, "Routers that share
+ * the load"): by its destination, so that every router carries a share and
+ * all stanzas for one destination take one router, in order (RFC 6120
+ * §10.1). The destination is read from the element's `to`: a process
+ * address (`c2s/c2s-1`, `localhost/sm-2`), a user's bare JID, or a name
+ * (`xdb`). Among the live links whose router serves that destination now
+ * (its `<members/>` lists), not leaving and settled, rendezvous hashing on
+ * the destination picks one, so every process agrees and a router joining
+ * or leaving moves only its share. What no router's lists name (another
+ * server's domain, an element without `to`) leaves through one sticky link,
+ * as all traffic did before: the first settled one, kept until it dies or
+ * its router says it is leaving.
  */
 import { EventEmitter } from "node:events";
 import { Element, NS, parseTrusted } from "@jabberfarm/xml";
 import { FARM_ROUTER_NS, readMembers } from "./members.js";
 import type { CloseReason, XmlConnectionOptions } from "./connection.js";
 import { RouterLink, type RouterAddress } from "./link.js";
+import { rendezvousScore, rendezvousSeed } from "./rendezvous.js";
 import { FARM_LINK_MAX_BYTES, OversizeError, oversize } from "./limits.js";
 
 export interface BackoffOptions {
@@ -73,6 +85,15 @@ interface Slot {
   draining: boolean;
   /** `performance.now()` when the link came up. */
   upAt: number;
+  /** Rendezvous seed of the router's address: the same in every process. */
+  seed: number;
+}
+
+/** Where an element goes, as far as choosing a router goes: `name` (and `instance`) as the routers' lists say, `key` to hash. */
+interface Destination {
+  name: string;
+  instance: string | undefined;
+  key: string;
 }
 
 export class Component extends EventEmitter<ComponentEvents> {
@@ -92,7 +113,9 @@ export class Component extends EventEmitter<ComponentEvents> {
     this.opts = opts;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
     this.settleMs = opts.settleMs ?? 1000;
-    this.slots = opts.routers.map((address) => ({ address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false, upAt: 0 }));
+    this.slots = opts.routers.map((address) => ({
+      address, link: undefined, attempt: 0, timer: undefined, members: new Map(), draining: false, upAt: 0, seed: rendezvousSeed(`${address.host}:${address.port}`),
+    }));
   }
 
   get name(): string {
@@ -115,9 +138,10 @@ export class Component extends EventEmitter<ComponentEvents> {
     return this.pick() !== undefined;
   }
 
-  /** True when the link in use has more queued than its high-water mark. */
+  /** True when a live link has more queued than its high-water mark. */
   get congested(): boolean {
-    return this.current?.link?.congested ?? false;
+    for (const s of this.slots) if (s.link?.congested) return true;
+    return false;
   }
 
   /** The link new stanzas leave through now, if any is live. */
@@ -183,9 +207,9 @@ export class Component extends EventEmitter<ComponentEvents> {
    * from what others sent check `fits` first and fail that one request.
    */
   send(stanza: Element | string | Buffer): boolean {
-    const link = this.pick();
-    if (!link) return false;
     const text = stanza instanceof Element ? stanza.toString() : stanza;
+    const link = this.linkFor(text);
+    if (!link) return false;
     const bytes = oversize(text, link.maxElementBytes);
     if (bytes > 0) throw new OversizeError(bytes, link.maxElementBytes);
     link.send(text);
@@ -204,11 +228,44 @@ export class Component extends EventEmitter<ComponentEvents> {
     return oversize(text, this.maxElementBytes) === 0;
   }
 
-  /** Calls `fn` once the link in use has room again. */
+  /** Calls `fn` once no live link is congested. */
   onceDrained(fn: () => void): void {
-    const link = this.pick();
-    if (link) link.onceDrained(fn);
-    else fn();
+    for (const s of this.slots) {
+      if (s.link?.congested) {
+        s.link.onceDrained(() => this.onceDrained(fn));
+        return;
+      }
+    }
+    fn();
+  }
+
+  /**
+   * The link for `text` (see the file's comment): by destination among the
+   * live links whose router serves it, else the sticky one.
+   */
+  linkFor(text: string | Buffer): RouterLink | undefined {
+    const sticky = this.pick();
+    if (sticky === undefined || this.slots.length === 1) return sticky;
+    const to = destinationOf(text);
+    if (to === undefined) return sticky;
+    const now = performance.now();
+    let best: Slot | undefined;
+    let bestScore = -1;
+    let bestSettled = false;
+    for (const s of this.slots) {
+      if (!s.link?.isReady || s.draining) continue;
+      const served = s.members.get(to.name);
+      if (served === undefined || (to.instance !== undefined && !served.includes(to.instance))) continue;
+      const settled = now - s.upAt >= this.settleMs;
+      if (best !== undefined && bestSettled && !settled) continue;
+      const score = rendezvousScore(s.seed, to.key);
+      if (best === undefined || (settled && !bestSettled) || score > bestScore) {
+        best = s;
+        bestScore = score;
+        bestSettled = settled;
+      }
+    }
+    return best?.link ?? sticky;
   }
 
   /** Closes every link and stops reconnecting. */
@@ -343,6 +400,46 @@ export class Component extends EventEmitter<ComponentEvents> {
     // Not unref'd: a process whose only work is its router links must keep retrying.
     slot.timer = setTimeout(() => this.connect(slot), delay);
   }
+}
+
+const TO = " to='";
+
+/**
+ * The destination named by the `to` of `text`'s first start tag, or
+ * undefined without one. The farm writes its start tags with single quotes
+ * and escapes `'` in values (packages/xml), so " to='" cannot occur inside
+ * another attribute's value, and `<` cannot occur in one at all: the first
+ * " to='" before the second `<` is the element's own.
+ */
+export function destinationOf(text: string | Buffer): Destination | undefined {
+  let to: string;
+  if (typeof text === "string") {
+    const at = text.indexOf(TO);
+    if (at < 0) return undefined;
+    const lt = text.indexOf("<", 1);
+    if (lt >= 0 && lt < at) return undefined;
+    const end = text.indexOf("'", at + TO.length);
+    if (end < 0) return undefined;
+    to = text.slice(at + TO.length, end);
+  } else {
+    const at = text.indexOf(TO);
+    if (at < 0) return undefined;
+    const lt = text.indexOf(0x3c, 1);
+    if (lt >= 0 && lt < at) return undefined;
+    const end = text.indexOf(0x27, at + TO.length);
+    if (end < 0) return undefined;
+    to = text.toString("utf8", at + TO.length, end);
+  }
+  const atSign = to.indexOf("@");
+  const slash = to.indexOf("/", atSign + 1);
+  if (atSign >= 0) {
+    // A user (or a room): all of its stanzas take one router, whichever resource.
+    const bare = slash < 0 ? to : to.slice(0, slash);
+    return { name: bare.slice(atSign + 1), instance: undefined, key: bare };
+  }
+  // A process (`c2s/c2s-1`, `localhost/sm-2`): only a router it is linked to can take it.
+  if (slash >= 0) return { name: to.slice(0, slash), instance: to.slice(slash + 1), key: to };
+  return { name: to, instance: undefined, key: to };
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
