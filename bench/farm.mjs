@@ -4,7 +4,7 @@
 // PGlite, sm, c2s as separate processes) on this machine.
 //
 // The load comes from the project's generator (bench/load/xmppload.mjs: raw
-// sockets, STARTTLS, SASL PLAIN); LOADGEN may name another with the same
+// sockets, STARTTLS, SASL PLAIN or MECH=SCRAM-SHA-256/SCRAM-SHA-1); LOADGEN may name another with the same
 // options (the shared harness's ../shared/bench/load/xmppload.js). The
 // farm's processes are sampled for CPU and RSS through --pids.
 // For all targets side by side in one run: bench/side-by-side.mjs.
@@ -33,6 +33,7 @@ const LOADGEN = process.env.LOADGEN ?? join(root, "bench/load/xmppload.mjs");
 const TLS = process.env.TLS !== "0"; // TLS=0: plaintext c2s with PLAIN in the clear (farm started with --plaintext)
 const OUT = process.env.OUT ?? join(root, `bench/results/farm-embedded${TLS ? "" : "-plaintext"}.json`);
 const SM = env("SM", 0); // N > 0: XEP-0198 on every client, an ack asked every N stanzas sent
+const MECH = process.env.MECH ?? "PLAIN"; // or SCRAM-SHA-256 / SCRAM-SHA-1 (the generator caches the salted password)
 const PROFILE = process.env.PROFILE; // a directory: the farm's children write --cpu-prof files there
 
 if (!existsSync(LOADGEN)) {
@@ -103,9 +104,9 @@ const args = [LOADGEN, "--host", "127.0.0.1", "--port", String(port), "--domain"
   "--users", String(USERS), "--password", "pw", "--pids", pidList,
   "--scenario", process.env.SCENARIO ?? "login,messages", "--logins", String(LOGINS), "--concurrency", String(CONC),
   "--idle", String(IDLE), "--hold", String(HOLD), "--pairs", String(PAIRS), "--duration", String(DURATION), "--window", String(WINDOW),
-  ...(SM > 0 ? ["--sm", String(SM)] : []),
+  ...(SM > 0 ? ["--sm", String(SM)] : []), "--mech", MECH,
   "--label", "jabberfarm-embedded", "--out", OUT,
-  "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: TLS ? "STARTTLS" : "none", sasl: "PLAIN" })];
+  "--meta", JSON.stringify({ farm: "embedded (PGlite)", processes: "router, xdb, sm, c2s", tls: TLS ? "STARTTLS" : "none", sasl: MECH })];
 const r = spawnSync(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"] });
 farm.kill("SIGTERM");
 await new Promise((resolve) => farm.once("exit", resolve));
