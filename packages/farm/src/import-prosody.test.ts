@@ -12,6 +12,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { ScramClient, ScramServer } from "@jabberfarm/sasl";
 import { SqlStorage, openPostgres } from "@jabberfarm/xdb";
+import { parseElement } from "@jabberfarm/xml";
 import { importPie } from "./bulk-accounts.js";
 
 const url = process.env["TEST_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -91,7 +92,11 @@ output { type = "xep0227"; path = "${out}" }
     };
     assert.equal(await kv("vcard", ""), "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN></vCard>");
     assert.match(await kv("private", "storage storage:bookmarks") ?? "", /^<storage xmlns='storage:bookmarks'><conference [^>]*jid='tea@conference\.pie\.example'/);
-    assert.match(await kv("subscription-requests", "carol@pie.example") ?? "", /^<presence xmlns='jabber:client' type='subscribe' from='carol@pie\.example' to='alice@pie\.example'\/>$/);
+    // prosody writes attributes in its tables' order, which changes from run to run: compare the element, not the text.
+    const request = parseElement(await kv("subscription-requests", "carol@pie.example") ?? "<none/>", "jabber:client");
+    assert.equal(request.name, "presence");
+    assert.deepEqual({ ...request.attrs }, { xmlns: "jabber:client", type: "subscribe", from: "carol@pie.example", to: "alice@pie.example" });
+    assert.equal(request.children.length, 0);
   } finally {
     await (storage as SqlStorage).db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await storage.close();
