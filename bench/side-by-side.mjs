@@ -55,6 +55,7 @@ environment (defaults in brackets):
   DOMAIN [bench.test]
   PEER_PRESENCE [xmpp]   xmpp: peers' rosters made over XMPP before the presence run; skip: no presence for peers
   JF_PRESENCE_SEED [storage]  storage: rosters written into jabberfarm's storage before start; xmpp: as for peers
+  JF_XDB [1]     storage processes of jabberfarm-postgres (up --xdb N; PGlite is always one)
   JF_RATE_LIMIT [off]    off: c2s byte-rate limit lifted like the peers' shapers; default: the farm's defaults
   PG_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres]   where jabberfarm-postgres creates its databases
   OUT_DIR [bench/results]   DEADLINE [computed] hard limit in seconds for the whole run
@@ -82,6 +83,7 @@ function config() {
     sm: envNumber("SM", 0),
     archive: envText("ARCHIVE", "default"),
     peerPasswords: envText("PEER_PASSWORDS", "plain"),
+    jfXdb: envNumber("JF_XDB", 1),
     domain: envText("DOMAIN", "bench.test"),
     peerPresence: envText("PEER_PRESENCE", "xmpp"),
     jfPresenceSeed: envText("JF_PRESENCE_SEED", "storage"),
@@ -175,7 +177,7 @@ async function main() {
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*$/, "");
   mkdirSync(c.outDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), "jf-side-by-side-"));
-  const variant = `${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}${c.archive === "default" ? "" : `-archive-${c.archive}`}${c.mech === "PLAIN" ? "" : `-${c.mech.toLowerCase()}`}${c.peerPasswords === "scram" ? "-peers-scram" : ""}`;
+  const variant = `${c.jfXdb > 1 ? `-xdb${c.jfXdb}` : ""}${c.tls ? "-tls" : ""}${c.sm > 0 ? "-sm" : ""}${c.archive === "default" ? "" : `-archive-${c.archive}`}${c.mech === "PLAIN" ? "" : `-${c.mech.toLowerCase()}`}${c.peerPasswords === "scram" ? "-peers-scram" : ""}`;
   const jsonPath = join(c.outDir, `side-by-side-${stamp}${variant}.json`);
   const mdPath = join(c.outDir, `SIDE-BY-SIDE${variant}.md`);
   const plaintextSupported = farmSupportsPlaintext();
@@ -253,7 +255,7 @@ async function main() {
         running.starting = isFarm
           ? startJabberfarm({
             template, scenario, domain: c.domain, tls: c.tls, plaintextSupported, workDir, log, rateLimit: c.jfRateLimit, archive: c.archive,
-            topology: { routers: 1, sm: 1, c2s: 1, muc: scenario === "rooms" ? 1 : 0 },
+            topology: { routers: 1, xdb: target === "jabberfarm-postgres" ? c.jfXdb : 1, sm: 1, c2s: 1, muc: scenario === "rooms" ? 1 : 0 },
             presence: scenario === "presence" && c.jfPresenceSeed === "storage" ? { churners: c.churners, observers: c.observers, roster: c.roster } : undefined,
           })
           : startPeer({ name: target, domain: c.domain, users: c.users, tls: c.tls, benchWork: join(workDir, "peers"), log, streamManagement: c.sm > 0, muc: c.scenarios.includes("rooms"), archive: c.archive === "on",

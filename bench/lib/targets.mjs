@@ -285,7 +285,7 @@ export async function startJabberfarm({
     const wsPort = farmSupportsWebSocket() ? await freePortOn(hosts) : undefined;
     const routerPort = await freePortOn(["127.0.0.1"], topology.routers);
     const plaintext = !tls && plaintextSupported;
-    const counts = [["routers", topology.routers], ["sm", topology.sm], ["c2s", topology.c2s]].filter(([, n]) => n > 1).flatMap(([k, n]) => [`--${k}`, String(n)]);
+    const counts = [["routers", topology.routers], ["xdb", topology.xdb ?? 1], ["sm", topology.sm], ["c2s", topology.c2s]].filter(([, n]) => n > 1).flatMap(([k, n]) => [`--${k}`, String(n)]);
     // Group chat only where a run asks for it (the rooms scenario); no upload service or federation in benchmarks.
     counts.push("--muc", String(topology.muc ?? 0), "--upload", "0", "--s2s", "0");
     const args = [CLI, "up", "--data", dataDir, "--domain", domain, "--host", "127.0.0.1",

@@ -119,6 +119,8 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   component.on("down", () => server.confirmed.linkLost());
   // An SM that left (died or stopped) took what it had not handled: resend, the new owner gets it.
   resendWhenOneLeaves(component, config.domain, () => server.confirmed.linkLost());
+  // An xdb that left took the requests it had not answered: reads go again, to a live one.
+  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
   // A client is only worth accepting once it can log in and bind: the
   // c2s needs a router, an SM for its domain and (for credentials) an xdb.
   const needs = opts.awaitServices === false ? [] : [config.domain, ...(opts.storage ? [] : ["xdb"])];

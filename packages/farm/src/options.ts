@@ -38,6 +38,8 @@ the farm on one machine:
     --upload-port N       the upload service's HTTPS port (default 5443)
     --s2s N               federation processes (s2s, default 1; 0: none, the
                           farm talks to no other server)
+    --xdb N               storage processes (default 1); more than one needs
+                          --database-url (PGlite is one process per directory)
     --s2s-port N          where other servers connect (default 5269; s2s i
                           listens on N + i - 1; 0: free ports)
     --dns ADDR[:PORT]     the DNS server the s2s asks (default the system's)
@@ -128,7 +130,7 @@ export interface Options {
   waitMs: number;
   pretty: boolean;
   json: boolean;
-  counts: { router: number; sm: number; c2s: number; muc: number; upload: number; s2s: number };
+  counts: { router: number; xdb: number; sm: number; c2s: number; muc: number; upload: number; s2s: number };
   /** Where the first s2s listens for other servers (0: any free port). */
   s2sPort: number;
   /** DNS servers for the s2s (`--dns`), else the system's. */
@@ -167,6 +169,7 @@ export function parse(argv: string[]): Options {
       json: { type: "boolean", default: false },
       routers: { type: "string", default: "1" },
       sm: { type: "string", default: "1" },
+      xdb: { type: "string", default: "1" },
       c2s: { type: "string", default: "1" },
       muc: { type: "string", default: "1" },
       upload: { type: "string", default: "1" },
@@ -203,7 +206,7 @@ export function parse(argv: string[]): Options {
   return {
     metricsPort, pretty: values.pretty ?? false, json: values.json ?? false, waitMs: seconds("wait", values.wait) * 1000,
     counts: {
-      router: count("routers", values.routers), sm: count("sm", values.sm), c2s: count("c2s", values.c2s),
+      router: count("routers", values.routers), xdb: count("xdb", values.xdb), sm: count("sm", values.sm), c2s: count("c2s", values.c2s),
       muc: count("muc", values.muc, 0), upload: count("upload", values.upload, 0), s2s: count("s2s", values.s2s, 0),
     },
     s2sPort: port("s2s-port", values["s2s-port"]), dns: values.dns ?? [],

@@ -54,7 +54,8 @@ function farmChildren(o: Options): ChildSpec[] {
     });
   }
   const afterRouters = o.routerPort === 0 ? { after: routerIds } : {};
-  specs.push({ kind: "xdb", id: "xdb", env: {}, ...afterRouters });
+  // Several only on PostgreSQL (runUp checks): each request goes to one of them by its user (XdbClient).
+  for (let i = 1; i <= o.counts.xdb; i++) specs.push({ kind: "xdb", id: name("xdb", i, o.counts.xdb), env: { JABBERFARM__XDB__INSTANCE: `xdb-${i}` }, ...afterRouters });
   for (let i = 1; i <= o.counts.sm; i++) specs.push({ kind: "sm", id: name("sm", i, o.counts.sm), env: { JABBERFARM__SM__INSTANCE: `sm-${i}` }, ...afterRouters });
   const hosts = c2sHosts(o);
   const first = name("c2s", 1, o.counts.c2s);
@@ -114,8 +115,9 @@ export async function runUp(o: Options): Promise<void> {
   if (o.config && o.metricsPort !== undefined) {
     throw new UsageError("--metrics-port sets up the embedded farm's endpoints; with --config, give each section its own 'metrics'");
   }
-  const topology = o.counts.router > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1 || o.counts.s2s !== 1;
-  if (o.config && topology) throw new UsageError("--routers/--sm/--c2s/--muc/--upload/--s2s shape the embedded farm; with --config, run each process yourself");
+  const topology = o.counts.router > 1 || o.counts.xdb > 1 || o.counts.sm > 1 || o.counts.c2s > 1 || o.counts.muc !== 1 || o.counts.upload !== 1 || o.counts.s2s !== 1;
+  if (o.config && topology) throw new UsageError("--routers/--xdb/--sm/--c2s/--muc/--upload/--s2s shape the embedded farm; with --config, run each process yourself");
+  if (o.counts.xdb > 1 && !o.databaseUrl) throw new UsageError(`--xdb ${o.counts.xdb}: several storage processes need PostgreSQL (--database-url); PGlite is one process per directory`);
   const doc = farmDocument(o);
   const children = o.config ? undefined : farmChildren(o);
   if (o.counts.sm > 1 && typeof doc.redisUrl !== "string") {

@@ -5,7 +5,7 @@
  * rooms in xdb and its occupant lists in Redis when one is configured.
  */
 import type { Logger } from "pino";
-import { Component, logLinkEvents, rawText } from "@jabberfarm/component";
+import { Component, logLinkEvents, rawText, resendWhenOneLeaves } from "@jabberfarm/component";
 import { countedSend, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
 import { XdbClient, type Storage } from "@jabberfarm/xdb";
 import { NS, parseTrusted } from "@jabberfarm/xml";
@@ -44,6 +44,8 @@ export async function startMuc(input: MucConfigInput | MucConfig, opts: MucProce
   const send = countedSend(component, opts.metrics);
   const xdb = opts.storage ? undefined : new XdbClient(send, address, { timeoutMs: config.xdb.timeoutMs, metrics: opts.metrics });
   const storage = opts.storage ?? xdb!;
+  // An xdb that left took the requests it had not answered: reads go again, to a live one.
+  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
   const store = new RoomStore(storage, config, log);
   let service: MucService | undefined;
   const occupants = config.redisUrl === undefined

@@ -119,6 +119,8 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   resendWhenOneLeaves(component, "c2s", () => sm.confirmed.linkLost());
   // An s2s (stanzas to other servers) left: the others take its remote domains over.
   resendWhenOneLeaves(component, S2S_COMPONENT, () => sm.confirmed.linkLost());
+  // An xdb that left took the requests it had not answered: reads go again, to a live one.
+  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
   // Join the routers once the sessions of users moving here can be read: a
   // stanza for one of them would otherwise find no session and be stored
   // offline although its recipient is online. Redis being away delays the

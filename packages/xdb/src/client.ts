@@ -29,6 +29,8 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** performance.now() when sent. */
   sentAt: number;
+  /** The request as sent, for reads: sent again when an xdb leaves (`resendReads`). */
+  text: string | undefined;
 }
 
 export interface XdbClientOptions {
@@ -92,26 +94,44 @@ export class XdbClient implements Storage {
     }
   }
 
+  /**
+   * An xdb process left (it died or stopped; component membership): the
+   * reads in flight may have gone to it and would wait for their timeout.
+   * Reads change nothing, so they are sent again now (the routers pick a
+   * live xdb); the first answer settles each, a later copy is ignored.
+   * Writes are not repeated: they wait for their answer or timeout.
+   */
+  resendReads(): number {
+    let n = 0;
+    for (const p of this.pending.values()) {
+      if (p.text !== undefined && this.sendText(p.text)) n++;
+    }
+    return n;
+  }
+
   get inFlight(): number {
     return this.pending.size;
   }
 
   call<O extends XdbOp>(op: O, params: XdbParams<O>): Promise<XdbResult<O>> {
     const id = `x${(++this.counter).toString(36)}`;
+    const user = (params as { user?: unknown }).user;
+    const to = addressFor(this.to, typeof user === "string" ? user : this.from);
     return new Promise<XdbResult<O>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         this.timing?.observe({ op }, this.timeoutMs / 1000);
         reject(new XdbRequestError(op, "remote-server-timeout", `no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer, sentAt: performance.now() });
+      const text = xdbRequest(id, op, this.from, to, params);
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer, sentAt: performance.now(), text: XDB_OPS[op].type === "get" ? text : undefined });
       const fail = (condition: string, text: string): void => {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new XdbRequestError(op, condition, text));
       };
       try {
-        if (!this.sendText(xdbRequest(id, op, this.from, this.to, params))) fail("service-unavailable", "no router reachable");
+        if (!this.sendText(text)) fail("service-unavailable", "no router reachable");
       } catch (err) {
         // Larger than the farm's links take (OversizeError): this request fails, the link stays.
         if ((err as Error).name !== "OversizeError") throw err;
@@ -123,6 +143,22 @@ export class XdbClient implements Storage {
   async close(): Promise<void> {
     this.abortAll("closed");
   }
+}
+
+/**
+ * Where one request goes. With several xdb processes (on PostgreSQL), the
+ * routers pick one per request by rendezvous hashing of the bare `to`
+ * (docs/router.md); a request is addressed to `u<hash of key>@xdb`, the key
+ * being the user it is about, so each user's requests go to one xdb, in
+ * order, and the users spread over all of them; a request about no single
+ * user (a batch of archive writes, bulk accounts) is keyed by the asking
+ * process, so each process's batches keep their order too. With one xdb
+ * every address reaches it.
+ */
+export function addressFor(to: string, key: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return `u${(h >>> 0).toString(36)}@${to}`;
 }
 
 for (const op of Object.keys(XDB_OPS) as XdbOp[]) {

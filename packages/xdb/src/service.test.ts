@@ -12,7 +12,8 @@ import { pino } from "pino";
 import { FARM_LINK_MAX_BYTES, OversizeError } from "@jabberfarm/component";
 import { parseElement } from "@jabberfarm/xml";
 import { openPostgres } from "./backends/postgres.js";
-import { XdbClient, XdbRequestError } from "./client.js";
+import { XdbClient, XdbRequestError, addressFor } from "./client.js";
+import { ENVELOPE_NS } from "@jabberfarm/envelope";
 import { XdbService } from "./service.js";
 import type { ScramCredential, Storage } from "./storage.js";
 
@@ -115,5 +116,42 @@ describe("xdb: client and service, derived from one table", () => {
     // The raw budget alone takes all 100 in one page; only the halving makes it more.
     assert.ok(pages >= 2, `${pages} pages`);
     assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => value(i)));
+  });
+});
+
+describe("xdb client: where requests go, and reads sent again when an xdb leaves", () => {
+  test("a request about a user is addressed to that user's key at xdb; others to the asking process's", () => {
+    const sent: string[] = [];
+    const client = new XdbClient((t) => sent.push(t) > 0, "localhost/sm-1", { timeoutMs: 60_000 });
+    void client.accountExists("alice@example.org").catch(() => {});
+    void client.accountExists("alice@example.org").catch(() => {});
+    void client.accountExists("bob@example.org").catch(() => {});
+    void client.storeWrite({ kind: "archive.appendMany", store: "mam", items: [] }).catch(() => {});
+    const to = sent.map((t) => parseElement(t).attrs.to);
+    assert.match(to[0]!, /^u[0-9a-z]+@xdb$/);
+    assert.equal(to[1], to[0], "one user, one address");
+    assert.notEqual(to[2], to[0]);
+    assert.equal(to[3], addressFor("xdb", "localhost/sm-1"), "a batch about many users: keyed by the process");
+    assert.equal(addressFor("xdb", "alice@example.org"), to[0]);
+    void client.close();
+  });
+
+  test("resendReads sends the reads in flight again, not the writes; the first answer settles each", async () => {
+    const sent: string[] = [];
+    const client = new XdbClient((t) => sent.push(t) > 0, "localhost/sm-1", { timeoutMs: 60_000 });
+    const read = client.accountExists("alice@example.org");
+    const write = client.createAccount("bob@example.org", [CRED]).catch((e: unknown) => e);
+    assert.equal(sent.length, 2);
+    assert.equal(client.resendReads(), 1);
+    assert.equal(sent.length, 3);
+    assert.equal(sent[2], sent[0], "the read, as it was sent");
+    const id = parseElement(sent[0]!).attrs.id!;
+    const answer = (text: string): boolean => client.handleResponse(parseElement(text));
+    assert.equal(answer(`<xdb xmlns='${ENVELOPE_NS}' type='result' id='${id}' op='account.exists' from='xdb/xdb-2' to='localhost/sm-1'>true</xdb>`), true);
+    assert.equal(await read, true);
+    assert.equal(answer(`<xdb xmlns='${ENVELOPE_NS}' type='result' id='${id}' op='account.exists' from='xdb/xdb-1' to='localhost/sm-1'>true</xdb>`), false, "a second answer is ignored");
+    assert.equal(client.inFlight, 1, "the write still waits");
+    await client.close();
+    assert.ok(await write instanceof XdbRequestError);
   });
 });
