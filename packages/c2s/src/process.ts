@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { Component, logLinkEvents, resendWhenOneLeaves } from "@jabberfarm/component";
 import { answerAdmin, processFacts, type ProcessStatus } from "@jabberfarm/envelope";
 import { kindOf, kindOfText, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
-import { XdbClient, type Storage } from "@jabberfarm/xdb";
+import { XdbClient, resendReadsWhenAnXdbLeaves, type Storage } from "@jabberfarm/xdb";
 import { sessionEnvelope } from "@jabberfarm/envelope";
 import { c2sConfigSchema, type C2sConfig, type C2sConfigInput } from "./config.js";
 import type { Outlet } from "./client-context.js";
@@ -119,8 +119,7 @@ export async function startC2s(input: C2sConfigInput | C2sConfig, opts: C2sProce
   component.on("down", () => server.confirmed.linkLost());
   // An SM that left (died or stopped) took what it had not handled: resend, the new owner gets it.
   resendWhenOneLeaves(component, config.domain, () => server.confirmed.linkLost());
-  // An xdb that left took the requests it had not answered: reads go again, to a live one.
-  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
+  resendReadsWhenAnXdbLeaves(component, xdb);
   // A client is only worth accepting once it can log in and bind: the
   // c2s needs a router, an SM for its domain and (for credentials) an xdb.
   const needs = opts.awaitServices === false ? [] : [config.domain, ...(opts.storage ? [] : ["xdb"])];

@@ -412,24 +412,15 @@ const TO = " to='";
  * " to='" before the second `<` is the element's own.
  */
 export function destinationOf(text: string | Buffer): Destination | undefined {
-  let to: string;
-  if (typeof text === "string") {
-    const at = text.indexOf(TO);
-    if (at < 0) return undefined;
-    const lt = text.indexOf("<", 1);
-    if (lt >= 0 && lt < at) return undefined;
-    const end = text.indexOf("'", at + TO.length);
-    if (end < 0) return undefined;
-    to = text.slice(at + TO.length, end);
-  } else {
-    const at = text.indexOf(TO);
-    if (at < 0) return undefined;
-    const lt = text.indexOf(0x3c, 1);
-    if (lt >= 0 && lt < at) return undefined;
-    const end = text.indexOf(0x27, at + TO.length);
-    if (end < 0) return undefined;
-    to = text.toString("utf8", at + TO.length, end);
-  }
+  // The same searches on text and on bytes (ASCII needles are one byte each in UTF-8).
+  const at = text.indexOf(TO);
+  if (at < 0) return undefined;
+  const lt = text.indexOf("<", 1);
+  if (lt >= 0 && lt < at) return undefined;
+  const start = at + TO.length;
+  const end = text.indexOf("'", start);
+  if (end < 0) return undefined;
+  const to = typeof text === "string" ? text.slice(start, end) : text.toString("utf8", start, end);
   const atSign = to.indexOf("@");
   const slash = to.indexOf("/", atSign + 1);
   if (atSign >= 0) {

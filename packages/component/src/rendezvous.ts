@@ -35,6 +35,11 @@ export function rendezvousScore(seed: number, key: string): number {
   return mix(fnv1a(key, seed));
 }
 
+/** A well-spread 32-bit hash of `s` (FNV-1a and the same finaliser), for names derived from keys. */
+export function stringHash(s: string): number {
+  return mix(fnv1a(s, FNV_OFFSET));
+}
+
 export interface RendezvousCandidate {
   readonly rendezvousId: string;
   readonly rendezvousSeed: number;

@@ -5,9 +5,9 @@
  * rooms in xdb and its occupant lists in Redis when one is configured.
  */
 import type { Logger } from "pino";
-import { Component, logLinkEvents, rawText, resendWhenOneLeaves } from "@jabberfarm/component";
+import { Component, logLinkEvents, rawText } from "@jabberfarm/component";
 import { countedSend, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
-import { XdbClient, type Storage } from "@jabberfarm/xdb";
+import { XdbClient, resendReadsWhenAnXdbLeaves, type Storage } from "@jabberfarm/xdb";
 import { NS, parseTrusted } from "@jabberfarm/xml";
 import { mucConfigSchema, type MucConfig, type MucConfigInput } from "./config.js";
 import { OccupantStore } from "./occupant-store.js";
@@ -44,8 +44,7 @@ export async function startMuc(input: MucConfigInput | MucConfig, opts: MucProce
   const send = countedSend(component, opts.metrics);
   const xdb = opts.storage ? undefined : new XdbClient(send, address, { timeoutMs: config.xdb.timeoutMs, metrics: opts.metrics });
   const storage = opts.storage ?? xdb!;
-  // An xdb that left took the requests it had not answered: reads go again, to a live one.
-  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
+  resendReadsWhenAnXdbLeaves(component, xdb);
   const store = new RoomStore(storage, config, log);
   let service: MucService | undefined;
   const occupants = config.redisUrl === undefined

@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import { Component, logLinkEvents, rawText, resendWhenOneLeaves } from "@jabberfarm/component";
 import { countedSend, kindOf, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
-import { XdbClient, type Storage } from "@jabberfarm/xdb";
+import { XdbClient, resendReadsWhenAnXdbLeaves, type Storage } from "@jabberfarm/xdb";
 import { NS, parseTrusted } from "@jabberfarm/xml";
 import { smConfigSchema, type SmConfig, type SmConfigInput } from "./config.js";
 import { BUILTIN_MODULES, loadModules } from "./modules/index.js";
@@ -119,8 +119,7 @@ export async function startSm(input: SmConfigInput | SmConfig, opts: SmProcessOp
   resendWhenOneLeaves(component, "c2s", () => sm.confirmed.linkLost());
   // An s2s (stanzas to other servers) left: the others take its remote domains over.
   resendWhenOneLeaves(component, S2S_COMPONENT, () => sm.confirmed.linkLost());
-  // An xdb that left took the requests it had not answered: reads go again, to a live one.
-  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
+  resendReadsWhenAnXdbLeaves(component, xdb);
   // Join the routers once the sessions of users moving here can be read: a
   // stanza for one of them would otherwise find no session and be stored
   // offline although its recipient is online. Redis being away delays the

@@ -8,9 +8,9 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { loadTlsMaterial } from "@jabberfarm/c2s";
-import { Component, logLinkEvents, rawText, rendezvousPick, rendezvousSeed, resendWhenOneLeaves } from "@jabberfarm/component";
+import { Component, logLinkEvents, rawText, rendezvousPick, rendezvousSeed } from "@jabberfarm/component";
 import { countedSend, watchRouterLinks, type Metrics } from "@jabberfarm/metrics";
-import { Stores, XdbClient, type Storage } from "@jabberfarm/xdb";
+import { Stores, XdbClient, resendReadsWhenAnXdbLeaves, type Storage } from "@jabberfarm/xdb";
 import { NS, parseTrusted, type Element } from "@jabberfarm/xml";
 import type { FileBackend } from "./backend.js";
 import { publicUrlOf, uploadConfigSchema, type UploadConfig, type UploadConfigInput } from "./config.js";
@@ -59,8 +59,7 @@ export async function startUpload(input: UploadConfigInput | UploadConfig, opts:
   });
   const send = countedSend(component, opts.metrics);
   const xdb = opts.storage ? undefined : new XdbClient(send, `${config.service}/${config.instance}`, { timeoutMs: config.xdb.timeoutMs, metrics: opts.metrics });
-  // An xdb that left took the requests it had not answered: reads go again, to a live one.
-  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
+  resendReadsWhenAnXdbLeaves(component, xdb);
   const ledger = new Stores(opts.storage ?? xdb!).openStore("upload.files", { maxKeys: config.limits.userMaxFiles, maxValueBytes: 2048 });
   const sendElement = (el: Element): void => {
     const text = el.toString();

@@ -10,6 +10,7 @@
 import {
   parseXdbResult, xdbParamsFromArgs, xdbRequest, ENVELOPE_NS, XDB_OPS, type XdbMethods, type XdbOp, type XdbParams, type XdbResult,
 } from "@jabberfarm/envelope";
+import { resendWhenOneLeaves, stringHash, type Component } from "@jabberfarm/component";
 import type { Histogram, Metrics } from "@jabberfarm/metrics";
 import { readError, type Element } from "@jabberfarm/xml";
 import type { Storage } from "./storage.js";
@@ -156,9 +157,15 @@ export class XdbClient implements Storage {
  * every address reaches it.
  */
 export function addressFor(to: string, key: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return `u${(h >>> 0).toString(36)}@${to}`;
+  return `u${stringHash(key).toString(36)}@${to}`;
+}
+
+/**
+ * An xdb that left (died or stopped) took the requests it had not answered:
+ * from then on, reads in flight go again, to a live one (`resendReads`).
+ */
+export function resendReadsWhenAnXdbLeaves(component: Component, xdb: XdbClient | undefined): void {
+  if (xdb) resendWhenOneLeaves(component, "xdb", () => xdb.resendReads());
 }
 
 for (const op of Object.keys(XDB_OPS) as XdbOp[]) {

@@ -29,7 +29,7 @@ export { migrate, migrations, latestVersion, type Migration, type MigrateResult 
 export { SqlStorage } from "./sql-storage.js";
 export type { PostgresOptions } from "./backends/postgres.js";
 export { openPglite, openPostgres, openStorage, type StorageConfig } from "./open.js";
-export { XdbClient, XdbRequestError, addressFor, type XdbClientOptions } from "./client.js";
+export { XdbClient, XdbRequestError, addressFor, resendReadsWhenAnXdbLeaves, type XdbClientOptions } from "./client.js";
 export { XdbService } from "./service.js";
 export { startXdb, type XdbProcess, type XdbProcessOptions } from "./process.js";
 export { xdbConfigSchema, type XdbConfig, type XdbConfigInput } from "./config.js";
