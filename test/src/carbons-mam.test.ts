@@ -86,6 +86,9 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
     clients.push(c);
     if (carbons) await c.iq(xml("iq", { type: "set" }, xml("enable", { xmlns: CARBONS })));
     await c.send(xml("presence"));
+    // Available once the SM says so (RFC 6121 §4.2.2: its own presence comes back): a message to
+    // the bare JID sent before that would rightly go to offline storage, not to this client.
+    await c.next((e) => e.name === "presence" && e.attrs.from === c.jid && e.attrs.type === undefined);
     return c;
   }
 
@@ -163,6 +166,7 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
       }
     };
     const pid = farm.childPidById("sm-2")!;
+    const logsFrom = farm.logs.length;
     // One burst, not awaited message by message: when the SM dies, relays to it and its archive batches are in flight.
     const sends: Array<Promise<void>> = [];
     for (let i = 0; i < N; i++) {
@@ -175,7 +179,13 @@ describe("carbons and the message archive across two c2s and two SMs", () => {
     }
     await Promise.all(sends);
     // Delivered at least once (the recipient's session moves to sm-1 through Redis, and back once sm-2 is restarted).
-    await waitUntil("every message reached the recipient", 60_000, () => (seen(), got.size === N));
+    await waitUntil("every message reached the recipient", 60_000, () => (seen(), got.size === N)).catch((err: Error) => {
+      // Which ones, and what the farm said meanwhile: a relay bounced, a session not adopted, a route given up.
+      const missing = Array.from({ length: N }, (_, i) => `k${i}`).filter((b) => !got.has(b));
+      const said = farm.logs.slice(logsFrom).filter((l) => Number(l.level) >= 40 || /took sessions|changed|adopt|lost/.test(String(l.msg)))
+        .map((l) => JSON.stringify(l)).slice(0, 40);
+      assert.fail(`${err.message}: missing ${missing.join(" ")}; ${to.received.length} other stanzas held; the farm logged:\n${said.join("\n")}`);
+    });
     t.diagnostic(`${deliveries} deliveries of ${N} messages (more: redelivered after the kill)`);
     await farm.restarted("sm-2", pid);
     // The archives, once the restarted SM serves its users again: every message, each once.
