@@ -9,7 +9,8 @@ import { after, before, describe, it } from "node:test";
 import { client as xmppClient, xml as xmppXml, type XmppClient, type XmppElement } from "@xmpp/client";
 import { Component } from "@jabberfarm/component";
 import { ENVELOPE_NS } from "@jabberfarm/envelope";
-import { NS, stanzaErrorCondition, type Element } from "@jabberfarm/xml";
+import { NS, stanzaErrorCondition, type Element, type StreamParser } from "@jabberfarm/xml";
+import type { TcpTransport } from "./tcp-transport.js";
 import { startC2s, type C2sProcess } from "./process.js";
 import {
   DOMAIN, FAKE_SM_DOMAIN, RawClient, SECRETS, capturingLogger, delay, errorCondition, startFarm, type C2sTestFarm,
@@ -572,6 +573,28 @@ describe("limits", () => {
     }
     const after = c.text.slice(mark);
     assert.ok(after.length >= 2 && /^\s+$/.test(after), `expected only whitespace, got ${JSON.stringify(after)}`);
+  });
+
+  it("a quiet session frees its parser and reads the same stanzas, and the same bad input, when data comes", async () => {
+    const quiet = await farm.startC2s({ limits: { releaseParserAfterMs: 100 } });
+    const [c, jid] = await loggedIn("alice", "quiet", quiet);
+    const parser = (): StreamParser => {
+      for (const s of quiet.server.connections()) if (s.session?.full === jid) return (s.conn as TcpTransport).parser;
+      throw new Error("no such session");
+    };
+    await eventually(() => parser().released, "the parser to be released");
+    // Keepalive white space leaves it released; a stanza brings a new one.
+    c.write("  \n");
+    await delay(50);
+    assert.equal(parser().released, true);
+    c.write(`<message to='${jid}' id='q1'><body>after a release &amp; more</body></message>`);
+    const got = await c.next((el) => el.attrs.id === "q1");
+    assert.equal(got.getChildText("body"), "after a release & more");
+    assert.equal(parser().released, false);
+    await eventually(() => parser().released, "the parser to be released again");
+    c.write("text outside a stanza");
+    const err = await c.next((el) => el.local === "error" && el.ns === NS.STREAMS);
+    assert.ok(err.getChild("bad-format"));
   });
 
   it("a connection over maxConnections gets a header and resource-constraint", async () => {

@@ -359,6 +359,7 @@ export class ClientStream {
       const due = this.streamOpen && now - this.lastWrite > limits.keepaliveIntervalMs;
       this.conn.keepalive(now, due);
       if (due) this.lastWrite = now;
+      if (this.bound !== undefined && now - this.lastRead > limits.releaseParserAfterMs) this.conn.releaseParser();
     }
     this.sm.tick(now);
   }

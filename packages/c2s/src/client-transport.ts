@@ -67,6 +67,8 @@ export interface ClientTransport {
    * whose pong never came.
    */
   keepalive(now: number, due: boolean): void;
+  /** The client has been quiet for a while: free the parser's working memory until data comes (StreamParser.release). */
+  releaseParser(): void;
   /** Where to send this client to reach `peer`, in this transport's terms; undefined when the peer cannot take it. */
   redirectAddress(peer: C2sPeer): string | undefined;
 }

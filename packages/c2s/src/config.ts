@@ -132,6 +132,13 @@ export const c2sConfigSchema = z.object({
     idleTimeoutMs: z.number().int().positive().default(5 * 60_000),
     /** Whitespace sent on a stream we have not written to for this long, so NATs keep the connection. */
     keepaliveIntervalMs: z.number().int().positive().default(60_000),
+    /**
+     * A bound stream that sent nothing for this long frees its XML parser
+     * (saxes), rebuilt when data comes: ~3 KB and more per idle session
+     * (docs/performance.md, "Memory per idle session"). Keepalive white
+     * space does not rebuild it.
+     */
+    releaseParserAfterMs: z.number().int().positive().default(10_000),
     /** A stream must be authenticated and bound within this long. */
     authTimeoutMs: z.number().int().positive().default(60_000),
     /**

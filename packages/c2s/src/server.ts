@@ -183,7 +183,7 @@ export class C2sServer implements ClientContext {
     this.accepting = true;
     const ports = await this.listeners.listen();
     const { limits } = this.config;
-    const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.unreadyHoldMs || Infinity);
+    const shortest = Math.min(limits.idleTimeoutMs, limits.keepaliveIntervalMs, limits.authTimeoutMs, limits.releaseParserAfterMs, limits.unreadyHoldMs || Infinity);
     const period = Math.max(50, Math.min(5000, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), period);
     this.sweeper.unref();

@@ -78,6 +78,10 @@ export class TcpTransport extends XmlConnection implements ClientTransport {
     if (due) this.send(" ");
   }
 
+  releaseParser(): void {
+    this.parser.release();
+  }
+
   redirectAddress(peer: C2sPeer): string {
     return peer.address;
   }

@@ -85,6 +85,10 @@ export class WebSocketTransport implements ClientTransport {
     });
   }
 
+  releaseParser(): void {
+    this.parser.release();
+  }
+
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closing || this.closed) return;
     this.handlers.onInput(data.length);

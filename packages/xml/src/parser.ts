@@ -10,7 +10,7 @@
  * first error stops the parser: later input is ignored.
  */
 import { SaxesParser, type SaxesTagNS } from "saxes";
-import { Element } from "./element.js";
+import { Element, escapeAttr } from "./element.js";
 import { StreamError } from "./errors.js";
 import { NS } from "./namespaces.js";
 import { canonicalElement } from "./canonical.js";
@@ -98,7 +98,12 @@ export class StreamParser {
   private readonly shallow: boolean;
   private readonly canonical: boolean;
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
-  private sax!: SaxesParser<{ xmlns: true; position: true }>;
+  /** Null while released (`release()`): an idle stream holds no saxes until data comes. */
+  private sax: SaxesParser<{ xmlns: true; position: true }> | null = null;
+  /** While a released parser reads its stream's header again: the header is known, no handler is told. */
+  private replaying = false;
+  /** The last byte fed was not ASCII: the decoder may hold part of a character. */
+  private tailHigh = false;
 
   /** Text received but not yet handed out, starting at absolute position `base`. */
   private buf = "";
@@ -160,6 +165,7 @@ export class StreamParser {
   reset(): void {
     this.generation++;
     this.sax = new SaxesParser({ xmlns: true, position: true });
+    this.tailHigh = false;
     this.buf = "";
     this.base = 0;
     this.mark = 0;
@@ -192,6 +198,51 @@ export class StreamParser {
 
   private inWrite = false;
 
+  /**
+   * Frees saxes while the stream is idle: header read, between stanzas,
+   * nothing pending, no partial character in the decoder. An idle client
+   * stream otherwise keeps a parser of ~80 fields in dictionary mode, its
+   * arrays and its last chunk (docs/performance.md, "Memory per idle
+   * session"). The next data that is not keepalive white space starts a new
+   * saxes, fed the header again (rebuilt from what was read, so the
+   * namespace declarations in force are the same) without telling the
+   * handlers. Answers whether it is released now.
+   */
+  release(): boolean {
+    if (this.sax === null) return true;
+    if (this.failed || this.ended || this.inWrite || this.tailHigh || !this.idle()) return false;
+    this.sax = null;
+    this.buf = "";
+    this.base = this.mark;
+    return true;
+  }
+
+  /** Whether saxes is released (for tests and metrics). */
+  get released(): boolean {
+    return this.sax === null;
+  }
+
+  /** A new saxes for a released parser; `k` keepalive characters at the start of this write are skipped. */
+  private revive(k: number): void {
+    const header = this.header!;
+    let text = `<${header.name}`;
+    for (const k in header.attrs) text += ` ${k}='${escapeAttr(header.attrs[k]!)}'`;
+    text += ">";
+    const sax = (this.sax = new SaxesParser({ xmlns: true, position: true }));
+    this.install();
+    this.header = null;
+    this.replaying = true;
+    try {
+      sax.write(text);
+    } finally {
+      this.replaying = false;
+      this.header = header;
+    }
+    // Absolute positions go on from where the released parser stopped.
+    // (Not sax.position: between writes saxes counts its last chunk twice.)
+    this.skipped = this.mark + k - text.length;
+  }
+
   /** Feed bytes (or already decoded text) from the socket. */
   write(chunk: Uint8Array | string): void {
     if (this.failed || this.ended) return;
@@ -207,6 +258,7 @@ export class StreamParser {
     let text: string;
     if (typeof chunk === "string") text = chunk;
     else {
+      this.tailHigh = chunk.length > 0 && chunk[chunk.length - 1]! >= 0x80;
       try {
         text = this.decoder.decode(chunk, { stream: true });
       } catch {
@@ -227,15 +279,16 @@ export class StreamParser {
         // than a tag is refused at once.
         let k = 0;
         while (k < part.length && isXmlSpace(part.charCodeAt(k))) k++;
-        this.skipped += k;
         input = k === 0 ? part : part.slice(k);
+        if (this.sax === null && input.length > 0) this.revive(k);
+        else this.skipped += k;
         if (input.length > 0 && input.charCodeAt(0) !== 0x3c /* < */) {
           this.fail(new StreamError("bad-format", "text outside of a stanza"));
           return;
         }
       }
       try {
-        if (input.length > 0) this.sax.write(input);
+        if (input.length > 0) this.sax!.write(input);
       } catch (e) {
         if (e === STOP) {
           // The stream ended (nothing more is read), or a handler called
@@ -274,7 +327,7 @@ export class StreamParser {
 
   /** Absolute position (in UTF-16 units of the stream) saxes has read up to. */
   private pos(): number {
-    return this.sax.position + this.skipped;
+    return this.sax!.position + this.skipped;
   }
 
   /** Between top-level elements, with only white space received since the last one. */
@@ -325,7 +378,7 @@ export class StreamParser {
   }
 
   private install(): void {
-    const sax = this.sax;
+    const sax = this.sax!;
     sax.on("error", (e) => {
       throw conditionFor(e.message, this.header === null);
     });
@@ -395,12 +448,13 @@ export class StreamParser {
       throw new StreamError("invalid-namespace", "the root element must be <stream:stream/> in " + NS.STREAMS);
     }
     if (tag.isSelfClosing) throw new StreamError("not-well-formed", "empty stream");
+    if (this.replaying) return; // a released parser reading its header again (revive)
     const end = this.pos();
     // The whole header arrived in this write; count its bytes exactly.
     if (Buffer.byteLength(this.buf.slice(0, end - this.base)) > this.limits.maxHeaderBytes) {
       throw new StreamError("policy-violation", "stream header too large");
     }
-    this.header = { name: tag.name, uri: tag.uri, contentNs: tag.ns[""] ?? this.sax.resolve("") ?? "", attrs };
+    this.header = { name: tag.name, uri: tag.uri, contentNs: tag.ns[""] ?? this.sax!.resolve("") ?? "", attrs };
     this.mark = end;
     this.notify(() => this.handlers.onStreamStart(this.header!), end);
   }
