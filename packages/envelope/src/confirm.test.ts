@@ -36,6 +36,30 @@ function pair(o: { resendAfterMs?: number } = {}) {
 }
 
 describe("confirmed delivery", () => {
+  test("low is the lowest number still held, whatever order the acknowledgements come in", () => {
+    const p = pair();
+    const lowOf = (text: string) => Number(parse(text).attrs.low);
+    const send = () => {
+      p.sender.send(p.build("x"));
+      return lowOf(p.wire[p.wire.length - 1]!);
+    };
+    assert.equal(send(), 1, "nothing held: the number itself");
+    for (let i = 0; i < 4; i++) send(); // 1..5 held
+    p.sender.acknowledge([2, 3]);
+    assert.equal(send(), 1, "1 is still held"); // 6
+    p.sender.acknowledge([1]);
+    assert.equal(send(), 4); // 7
+    p.sender.settleBounce(`${p.sender.epoch}.4`);
+    p.sender.acknowledge([5, 7]);
+    assert.equal(send(), 6); // 8
+    p.sender.acknowledge([6, 8]);
+    assert.equal(send(), 9, "all settled: the number itself");
+    // A long window acknowledged from the front, as in a burst: low follows.
+    for (let i = 0; i < 5000; i++) send();
+    p.sender.acknowledge(Array.from({ length: 4000 }, (_, i) => 9 + i));
+    assert.equal(send(), 4009);
+  });
+
   test("holds what was sent until acknowledged, then forgets it", () => {
     const p = pair();
     p.sender.send(p.build("1"));
