@@ -1,5 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { relayEnvelope } from "@jabberfarm/envelope";
 import { stanzaErrorCondition } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "./testing.js";
 
@@ -38,6 +39,33 @@ describe("sm core", () => {
     assert.equal(second.kicked, undefined);
     assert.equal(farm.sm.sm.sessions.of("bob@localhost").length, 1);
     second.end();
+  });
+
+  test("a relay queued behind its recipient's other work is acknowledged only once it ran", async () => {
+    const b = await farm.driver.open("bob@localhost/queued");
+    const a = await farm.driver.open("alice@localhost/other");
+    // bob's queue is busy (an xdb read, a takeover...) until `release`.
+    let release!: () => void;
+    const busy = farm.sm.sm.queue.serial("bob@localhost", () => new Promise<void>((r) => (release = r)));
+    const relay = (to: string, n: number) => farm.driver.component.send(relayEnvelope(farm.driver.address, to.replace(/\/.*/, ""),
+      `<message xmlns='jabber:client' from='carol@localhost/x' to='${to}' id='q${n}'><body>${n}</body></message>`, ` seq='feedbeef.${n}' low='1'`));
+    relay("bob@localhost/queued", 1);
+    relay("alice@localhost/other", 2);
+    await a.next((e) => e.attrs.id === "q2");
+    const ackedNow = (n: number): boolean => farm.driver.acks.some((e) => e.attrs.ep === "feedbeef" && e.text().split(" ").includes(String(n)));
+    const acked = async (n: number): Promise<boolean> => {
+      for (let i = 0; i < 250 && !ackedNow(n); i++) await new Promise((r) => setTimeout(r, 20));
+      return ackedNow(n);
+    };
+    assert.ok(await acked(2), "the relay to alice, whose queue was free, is acknowledged");
+    // Acknowledgements leave in the order the work settled: had 1 been acknowledged at once, it would be here by now.
+    assert.equal(ackedNow(1), false, "not acknowledged while it waits in bob's queue");
+    release();
+    await busy;
+    await b.next((e) => e.attrs.id === "q1");
+    assert.ok(await acked(1), "acknowledged once delivered");
+    a.end();
+    b.end();
   });
 
   test("an iq to a full JID that is online is delivered; to one that is not, service-unavailable", async () => {

@@ -191,7 +191,9 @@ export class StanzaPath {
    * the recipient's side is done too) only when it started at once: queued
    * behind other work of the recipient it is left to run, since that work
    * may be the very job asking (a user's message to themselves), which
-   * would then wait for itself.
+   * would then wait for itself. Queued, it goes to `holds` instead, which
+   * delays only the acknowledgement: a route acknowledged before its work
+   * ran would be lost if this SM died in between.
    */
   inboundQueued(stanza: Element, raw: string, user: string, to: Jid, from: Jid, holds?: ConfirmHolds): void | Promise<void> {
     const queued = this.core.queue.isBusy(user);
@@ -200,6 +202,7 @@ export class StanzaPath {
       if (isPromise(r)) {
         const settled = r.catch((err: unknown) => this.core.failed(stanza, err));
         if (!queued) return settled;
+        holds?.push(settled);
       }
     } catch (err) {
       this.core.failed(stanza, err);

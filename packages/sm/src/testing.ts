@@ -110,6 +110,8 @@ export class TestSession {
 /** Plays c2s: opens sessions on the SM and collects what is routed to them. */
 export class SessionDriver {
   readonly component: Component;
+  /** The `<ack/>`s the SM sent to this driver, for what it sent confirmed. */
+  readonly acks: Element[] = [];
   readonly address: string;
   private readonly sessions = new Map<string, TestSession>();
   private readonly startWaiters = new Map<string, (ok: boolean, condition?: string) => void>();
@@ -131,6 +133,10 @@ export class SessionDriver {
 
   private onStanza(el: Element, raw: string): void {
     if (el.ns !== ENVELOPE_NS) return;
+    if (el.local === "ack") {
+      this.acks.push(el);
+      return;
+    }
     if (el.local === "route") {
       const c = this.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
       if (c?.receipt === "duplicate") return;
