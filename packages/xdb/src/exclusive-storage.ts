@@ -12,6 +12,7 @@ import type { ScramCredential, StoreRead, StoreReadResult, StoreWrite, StoreWrit
 import { checkedRead } from "./store-sql.js";
 import type { AccountRecord } from "@jabberfarm/envelope";
 import { CREDENTIALS_SELECT, SqlStorage, credentialFromRow, type CredentialRow } from "./sql-storage.js";
+import type { PlainSetBatcher } from "./plain-sets.js";
 
 /** Accounts whose credentials are kept in memory; beyond it the rest are read per login. */
 const DEFAULT_MAX_CACHED = 200_000;
@@ -23,6 +24,15 @@ export class ExclusiveSqlStorage extends SqlStorage {
   private max = DEFAULT_MAX_CACHED;
   /** User → the stores that may hold something of theirs; any other store surely holds nothing. */
   private readonly mayHave = new Map<string, Set<string>>();
+
+  /**
+   * Writes plain sets together (plain-sets.ts). The batcher must run its
+   * statement on the connection under this storage's handle, and the handle
+   * must call its `flush()` before every other statement.
+   */
+  batchPlainSets(batcher: PlainSetBatcher): void {
+    this.plainSets = batcher;
+  }
 
   /** Reads every account's credentials into memory (if there are no more than `max`). */
   async warm(max = DEFAULT_MAX_CACHED): Promise<void> {

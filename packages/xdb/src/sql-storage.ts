@@ -11,6 +11,7 @@
 import type { Db, DbHandle } from "./db.js";
 import { InvalidArgumentError, UnknownAccountError } from "./errors.js";
 import { storeRead, storeWrite } from "./store-sql.js";
+import type { PlainSetBatcher } from "./plain-sets.js";
 import { checkedExport, checkedImport, exportAccounts, importAccounts } from "./accounts-sql.js";
 import type { AccountRecord } from "@jabberfarm/envelope";
 import type {
@@ -179,6 +180,8 @@ export class SqlStorage implements Storage {
   readonly db: Db;
   readonly #handle: DbHandle;
   #closing: Promise<void> | undefined;
+  /** Plain key-value sets written together (only where one connection orders everything: PGlite). */
+  protected plainSets: PlainSetBatcher | undefined;
 
   constructor(handle: DbHandle) {
     this.#handle = handle;
@@ -315,7 +318,7 @@ export class SqlStorage implements Storage {
   }
 
   storeWrite(params: StoreWrite): Promise<StoreWriteResult> {
-    return storeWrite(this.db, params);
+    return storeWrite(this.db, params, this.plainSets);
   }
 
   // whole accounts in bulk (accounts-sql.ts)

@@ -16,6 +16,7 @@ import {
 import type { Db } from "./db.js";
 import { archiveAppendMany } from "./store-append-many.js";
 import { InvalidArgumentError, ItemNotFoundError, UnknownAccountError } from "./errors.js";
+import type { PlainSetBatcher } from "./plain-sets.js";
 
 type Read = ReturnType<typeof storeReadSchema.parse>;
 export type Write = ReturnType<typeof storeWriteSchema.parse>;
@@ -140,11 +141,12 @@ async function archiveQuery(db: Db, p: ArchiveQuery): Promise<StoreReadResult> {
   return { items: page.map((r) => ({ id: r.id, when: new Date(r.at).toISOString(), with: r.with_jid, value: r.value })), complete };
 }
 
-export async function storeWrite(db: Db, input: StoreWrite): Promise<StoreWriteResult> {
+/** `plainSets`: where plain sets go to be written together (PGlite, plain-sets.ts); else one statement each. */
+export async function storeWrite(db: Db, input: StoreWrite, plainSets?: PlainSetBatcher): Promise<StoreWriteResult> {
   const p = parsed<Write>(storeWriteSchema, input);
   switch (p.kind) {
     case "kv.set":
-      if (isPlainSet(p)) return kvSetOne(db, p);
+      if (isPlainSet(p)) return kvSetOne(db, p, plainSets);
       return db.transaction((tx) => kvSet(tx, p));
     case "archive.append":
       return db.transaction((tx) => archiveAppend(tx, p));
@@ -203,10 +205,14 @@ function isPlainSet(p: KvSet): boolean {
   return p.entries.length === 1 && p.entries[0]!.value !== null && p.quota?.maxKeys === undefined && p.quota?.maxBytes === undefined;
 }
 
-async function kvSetOne(db: Db, p: KvSet): Promise<StoreWriteResult> {
+async function kvSetOne(db: Db, p: KvSet, plainSets: PlainSetBatcher | undefined): Promise<StoreWriteResult> {
   const { key, value } = p.entries[0]!;
   const max = p.quota?.maxValueBytes;
   if (max !== undefined && bytes(value!) > max) return refused("maxValueBytes");
+  if (plainSets !== undefined) {
+    await plainSets.set(p.user, p.store, key, value!);
+    return { ok: true, deleted: 0 };
+  }
   try {
     // The foreign key's check takes the account row's key-share lock, which
     // is what orders this write against the account's deletion (lockAccount

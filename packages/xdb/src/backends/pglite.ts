@@ -8,6 +8,7 @@ import { pgliteDb, type DbHandle } from "../db.js";
 import { DataDirInUseError } from "../errors.js";
 import { migrate } from "../migrations/index.js";
 import { ExclusiveSqlStorage } from "../exclusive-storage.js";
+import { PlainSetBatcher } from "../plain-sets.js";
 import type { Storage } from "../storage.js";
 
 // PGlite does not notice a second process opening the same directory, and
@@ -102,12 +103,16 @@ export async function openPglite(dataDir: string): Promise<Storage> {
     pg = await PGlite.create(dir, { startParams: startParams() });
     const inner = pgliteDb(pg);
     await migrate(inner);
+    // Plain sets of one turn go in one statement, issued before any other
+    // statement so that order holds (plain-sets.ts).
+    const plainSets = new PlainSetBatcher(inner);
     const handle: DbHandle = {
-      query: inner.query,
-      exec: inner.exec,
-      transaction: inner.transaction,
+      query: (sql, params) => (plainSets.flush(), inner.query(sql, params)),
+      exec: (sql) => (plainSets.flush(), inner.exec(sql)),
+      transaction: (fn) => (plainSets.flush(), inner.transaction(fn)),
       async close() {
         try {
+          plainSets.flush();
           await inner.close();
         } finally {
           await unlock();
@@ -117,6 +122,7 @@ export async function openPglite(dataDir: string): Promise<Storage> {
     // This process holds the directory's lock, so nobody else writes: the
     // credentials can be served from memory (exclusive-storage.ts).
     const storage = new ExclusiveSqlStorage(handle);
+    storage.batchPlainSets(plainSets);
     await storage.warm();
     return storage;
   } catch (err) {
