@@ -59,6 +59,25 @@ export class PlainSetBatcher {
     const rows = [...last.values()];
     this.batches++;
     this.rows += rows.length;
+    if (rows.length === 1) {
+      // Alone in its turn (a steady rate of logouts): the plain statement
+      // costs half of the one over arrays (~0.25 against ~0.45 ms on PGlite).
+      const r = rows[0]!;
+      this.db.query(
+        `INSERT INTO kv_store (username, store, key, value) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (username, store, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
+        [r.user, r.store, r.key, r.value],
+      ).then(
+        () => {
+          for (const p of items) p.resolve();
+        },
+        (err: Error & { code?: unknown }) => {
+          const e = err.code === "23503" ? new UnknownAccountError(r.user) : err;
+          for (const p of items) p.reject(e);
+        },
+      );
+      return;
+    }
     // Joined with accounts, so that a set for an account that is gone writes
     // nothing instead of failing the others on the foreign key; RETURNING
     // says which were written (inserted or updated).
