@@ -222,11 +222,11 @@ export class StreamParser {
     return this.sax === null;
   }
 
-  /** A new saxes for a released parser; `k` keepalive characters at the start of this write are skipped. */
-  private revive(k: number): void {
+  /** A new saxes for a released parser; `spaces` keepalive characters at the start of this write are skipped. */
+  private revive(spaces: number): void {
     const header = this.header!;
     let text = `<${header.name}`;
-    for (const k in header.attrs) text += ` ${k}='${escapeAttr(header.attrs[k]!)}'`;
+    for (const name in header.attrs) text += ` ${name}='${escapeAttr(header.attrs[name]!)}'`;
     text += ">";
     const sax = (this.sax = new SaxesParser({ xmlns: true, position: true }));
     this.install();
@@ -240,7 +240,7 @@ export class StreamParser {
     }
     // Absolute positions go on from where the released parser stopped.
     // (Not sax.position: between writes saxes counts its last chunk twice.)
-    this.skipped = this.mark + k - text.length;
+    this.skipped = this.mark + spaces - text.length;
   }
 
   /** Feed bytes (or already decoded text) from the socket. */
