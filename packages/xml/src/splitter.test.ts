@@ -4,7 +4,8 @@ import fc from "fast-check";
 import { xml, type Element } from "./element.js";
 import type { StreamError } from "./errors.js";
 import { StreamParser } from "./parser.js";
-import { StanzaSplitter, incompleteUtf8Tail, unescapeXml } from "./splitter.js";
+import { StanzaSplitter, incompleteUtf8Tail, readStartTag, unescapeXml } from "./splitter.js";
+import { parseElement } from "./fragment.js";
 
 interface Got {
   els: Element[];
@@ -40,6 +41,29 @@ function chunked(buf: Buffer, cuts: number[]): Buffer[] {
 }
 
 describe("StanzaSplitter", () => {
+  test("reads a start tag's attributes as the full parser does, for any spacing, quoting and escaping", () => {
+    const attrName = fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/);
+    const value = fc.array(fc.constantFrom("a", "Z", "0", " ", "@", "/", ">", "=", "é", "😀", "&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#65;", "&#x263A;", "'", '"'), { maxLength: 12 });
+    const space = fc.constantFrom("", " ", "  ", "\n", "\t", "\r\n");
+    fc.assert(fc.property(
+      fc.uniqueArray(fc.record({ name: attrName, value, q: fc.constantFrom("'", '"'), s1: space, s2: space }), { selector: (a) => a.name, maxLength: 6 }),
+      fc.constantFrom(">", "/>", " >", "\n/>"),
+      (list, close) => {
+        let tag = "<x:el xmlns:x='urn:x'";
+        for (const a of list) {
+          // A quote of the kind that delimits the value must be an entity inside it.
+          const v = a.value.map((p) => (p === a.q ? (a.q === "'" ? "&apos;" : "&quot;") : p)).join("");
+          tag += ` ${a.name}${a.s1}=${a.s2}${a.q}${v}${a.q}`;
+        }
+        tag += close;
+        const full = parseElement(close.endsWith("/>") ? tag : `${tag}</x:el>`);
+        const fast = readStartTag(tag, "jabber:component:accept");
+        assert.equal(fast.name, "x:el");
+        assert.deepEqual(fast.attrs, full.attrs);
+      },
+    ), { numRuns: 500 });
+  });
+
   test("hands out each top-level element's exact bytes with its tag's name and attributes", () => {
     const text = "<message from='a@x' to=\"b@y\" id='1'><body>caf\u00e9 &amp; &lt;3 ></body><x xmlns='urn:x' a='&apos;q&apos;'/></message>\n  <iq type='get' to='x' id=\"2\"/><stream:features/>";
     const got = splitAll([Buffer.from(text)]);

@@ -58,7 +58,7 @@ export function unescapeXml(s: string): string {
 const ATTR = /([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 
 /** Name and attributes of a start tag's text (`<name a='1' b="2">` or `.../>`). */
-function readStartTag(tag: string, contentNs: string): Element {
+export function readStartTag(tag: string, contentNs: string): Element {
   let end = 1;
   while (end < tag.length) {
     const c = tag.charCodeAt(end);
