@@ -5,7 +5,7 @@
  * answers the client's bind only once the SM said `started`, so the SM
  * knows the session before any of its stanzas arrives.
  */
-import { randomBytes } from "node:crypto";
+import { randomToken } from "@jabberfarm/sasl";
 import { sessionEnvelope } from "@jabberfarm/envelope";
 import { Jid } from "@jabberfarm/jid";
 import { NS, errorElement, stanzaCondition, xml, type Element, type StanzaErrorType } from "@jabberfarm/xml";
@@ -42,7 +42,7 @@ export class ResourceBinding {
         return;
       }
     } else {
-      jid = Jid.of(user.local, user.domain, randomBytes(9).toString("base64url"));
+      jid = Jid.of(user.local, user.domain, randomToken(9));
     }
     const sid = ctx.newSid();
     const pending: PendingBind = { sid, iq, jid, timer: undefined };

@@ -8,7 +8,7 @@
  * envelopes (session-stanzas.ts, docs/envelope.md). The connection under it
  * is a transport (client-transport.ts): TCP or WebSocket, one session path.
  */
-import { randomBytes } from "node:crypto";
+import { randomToken } from "@jabberfarm/sasl";
 import type { Logger } from "pino";
 import type { CloseReason } from "@jabberfarm/component";
 import { reflectEnvelope, routeEnvelope, sessionEnvelope } from "@jabberfarm/envelope";
@@ -277,7 +277,7 @@ export class ClientStream {
   }
 
   header(lang = "en"): string {
-    return this.conn.streamHeader({ from: this.ctx.domain, id: randomBytes(12).toString("base64url"), lang });
+    return this.conn.streamHeader({ from: this.ctx.domain, id: randomToken(12), lang });
   }
 
   private features(): string {

@@ -21,3 +21,4 @@ export {
 export { ScramServer, type CredentialLookup, type ScramServerOptions } from "./scram.js";
 export { ScramClient, type ScramClientOptions } from "./scram-client.js";
 export { parsePlain, type PlainMessage } from "./plain.js";
+export { randomToken } from "./random-token.js";

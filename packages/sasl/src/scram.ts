@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomToken } from "./random-token.js";
 import { decodeBase64Strict, decodeUtf8 } from "./base64.js";
 import { DEFAULT_ITERATIONS, DEFAULT_SALT_BYTES, decodeCredential, type DecodedCredential, type ScramCredential } from "./credentials.js";
 import { SaslError } from "./errors.js";
@@ -151,7 +152,7 @@ export class ScramServer {
       const unknownUser = credential === undefined;
       credential ??= fakeCredential(this.mechanism, username, this.secret, this.unknownUserIterations);
 
-      const nonce = parsed.clientNonce + (this.fixedServerNonce ?? randomBytes(this.nonceBytes).toString("base64"));
+      const nonce = parsed.clientNonce + (this.fixedServerNonce ?? randomToken(this.nonceBytes, "base64"));
       const serverFirst = `r=${nonce},s=${credential.salt.toString("base64")},i=${credential.iterations}`;
       this.exchange = {
         gs2Header: parsed.gs2Header,
