@@ -209,10 +209,12 @@ async function kvSetOne(db: Db, p: KvSet, plainSets: PlainSetBatcher | undefined
   const { key, value } = p.entries[0]!;
   const max = p.quota?.maxValueBytes;
   if (max !== undefined && bytes(value!) > max) return refused("maxValueBytes");
-  if (plainSets !== undefined) {
-    await plainSets.set(p.user, p.store, key, value!);
-    return { ok: true, deleted: 0 };
-  }
+  await (plainSets !== undefined ? plainSets.set(p.user, p.store, key, value!) : upsertKv(db, p.user, p.store, key, value!));
+  return { ok: true, deleted: 0 };
+}
+
+/** One key-value row written, in one statement; UnknownAccountError when the account does not exist. */
+export async function upsertKv(db: Db, user: string, store: string, key: string, value: string): Promise<void> {
   try {
     // The foreign key's check takes the account row's key-share lock, which
     // is what orders this write against the account's deletion (lockAccount
@@ -220,13 +222,12 @@ async function kvSetOne(db: Db, p: KvSet, plainSets: PlainSetBatcher | undefined
     await db.query(
       `INSERT INTO kv_store (username, store, key, value) VALUES ($1, $2, $3, $4)
        ON CONFLICT (username, store, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
-      [p.user, p.store, key, value],
+      [user, store, key, value],
     );
   } catch (err) {
-    if ((err as { code?: unknown }).code === "23503") throw new UnknownAccountError(p.user);
+    if ((err as { code?: unknown }).code === "23503") throw new UnknownAccountError(user);
     throw err;
   }
-  return { ok: true, deleted: 0 };
 }
 
 async function kvSet(tx: Db, p: KvSet): Promise<StoreWriteResult> {
