@@ -19,6 +19,13 @@ export interface Db {
    * is one connection). Nested calls on `tx` become savepoints.
    */
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
+  /**
+   * True where every statement and transaction runs alone, one after the
+   * other (PGlite's single connection): nothing another writer does can
+   * come between two statements, so a write that needs no lock and no
+   * transaction for that reason may go without (store-append-many.ts).
+   */
+  readonly serial?: boolean;
 }
 
 export interface DbHandle extends Db {
@@ -133,6 +140,7 @@ export function pgPoolDb(pool: Pool): DbHandle {
 /** Adapter for PGlite, which serialises transactions on its single connection itself. */
 export function pgliteDb(pg: PGlite): DbHandle {
   return {
+    serial: true,
     async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
       return (await pg.query<T>(sql, [...params])).rows;
     },

@@ -47,9 +47,12 @@ export function appendManySuite(st: () => Storage, newAccount: (local?: string) 
       assert.deepEqual((await query(u, "mam")).map((i) => [i.id, i.value, i.with]), [["1", "u1", "x@y"], [a3.id, "u-no-id", null], ["2", "u2", null]]);
       assert.deepEqual((await query(v, "mam")).map((i) => i.value), ["v1"]);
       // Redelivered: nothing changes, every item is a duplicate with the stored time.
-      const again = await many("mam", [{ user: v, id: "1", value: "changed" }, { user: u, id: "2", value: "changed" }]);
-      assert.deepEqual(again, [{ id: "1", when: (first[1] as { when: string }).when, duplicate: true }, { id: "2", when: "2020-01-01T00:00:00.000Z", duplicate: true }]);
-      assert.deepEqual((await query(u, "mam")).map((i) => i.value), ["u1", "u-no-id", "u2"]);
+      // Between them a new item, which is stored after them in order.
+      const again = await many("mam", [{ user: v, id: "1", value: "changed" }, { user: u, id: "3", value: "u3" }, { user: u, id: "2", value: "changed" }]);
+      assert.deepEqual(again[0], { id: "1", when: (first[1] as { when: string }).when, duplicate: true });
+      assert.ok("id" in again[1]! && again[1].id === "3" && again[1].duplicate === false);
+      assert.deepEqual(again[2], { id: "2", when: "2020-01-01T00:00:00.000Z", duplicate: true });
+      assert.deepEqual((await query(u, "mam")).map((i) => i.value), ["u1", "u-no-id", "u2", "u3"]);
     });
 
     test("quota per user: refuse leaves the others of the batch alone; drop-oldest keeps the newest", async () => {
@@ -61,11 +64,30 @@ export function appendManySuite(st: () => Storage, newAccount: (local?: string) 
       assert.deepEqual(refused.map((a) => ("refused" in a ? a.refused : "ok")), ["ok", "ok", "ok", "maxItems", "maxItemBytes"]);
       assert.deepEqual((await query(u, "r")).map((i) => i.value), ["1", "2"]);
       assert.deepEqual((await query(v, "r")).map((i) => i.value), ["a"]);
+      // A stored id sent again takes no room: a duplicate, not a refusal, with the user full.
+      const full = await many("r", [{ user: v, id: "k", value: "b" }], { maxItems: 2, onFull: "refuse" });
+      assert.ok("id" in full[0]! && full[0].duplicate === false);
+      const repeated = await many("r", [{ user: v, id: "k", value: "b" }, { user: v, value: "c" }], { maxItems: 2, onFull: "refuse" });
+      assert.deepEqual(repeated.map((a) => ("refused" in a ? a.refused : "duplicate" in a && a.duplicate)), [true, "maxItems"]);
       const quota = { maxItems: 3, onFull: "drop-oldest" as const };
       await many("d", [1, 2].map((i) => ({ user: u, id: `${i}`, value: `${i}` })), quota);
       const dropped = await many("d", [3, 4, 5].map((i) => ({ user: u, id: `${i}`, value: `${i}` })), quota);
       assert.deepEqual(dropped.map((a) => ("dropped" in a ? a.dropped : undefined)), [undefined, undefined, 2], "told on the user's last item");
       assert.deepEqual((await query(u, "d")).map((i) => i.id), ["3", "4", "5"]);
+    });
+
+    test("a limit on each item's size alone: too large is refused, unless its id is stored already", async () => {
+      const u = await newAccount();
+      const ghost = fresh("ghost");
+      const stored = await many("s", [{ user: u, id: "big", value: "0123456789" }]);
+      assert.ok("id" in stored[0]! && stored[0].duplicate === false);
+      const r = await many("s", [
+        { user: u, id: "big", value: "0123456789" }, { user: u, id: "new", value: "0123456789" }, { user: u, value: "ok" },
+        { user: ghost, id: "g", value: "ok" }, { user: u, id: "fits", value: "fine" },
+      ], { maxItemBytes: 5 });
+      assert.deepEqual(r.map((a) => ("refused" in a ? a.refused : "unknownAccount" in a ? "unknown" : a.duplicate)), [true, "maxItemBytes", false, "unknown", false]);
+      assert.equal((r[0] as { when: string }).when, (stored[0] as { when: string }).when);
+      assert.deepEqual((await query(u, "s")).map((i) => i.value), ["0123456789", "ok", "fine"]);
     });
 
     test("concurrent batches over the same users neither deadlock nor store an id twice", async () => {

@@ -151,7 +151,7 @@ export async function storeWrite(db: Db, input: StoreWrite, plainSets?: PlainSet
     case "archive.append":
       return db.transaction((tx) => archiveAppend(tx, p));
     case "archive.appendMany":
-      return db.transaction((tx) => archiveAppendMany(tx, p));
+      return archiveAppendMany(db, p);
     case "archive.delete": {
       let which: string;
       let arg: unknown;

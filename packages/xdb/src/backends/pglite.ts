@@ -107,6 +107,7 @@ export async function openPglite(dataDir: string): Promise<Storage> {
     // statement so that order holds (plain-sets.ts).
     const plainSets = new PlainSetBatcher(inner);
     const handle: DbHandle = {
+      serial: true,
       query: (sql, params) => (plainSets.flush(), inner.query(sql, params)),
       exec: (sql) => (plainSets.flush(), inner.exec(sql)),
       transaction: (fn) => (plainSets.flush(), inner.transaction(fn)),
