@@ -366,6 +366,41 @@ describe("sessions", () => {
     }
   });
 
+  it("stops reading a session while limits.maxUnconfirmedRoutes routes wait for the SM's acknowledgement, and goes on once half are acknowledged", async () => {
+    const c2s = await farm.startC2s({ limits: { maxUnconfirmedRoutes: 16 } }, true);
+    const confirmed = c2s.server.confirmed;
+    // The SM's acknowledgements are held here, as an SM behind on its work (its archive) would hold them.
+    const held: number[] = [];
+    let holding = false;
+    const acknowledge = confirmed.acknowledge.bind(confirmed);
+    confirmed.acknowledge = (numbers) => {
+      if (holding) held.push(...numbers);
+      else acknowledge(numbers);
+    };
+    const [sender, from] = await loggedIn("alice", "window", c2s);
+    const [receiver, to] = await loggedIn("bob", "window", c2s);
+    await eventually(() => confirmed.size === 0, "the logins' routes acknowledged");
+    holding = true;
+    const got = (): string[] => receiver.pending.filter((el) => el.local === "message").map((el) => el.attrs.id ?? "");
+    const messages = (first: number, n: number): string =>
+      Array.from({ length: n }, (_, i) => `<message to='${to}' id='w${first + i}' type='chat'><body>${first + i}</body></message>`).join("");
+    const stream = [...c2s.server.connections()].find((c) => c.session?.full === from)!;
+    // More than the window in one write: what arrived in one read is routed, then the stream stops reading.
+    sender.write(messages(0, 20));
+    await eventually(() => stream.pauses.has("window"), "the sender's stream paused on the full window");
+    sender.write(messages(20, 20));
+    const inFlight = confirmed.size;
+    assert.ok(inFlight >= 16 && inFlight <= 20, `routes in flight: ${inFlight}`);
+    await eventually(() => got().length === inFlight, "what was routed delivered");
+    assert.equal(confirmed.size, inFlight, "the second write is not read while the window is full");
+    // The SM catches up: everything comes through, in order.
+    holding = false;
+    acknowledge(held.splice(0));
+    await eventually(() => got().length === 40, `all 40 delivered (got ${got().length})`);
+    assert.deepEqual(got(), Array.from({ length: 40 }, (_, i) => `w${i}`));
+    await eventually(() => !stream.pauses.has("window"), "the stream reads again");
+  });
+
   it("bounces a route for an unknown sid with its seq (the SM then sends the stanza elsewhere), and ignores a kick for one", async () => {
     const probe = new Component({ name: "c2s", secret: SECRETS.c2s, instance: "probe", routers: [{ host: "127.0.0.1", port: farm.routerPort }] });
     const got: Element[] = [];

@@ -42,6 +42,10 @@ export interface ClientContext {
   routeToSm(build: (confirmAttrs: string) => string): number;
   /** Whether the SM acknowledged (handled) the route `routeToSm` numbered `n`. */
   isConfirmed(n: number): boolean;
+  /** Whether `limits.maxUnconfirmedRoutes` routes wait for their acknowledgement: a session that routes more pauses. */
+  readonly routesWindowFull: boolean;
+  /** Calls `fn` once no more than half of `limits.maxUnconfirmedRoutes` wait (at once if so now). */
+  onceRoutesWindowOpen(fn: () => void): void;
   readonly storage: {
     getCredentials(user: string): Promise<ScramCredential[] | null>;
     createAccount(user: string, credentials: ScramCredential[]): Promise<boolean>;

@@ -139,6 +139,15 @@ export const c2sConfigSchema = z.object({
      * space does not rebuild it.
      */
     releaseParserAfterMs: z.number().int().positive().default(10_000),
+    /**
+     * Routes to the SMs sent and not yet acknowledged (handled: delivered,
+     * archived) above which the sessions that route more stop being read,
+     * until half of them are. Without it a farm slower than its clients
+     * (an archive that cannot keep up) would queue without bound, and the
+     * SM's archive would drop what it cannot hold (docs/performance.md,
+     * "Flow control"). The senders' TCP windows do the rest.
+     */
+    maxUnconfirmedRoutes: z.number().int().min(16).default(4096),
     /** A stream must be authenticated and bound within this long. */
     authTimeoutMs: z.number().int().positive().default(60_000),
     /**

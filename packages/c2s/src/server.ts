@@ -94,6 +94,9 @@ export class C2sServer implements ClientContext {
     const out = (text: string): boolean => this.outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => this.log.warn({ sends, stanza: text.slice(0, 200) }, "gave up routing a stanza: no SM confirmed it"),
+      onSettled: () => {
+        if (this.windowWaiters.length > 0 && this.confirmed.size <= this.windowLow) this.openRoutesWindow();
+      },
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.listeners = new ClientListeners({
@@ -105,6 +108,28 @@ export class C2sServer implements ClientContext {
 
   routeToSm(build: (confirmAttrs: string) => string): number {
     return this.confirmed.send(build);
+  }
+
+  /** Sessions paused on a full window (see `limits.maxUnconfirmedRoutes`), waiting for it to half-empty. */
+  private windowWaiters: Array<() => void> = [];
+
+  private get windowLow(): number {
+    return this.config.limits.maxUnconfirmedRoutes >> 1;
+  }
+
+  get routesWindowFull(): boolean {
+    return this.confirmed.size >= this.config.limits.maxUnconfirmedRoutes;
+  }
+
+  onceRoutesWindowOpen(fn: () => void): void {
+    if (this.confirmed.size <= this.windowLow) fn();
+    else this.windowWaiters.push(fn);
+  }
+
+  private openRoutesWindow(): void {
+    const waiters = this.windowWaiters;
+    this.windowWaiters = [];
+    for (const fn of waiters) fn();
   }
 
   isConfirmed(n: number): boolean {

@@ -76,6 +76,12 @@ export class SessionStanzas {
       stream.pause("router");
       ctx.outlet.onceDrained(() => stream.resume("router"));
     }
+    // The SMs are behind (acknowledgements wait on their work, the archive's
+    // writes among it): read no more from this session until they catch up.
+    if (ctx.routesWindowFull && !stream.pauses.has("window")) {
+      stream.pause("window");
+      ctx.onceRoutesWindowOpen(() => stream.resume("window"));
+    }
   }
 
   /** An error for a stanza of this session that could not be routed (iq requests and messages; presence is dropped). */
