@@ -13,6 +13,14 @@ export const smConfigSchema = z.object({
    * one account cannot fill a farm with sessions.
    */
   maxSessionsPerUser: z.number().int().min(1).default(10),
+  /**
+   * Routes this SM sent (to c2s, to other SMs) and not yet acknowledged
+   * above which it holds back its acknowledgement of what its own sessions
+   * route, until half are: their c2s then stops reading from them
+   * (c2s limits.maxUnconfirmedRoutes). Routes from other SMs are
+   * acknowledged regardless, so two SMs never wait on each other.
+   */
+  maxUnconfirmedRoutes: z.number().int().min(16).default(8192),
   /** XEP-0077: may an authenticated user change their password / cancel the account in band? */
   registration: z.object({
     passwordChange: z.boolean().default(true),

@@ -31,6 +31,8 @@ export interface IntakeCore {
   readonly path: StanzaPath;
   readonly confirmed: ConfirmedSender;
   readonly receiver: ConfirmedReceiver;
+  /** Undefined unless too many of our own routes wait for acknowledgement; then settles once half do (SessionManager). */
+  sendWindowFull(): Promise<void> | undefined;
   toRouter(text: string): void;
   error(stanza: Element, condition: "service-unavailable"): void;
   failed(stanza: Element, err: unknown): void;
@@ -92,7 +94,7 @@ export class RouterIntake {
    * acknowledges once it settled and, after it, what its handlers pushed to
    * `holds` (events.ts, ConfirmHolds: the archive's writes).
    */
-  private confirmedWork(el: Element, work: (holds: ConfirmHolds) => void | Promise<void>): void {
+  private confirmedWork(el: Element, work: (holds: ConfirmHolds) => void | Promise<void>, fromSession = false): void {
     const c = this.core.receiver.receive(el.attrs.from!, el.attrs.seq, el.attrs.low);
     if (c?.receipt === "duplicate") return;
     let r: void | Promise<void>;
@@ -105,6 +107,12 @@ export class RouterIntake {
     }
     if (c === undefined) return;
     const ticket = c.ticket;
+    // Too much of what we sent is unacknowledged (a c2s or SM behind us):
+    // the session's c2s hears of this route later, and pauses the session
+    // once its own window fills. Only sessions' routes: an SM's relay is
+    // acknowledged regardless, so two SMs cannot wait on each other.
+    const full = fromSession ? this.core.sendWindowFull() : undefined;
+    if (full !== undefined) holds.push(full);
     const ack = (): void => this.core.receiver.handled(ticket);
     const handled = (): void => {
       if (holds.length === 0) ack();
@@ -182,7 +190,7 @@ export class RouterIntake {
       } catch (err) {
         this.core.failed(r.stanza, err);
       }
-    });
+    }, true);
   }
 
   /** A stanza of a session, in its user's queue. */

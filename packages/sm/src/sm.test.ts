@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { relayEnvelope } from "@jabberfarm/envelope";
+import { relayEnvelope, routeEnvelope } from "@jabberfarm/envelope";
 import { stanzaErrorCondition } from "@jabberfarm/xml";
 import { startSmFarm, type SmTestFarm } from "./testing.js";
 
@@ -78,6 +78,43 @@ describe("sm core", () => {
     assert.equal(stanzaErrorCondition(gone), "service-unavailable");
     const nobody = await a.iq("<iq type='get' to='nobody@localhost' id='p3'><query xmlns='urn:x'/></iq>");
     assert.equal(stanzaErrorCondition(nobody), "service-unavailable");
+    a.end();
+    b.end();
+  });
+});
+
+describe("sm: its own routes' window", () => {
+  let farm: SmTestFarm;
+  before(async () => {
+    farm = await startSmFarm({ modules: [], maxUnconfirmedRoutes: 16 });
+    await farm.addUser("alice");
+    await farm.addUser("bob");
+  });
+  after(async () => {
+    await farm.stop();
+  });
+
+  test("with maxUnconfirmedRoutes of its deliveries unacknowledged, a session's routes are acknowledged only once half are", async () => {
+    const a = await farm.driver.open("alice@localhost/w");
+    const b = await farm.driver.open("bob@localhost/w");
+    // The c2s is behind: it gets bob's messages but acknowledges none yet.
+    farm.driver.heldAcks = [];
+    const N = 20;
+    for (let n = 1; n <= N; n++) {
+      farm.driver.component.send(routeEnvelope(farm.driver.address, "alice@localhost", a.sid,
+        `<message xmlns='jabber:client' from='alice@localhost/w' to='bob@localhost/w' id='w${n}'><body>${n}</body></message>`, ` seq='abcd0123.${n}' low='1'`));
+    }
+    for (let n = 1; n <= N; n++) await b.next((e) => e.attrs.id === `w${n}`);
+    const acked = (): Set<number> => new Set(farm.driver.acks.filter((e) => e.attrs.ep === "abcd0123").flatMap((e) => e.text().split(" ").map(Number)));
+    for (let i = 0; i < 250 && !acked().has(15); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual([...acked()].sort((x, y) => x - y), Array.from({ length: 15 }, (_, i) => i + 1),
+      "acknowledged while fewer than 16 deliveries waited; the rest held (they would have left with the 15th)");
+    // The c2s catches up: the held acknowledgements follow.
+    const held = farm.driver.heldAcks;
+    farm.driver.heldAcks = undefined;
+    for (const ack of held) ack();
+    for (let i = 0; i < 250 && acked().size < N; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(acked().size, N);
     a.end();
     b.end();
   });

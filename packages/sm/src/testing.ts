@@ -116,6 +116,8 @@ export class SessionDriver {
   private readonly sessions = new Map<string, TestSession>();
   private readonly startWaiters = new Map<string, (ok: boolean, condition?: string) => void>();
   private counter = 0;
+  /** When set, what the SM routes here is delivered but its acknowledgement kept here (a c2s that is behind). */
+  heldAcks: Array<() => void> | undefined;
   /** Routes are confirmed as c2s confirms them (docs/envelope.md, "Confirmation"). */
   private readonly receiver: ConfirmedReceiver;
 
@@ -142,7 +144,11 @@ export class SessionDriver {
       if (c?.receipt === "duplicate") return;
       const r = readRoute(el, raw);
       this.sessions.get(r.sid)?.deliver(r.stanza, r.stanzaRaw);
-      if (c) this.receiver.handled(c.ticket);
+      if (c) {
+        const ack = (): void => this.receiver.handled(c.ticket);
+        if (this.heldAcks !== undefined) this.heldAcks.push(ack);
+        else ack();
+      }
     } else if (el.local === "session") {
       const s = readSession(el);
       if (s.type === "started" || s.type === "error") this.startWaiters.get(s.sid)?.(s.type === "started", s.condition);
