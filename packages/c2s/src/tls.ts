@@ -3,9 +3,11 @@
  * one for the domain, made on the first start and reused afterwards so that
  * clients which pinned it keep working.
  */
+import { execFile } from "node:child_process";
 import { X509Certificate, createPrivateKey, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 
 export interface TlsMaterial {
@@ -91,26 +93,34 @@ export async function loadTlsMaterial(settings: TlsSettings, domain: string, log
   const notBeforeDate = new Date(Date.now() - 3600_000); // some slack for clients with a slow clock
   const notAfterDate = new Date(notBeforeDate);
   notAfterDate.setFullYear(notAfterDate.getFullYear() + VALIDITY_YEARS);
-  // selfsigned (node-forge) is loaded only here: most starts reuse the kept
-  // certificate, and its ~5 MB of heap would stay in every c2s, s2s and upload.
-  const { generate } = await import("selfsigned");
-  const pems = await generate([{ name: "commonName", value: domain }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: domain }] },
-    ],
-  });
+  const pems = await makeSelfSigned(domain, notBeforeDate, notAfterDate);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeAtomic(keyPath, pems.private, 0o600);
+  await writeAtomic(keyPath, pems.key, 0o600);
   await writeAtomic(certPath, pems.cert, 0o644);
   const fingerprint256 = new X509Certificate(pems.cert).fingerprint256;
   log.info({ certPath, keyPath, fingerprint256 }, "generated a self-signed certificate; configure tls.cert and tls.key for a real one");
-  return { cert: pems.cert, key: pems.private, source: "generated", certPath, keyPath, fingerprint256 };
+  return { cert: pems.cert, key: pems.key, source: "generated", certPath, keyPath, fingerprint256 };
+}
+
+/**
+ * Makes the certificate in a child process (self-signed-child.ts): node-forge
+ * and the garbage of making a key would otherwise stay in the process that
+ * serves, ~10 MB in each c2s, s2s and upload started on a fresh directory.
+ */
+function makeSelfSigned(domain: string, notBefore: Date, notAfter: Date): Promise<{ cert: string; key: string }> {
+  const script = fileURLToPath(new URL("./self-signed-child.js", import.meta.url));
+  return new Promise((res, rej) => {
+    execFile(process.execPath, [script, domain, notBefore.toISOString(), notAfter.toISOString()], { maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) {
+        rej(new Error(`making a self-signed certificate for ${domain} failed: ${err.message} ${stderr.trim().slice(-1000)}`));
+        return;
+      }
+      try {
+        const { cert, key } = JSON.parse(stdout) as { cert: string; key: string };
+        res({ cert, key });
+      } catch (e) {
+        rej(new Error(`making a self-signed certificate for ${domain}: unreadable answer (${(e as Error).message})`));
+      }
+    });
+  });
 }
