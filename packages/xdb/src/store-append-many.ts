@@ -19,9 +19,10 @@
 //   (PGlite, `Db.serial`): one INSERT that skips unknown accounts and
 //   stored ids itself; only the items it skipped or refused are looked at
 //   afterwards.
-//   Each statement costs PGlite ~0.2 ms of CPU whatever its size, so a
-//   message archived alone in its batch (a quiet farm) costs one statement
-//   instead of five (bench/archive-append.mjs, docs/performance.md).
+//   Each statement costs PGlite 0.2-0.5 ms of CPU before the rows it
+//   writes, so a message archived alone in its batch (a quiet farm) costs
+//   one statement instead of five: ~0.8 instead of ~1.8 ms
+//   (bench/archive-append.mjs, docs/performance.md).
 import { randomUUID } from "node:crypto";
 import type { AppendedItem, QuotaLimit, StoreWriteResult } from "@jabberfarm/envelope";
 import type { Db } from "./db.js";
