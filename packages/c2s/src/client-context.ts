@@ -42,10 +42,12 @@ export interface ClientContext {
   routeToSm(build: (confirmAttrs: string) => string): number;
   /** Whether the SM acknowledged (handled) the route `routeToSm` numbered `n`. */
   isConfirmed(n: number): boolean;
-  /** Whether `limits.maxUnconfirmedRoutes` routes wait for their acknowledgement: a session that routes more pauses. */
-  readonly routesWindowFull: boolean;
-  /** Calls `fn` once no more than half of `limits.maxUnconfirmedRoutes` wait (at once if so now). */
-  onceRoutesWindowOpen(fn: () => void): void;
+  /**
+   * The routes' flow-control window (`limits.maxUnconfirmedRoutes`): `full`
+   * while that many wait for their acknowledgement (a session that routes
+   * more pauses), `whenOpen()` once no more than half do.
+   */
+  readonly routesWindow: { readonly full: boolean; whenOpen(): Promise<void> };
   readonly storage: {
     getCredentials(user: string): Promise<ScramCredential[] | null>;
     createAccount(user: string, credentials: ScramCredential[]): Promise<boolean>;

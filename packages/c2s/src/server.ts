@@ -94,9 +94,7 @@ export class C2sServer implements ClientContext {
     const out = (text: string): boolean => this.outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => this.log.warn({ sends, stanza: text.slice(0, 200) }, "gave up routing a stanza: no SM confirmed it"),
-      onSettled: () => {
-        if (this.windowWaiters.length > 0 && this.confirmed.size <= this.windowLow) this.openRoutesWindow();
-      },
+      window: config.limits.maxUnconfirmedRoutes,
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.listeners = new ClientListeners({
@@ -110,26 +108,8 @@ export class C2sServer implements ClientContext {
     return this.confirmed.send(build);
   }
 
-  /** Sessions paused on a full window (see `limits.maxUnconfirmedRoutes`), waiting for it to half-empty. */
-  private windowWaiters: Array<() => void> = [];
-
-  private get windowLow(): number {
-    return this.config.limits.maxUnconfirmedRoutes >> 1;
-  }
-
-  get routesWindowFull(): boolean {
-    return this.confirmed.size >= this.config.limits.maxUnconfirmedRoutes;
-  }
-
-  onceRoutesWindowOpen(fn: () => void): void {
-    if (this.confirmed.size <= this.windowLow) fn();
-    else this.windowWaiters.push(fn);
-  }
-
-  private openRoutesWindow(): void {
-    const waiters = this.windowWaiters;
-    this.windowWaiters = [];
-    for (const fn of waiters) fn();
+  get routesWindow(): Pick<ConfirmedSender, "full" | "whenOpen"> {
+    return this.confirmed;
   }
 
   isConfirmed(n: number): boolean {

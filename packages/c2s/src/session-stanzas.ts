@@ -78,9 +78,9 @@ export class SessionStanzas {
     }
     // The SMs are behind (acknowledgements wait on their work, the archive's
     // writes among it): read no more from this session until they catch up.
-    if (ctx.routesWindowFull && !stream.pauses.has("window")) {
+    if (ctx.routesWindow.full && !stream.pauses.has("window")) {
       stream.pause("window");
-      ctx.onceRoutesWindowOpen(() => stream.resume("window"));
+      void ctx.routesWindow.whenOpen().then(() => stream.resume("window"));
     }
   }
 

@@ -60,6 +60,35 @@ describe("confirmed delivery", () => {
     assert.equal(send(), 4009);
   });
 
+  test("a window: full at its size, open again once no more than half is held, however it settles", async () => {
+    const sender = new ConfirmedSender(() => true, { window: 4, resendAfterMs: 60_000 });
+    try {
+      const build = (c: string) => `<route xmlns='urn:jabberfarm:envelope:1'${c}/>`;
+      const ns = [1, 2, 3].map(() => sender.send(build));
+      assert.equal(sender.full, false);
+      ns.push(sender.send(build));
+      assert.equal(sender.full, true);
+      let open = false;
+      const opened = sender.whenOpen().then(() => (open = true));
+      assert.strictEqual(sender.whenOpen(), sender.whenOpen(), "one promise for everyone waiting");
+      sender.acknowledge([ns[0]!]);
+      await Promise.resolve();
+      assert.equal(open, false, "three held: more than half");
+      assert.equal(sender.full, false);
+      // A bounce settles as an acknowledgement does.
+      sender.settleBounce(`${sender.epoch}.${ns[1]}`);
+      await opened;
+      assert.equal(sender.size, 2);
+      const unbounded = new ConfirmedSender(() => true);
+      for (let i = 0; i < 10; i++) unbounded.send(build);
+      assert.equal(unbounded.full, false, "no window: never full");
+      await unbounded.whenOpen();
+      unbounded.stop();
+    } finally {
+      sender.stop();
+    }
+  });
+
   test("holds what was sent until acknowledged, then forgets it", () => {
     const p = pair();
     p.sender.send(p.build("1"));

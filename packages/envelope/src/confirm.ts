@@ -33,6 +33,13 @@ export interface ConfirmedSenderOptions {
    * peer once the receiver handled it (s2s, XEP-0198 on server streams).
    */
   onSettled?: (n: number) => void;
+  /**
+   * Flow control (docs/envelope.md, "Confirmation"): with this many held,
+   * `full` says so, and `whenOpen()` settles once no more than half are.
+   * The sender itself never refuses; its caller stops feeding it (a c2s
+   * pauses the session, an SM holds back its own acknowledgements).
+   */
+  window?: number;
 }
 
 interface Pending {
@@ -52,6 +59,8 @@ export class ConfirmedSender {
   private readonly maxSends: number;
   private readonly maxPending: number;
   private readonly timer: NodeJS.Timeout;
+  /** What `whenOpen()` handed out while the window was over half full. */
+  private opening: { promise: Promise<void>; resolve: () => void } | undefined;
   resent = 0;
 
   constructor(
@@ -83,7 +92,7 @@ export class ConfirmedSender {
       const [oldest, p] = this.pending.entries().next().value as [number, Pending];
       this.pending.delete(oldest);
       this.o.onGiveUp?.(p.text, p.sends);
-      this.o.onSettled?.(oldest);
+      this.settled(oldest);
     }
     return n;
   }
@@ -95,7 +104,7 @@ export class ConfirmedSender {
 
   /** Numbers the receiver acknowledged (from an `<ack/>` for our epoch). */
   acknowledge(numbers: Iterable<number>): void {
-    for (const n of numbers) if (this.pending.delete(n)) this.o.onSettled?.(n);
+    for (const n of numbers) if (this.pending.delete(n)) this.settled(n);
   }
 
   /**
@@ -105,7 +114,7 @@ export class ConfirmedSender {
   settleBounce(seqAttr: string | undefined): void {
     if (seqAttr === undefined || !seqAttr.startsWith(this.epoch + ".")) return;
     const n = Number(seqAttr.slice(this.epoch.length + 1));
-    if (this.pending.delete(n)) this.o.onSettled?.(n);
+    if (this.pending.delete(n)) this.settled(n);
   }
 
   /**
@@ -118,6 +127,32 @@ export class ConfirmedSender {
 
   get size(): number {
     return this.pending.size;
+  }
+
+  /** Whether `window` elements are held (see ConfirmedSenderOptions.window); never without a window. */
+  get full(): boolean {
+    return this.o.window !== undefined && this.pending.size >= this.o.window;
+  }
+
+  /** Settles once no more than half of `window` is held: at once if so now (or without a window). */
+  whenOpen(): Promise<void> {
+    if (this.o.window === undefined || this.pending.size <= this.o.window >> 1) return Promise.resolve();
+    if (this.opening === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.opening = { promise, resolve };
+    }
+    return this.opening.promise;
+  }
+
+  /** Number `n` is no longer held: tells the caller, and opens the window once half empty. */
+  private settled(n: number): void {
+    this.o.onSettled?.(n);
+    const opening = this.opening;
+    if (opening !== undefined && this.pending.size <= this.o.window! >> 1) {
+      this.opening = undefined;
+      opening.resolve();
+    }
   }
 
   stop(): void {
@@ -147,7 +182,7 @@ export class ConfirmedSender {
       if (p.sends >= this.maxSends) {
         this.pending.delete(n);
         this.o.onGiveUp?.(p.text, p.sends);
-        this.o.onSettled?.(n);
+        this.settled(n);
         continue;
       }
       if (!this.out(p.text)) return; // no link now; the next tick tries again

@@ -31,8 +31,6 @@ export interface IntakeCore {
   readonly path: StanzaPath;
   readonly confirmed: ConfirmedSender;
   readonly receiver: ConfirmedReceiver;
-  /** Undefined unless too many of our own routes wait for acknowledgement; then settles once half do (SessionManager). */
-  sendWindowFull(): Promise<void> | undefined;
   toRouter(text: string): void;
   error(stanza: Element, condition: "service-unavailable"): void;
   failed(stanza: Element, err: unknown): void;
@@ -111,8 +109,7 @@ export class RouterIntake {
     // the session's c2s hears of this route later, and pauses the session
     // once its own window fills. Only sessions' routes: an SM's relay is
     // acknowledged regardless, so two SMs cannot wait on each other.
-    const full = fromSession ? this.core.sendWindowFull() : undefined;
-    if (full !== undefined) holds.push(full);
+    if (fromSession && this.core.confirmed.full) holds.push(this.core.confirmed.whenOpen());
     const ack = (): void => this.core.receiver.handled(ticket);
     const handled = (): void => {
       if (holds.length === 0) ack();

@@ -65,23 +65,6 @@ export class SessionManager implements ModuleApi {
   readonly remoteDomains: RemoteDomains;
   /** Replies for storage requests, when storage goes through xdb. */
   onXdb: ((el: Element) => void) | undefined;
-  /** Settles once the routes waiting for acknowledgement are down to half of `maxUnconfirmedRoutes`; made when asked for while full. */
-  private windowOpen: { promise: Promise<void>; resolve: () => void } | undefined;
-
-  /**
-   * Undefined while fewer than `maxUnconfirmedRoutes` routes wait for
-   * acknowledgement; else a promise that settles once half do (router-intake
-   * holds the acknowledgement of a session's route on it).
-   */
-  sendWindowFull(): Promise<void> | undefined {
-    if (this.confirmed.size < this.config.maxUnconfirmedRoutes) return undefined;
-    if (this.windowOpen === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.windowOpen = { promise, resolve };
-    }
-    return this.windowOpen.promise;
-  }
 
   constructor(
     readonly config: SmConfig,
@@ -100,13 +83,8 @@ export class SessionManager implements ModuleApi {
     const out = (text: string): boolean => outlet.send(text);
     this.confirmed = new ConfirmedSender(out, {
       onGiveUp: (text, sends) => log.warn({ sends, stanza: text.slice(0, 200) }, "gave up a stanza: nobody confirmed it"),
-      onSettled: () => {
-        const open = this.windowOpen;
-        if (open !== undefined && this.confirmed.size <= config.maxUnconfirmedRoutes >> 1) {
-          this.windowOpen = undefined;
-          open.resolve();
-        }
-      },
+      // Flow control: router-intake holds back acknowledgements while it is full.
+      window: config.maxUnconfirmedRoutes,
     });
     this.receiver = new ConfirmedReceiver(this.address, out);
     this.ownership = new Ownership(this.instance, this.sessions, this.roster, this.queue, log);
