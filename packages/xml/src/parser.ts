@@ -14,6 +14,7 @@ import { Element, escapeAttr } from "./element.js";
 import { StreamError } from "./errors.js";
 import { NS } from "./namespaces.js";
 import { canonicalElement } from "./canonical.js";
+import { readPlainElement } from "./plain-element.js";
 
 export interface ParserLimits {
   /** Largest top-level element, in bytes of UTF-8 (RFC 6120 §13.12 asks for at least 10,000). */
@@ -66,6 +67,12 @@ export interface StreamParserOptions extends Partial<ParserLimits> {
    * the stream header, CDATA, odd quoting) do not travel past this parser.
    */
   canonical?: boolean;
+  /**
+   * Read plain, complete stanzas with the quick reader (plain-element.ts)
+   * and give only the rest to saxes. On by default; off only to compare
+   * the two in tests and benchmarks.
+   */
+  quick?: boolean;
 }
 
 // Larger writes are fed to saxes in slices so that a limit is noticed after at
@@ -97,6 +104,7 @@ export class StreamParser {
   private readonly limits: ParserLimits;
   private readonly shallow: boolean;
   private readonly canonical: boolean;
+  private readonly quick: boolean;
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   /** Null while released (`release()`): an idle stream holds no saxes until data comes. */
   private sax: SaxesParser<{ xmlns: true; position: true }> | null = null;
@@ -140,6 +148,7 @@ export class StreamParser {
     };
     this.shallow = opts.shallow ?? false;
     this.canonical = opts.canonical ?? false;
+    this.quick = opts.quick ?? true;
     this.reset();
   }
 
@@ -268,8 +277,38 @@ export class StreamParser {
     }
     let i = 0;
     while (i < text.length && !this.failed && !this.ended) {
-      const part = i === 0 && text.length <= SLICE ? text : text.slice(i, i + SLICE);
+      let part = i === 0 && text.length <= SLICE ? text : text.slice(i, i + SLICE);
       i += part.length;
+      if (this.quick && this.idle()) {
+        let read: number | typeof STOP;
+        try {
+          read = this.readPlain(part);
+        } catch (e) {
+          // A handler threw: as on saxes's path.
+          this.fail(e instanceof StreamError ? e : new StreamError("internal-server-error", (e as Error).message));
+          return;
+        }
+        if (read === STOP) {
+          // A handler reset the stream or handed it off; what follows is the new stream's.
+          if (this.ended || this.failed) return;
+          if (this.handoff) {
+            const take = this.handoff;
+            this.handoff = undefined;
+            const rest = this.leftover + text.slice(i);
+            this.leftover = "";
+            this.ended = true;
+            this.buf = "";
+            take(rest);
+            return;
+          }
+          text = this.leftover + text.slice(i);
+          this.leftover = "";
+          i = 0;
+          continue;
+        }
+        if (read === part.length) continue;
+        part = part.slice(read);
+      }
       const idle = this.idle();
       this.buf = this.buf.length === 0 ? part : this.buf + part;
       let input = part;
@@ -314,6 +353,40 @@ export class StreamParser {
       }
       this.compact();
       this.checkPendingSize();
+    }
+  }
+
+  /**
+   * Between stanzas: hands out the complete plain elements at the start of
+   * `part` (plain-element.ts) without saxes, which never sees them (their
+   * characters count as skipped). Returns how much of `part` was used,
+   * keepalive white space included, up to the first element it declines;
+   * or STOP when a handler reset the stream or handed it off, with the
+   * unread rest in `leftover`.
+   */
+  private readPlain(part: string): number | typeof STOP {
+    const header = this.header!;
+    const options = { contentNs: header.contentNs, canonical: this.canonical, shallow: this.shallow, limits: this.limits };
+    let used = 0;
+    for (;;) {
+      let k = used;
+      while (k < part.length && isXmlSpace(part.charCodeAt(k))) k++;
+      if (k === part.length || part.charCodeAt(k) !== 0x3c /* < */) return used;
+      const read = readPlainElement(part, k, options);
+      if (read === undefined) return used;
+      // Idle, so the buffer is empty up to `mark` and part[0] sits at `mark`.
+      const start = this.mark - used;
+      this.mark = this.base = start + read.end;
+      this.buf = "";
+      if (this.sax !== null) this.skipped += read.end - used;
+      used = read.end;
+      const generation = this.generation;
+      this.handlers.onElement(read.el, part.slice(k, read.end));
+      if (this.failed || this.ended) return STOP;
+      if (this.generation !== generation) {
+        this.leftover = part.slice(used);
+        return STOP;
+      }
     }
   }
 

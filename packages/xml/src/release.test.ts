@@ -95,9 +95,13 @@ describe("releasing an idle parser", () => {
     assert.equal(c.parser.release(), true);
     c.parser.write(" \n \t");
     assert.equal(c.parser.released, true);
+    // A plain stanza is read by the quick reader: still no saxes.
     c.parser.write(STANZAS[2]!);
+    assert.equal(c.parser.released, true);
+    // One with a CDATA section needs saxes.
+    c.parser.write(STANZAS[3]!);
     assert.equal(c.parser.released, false);
-    assert.deepEqual(c.raws, [STANZAS[2], STANZAS[2]]);
+    assert.deepEqual(c.raws, [STANZAS[2], STANZAS[2], STANZAS[3]]);
   });
 
   it("answers hostile input after a release as it would have before", () => {
